@@ -1,0 +1,166 @@
+package starttls
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/starttls-go/starttls/internal/wire"
+)
+
+// Conn is an upgraded connection plus what was learned on the way.
+// Read and Write go through TLS (or plaintext when an opportunistic client
+// fell back, or an optional-policy server handed off a plaintext session).
+type Conn struct {
+	net.Conn // the *tls.Conn after the upgrade
+
+	Protocol Protocol
+	// TLS is the TLS connection; nil when the session stayed in plaintext.
+	TLS *tls.Conn
+	// Implicit is true when TLS started with the first byte.
+	Implicit bool
+	// Greeting is the server's greeting (first line, or the whole for
+	// multi-line greetings joined by newlines).
+	Greeting string
+	// CapabilitiesBefore are what the server claimed before TLS: untrusted,
+	// kept only for reports.
+	CapabilitiesBefore Capabilities
+	// Capabilities are the server's capabilities asked again inside TLS:
+	// the only ones to act on.
+	Capabilities Capabilities
+	// Transcript is every line exchanged, in order.
+	Transcript []Exchange
+	Timings    Timings
+	// Fallback is why an opportunistic client stayed in plaintext.
+	Fallback error
+	// Events are noteworthy things the server side saw (injection attempts).
+	Events []Event
+	// ClientName is the name a client gave (EHLO/LHLO), server side only.
+	ClientName string
+
+	reader  *wire.Reader
+	session *clientSession
+	pending []byte // server side, optional policy: the command that ended the dialogue
+}
+
+// Exchange is one line of the transcript.
+type Exchange struct {
+	At   time.Duration `json:"at_ns"`
+	Sent bool          `json:"sent"` // sent by this side
+	TLS  bool          `json:"tls"`
+	Text string        `json:"text"`
+}
+
+// Timings are per-phase durations.
+type Timings struct {
+	Connect   time.Duration `json:"connect_ns"`
+	Greeting  time.Duration `json:"greeting_ns"` // greeting and first capability query
+	Dialogue  time.Duration `json:"dialogue_ns"` // STARTTLS command and go-ahead
+	Handshake time.Duration `json:"handshake_ns"`
+	PostTLS   time.Duration `json:"post_tls_ns"`
+	Total     time.Duration `json:"total_ns"`
+}
+
+// Event is something the server side noticed, such as command injection.
+type Event struct {
+	Kind   string // "command-injection"
+	Detail string
+	Data   []byte // the offending bytes
+}
+
+// Event kinds.
+const (
+	EventCommandInjection = "command-injection"
+)
+
+// Upgraded reports whether the session is protected by TLS.
+func (c *Conn) Upgraded() bool { return c.TLS != nil }
+
+// ConnectionState returns the TLS state (zero when not upgraded).
+func (c *Conn) ConnectionState() tls.ConnectionState {
+	if c.TLS == nil {
+		return tls.ConnectionState{}
+	}
+	return c.TLS.ConnectionState()
+}
+
+// Read reads the application stream; bytes the dialogue reader already
+// buffered come first, so nothing sent inside TLS is lost.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if c.reader != nil {
+		return c.reader.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+// ReadLine reads one line (CRLF or LF) bounded by the line limit. It is a
+// convenience for line protocols; do not mix it with buffered readers of your own.
+func (c *Conn) ReadLine() (string, error) {
+	if c.reader == nil {
+		c.reader = wire.NewReader(c.Conn, DefaultMaxLineLength, -1)
+	}
+	if len(c.pending) > 0 {
+		// The handed-off command is always one whole line.
+		l := strings.TrimRight(string(c.pending), "\r\n")
+		c.pending = nil
+		return l, nil
+	}
+	return c.reader.ReadLine()
+}
+
+// Quit ends a client session politely (QUIT, LOGOUT, ...) and closes it.
+func (c *Conn) Quit(ctx context.Context) error {
+	defer c.Close()
+	s := c.session
+	if s == nil || s.sp.client.quit == nil {
+		return nil
+	}
+	s.ctx = ctx
+	s.dl = wire.Bind(ctx, c.Conn, s.cfg.PhaseTimeout)
+	defer s.dl.Release()
+	s.conn = c.Conn
+	s.r = c.reader
+	return s.sp.client.quit(s)
+}
+
+// Capabilities is a list of capability entries as the server sent them:
+// EHLO keyword lines, IMAP atoms, POP3 CAPA lines.
+type Capabilities []string
+
+// Has reports whether an entry's keyword is name, compared
+// case-insensitively. The keyword is the first word, or for IMAP-style
+// atoms like AUTH=PLAIN the part before '='.
+func (c Capabilities) Has(name string) bool {
+	_, ok := c.Args(name)
+	return ok
+}
+
+// Args returns the arguments of the entries whose keyword is name
+// ("AUTH PLAIN LOGIN" and "AUTH=PLAIN" both give PLAIN ...).
+func (c Capabilities) Args(name string) ([]string, bool) {
+	var args []string
+	found := false
+	for _, e := range c {
+		f := strings.Fields(e)
+		if len(f) == 0 {
+			continue
+		}
+		kw, val, hasEq := strings.Cut(f[0], "=")
+		if !strings.EqualFold(kw, name) {
+			continue
+		}
+		found = true
+		if hasEq {
+			args = append(args, val)
+		}
+		args = append(args, f[1:]...)
+	}
+	return args, found
+}

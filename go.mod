@@ -1,0 +1,3 @@
+module github.com/starttls-go/starttls
+
+go 1.26

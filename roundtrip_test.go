@@ -1,0 +1,129 @@
+package starttls_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/certs"
+)
+
+// testPKI is a CA, a server config holding a leaf for localhost/127.0.0.1
+// and a client config trusting the CA.
+type testPKI struct {
+	CA     *certs.CA
+	Server *tls.Config
+	Client *tls.Config
+}
+
+func newPKI(t testing.TB) *testPKI {
+	t.Helper()
+	ca, err := certs.NewCA("roundtrip test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(certs.LeafOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testPKI{
+		CA:     ca,
+		Server: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}},
+		Client: &tls.Config{RootCAs: ca.Pool()},
+	}
+}
+
+// postTLSCaps answers the client's post-TLS capability query the way a
+// real application would, so that the round trip completes.
+func postTLSCaps(t testing.TB, c *starttls.Conn) {
+	base := starttls.Protocol(strings.TrimSuffix(string(c.Protocol), "s"))
+	if c.Protocol == starttls.SMTPS {
+		base = starttls.SMTP
+	}
+	if c.Implicit {
+		greet := map[starttls.Protocol]string{starttls.SMTP: "220 localhost ESMTP", starttls.IMAP: "* OK ready", "pop3": "+OK ready"}
+		if _, err := c.Write([]byte(greet[base] + "\r\n")); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+	line, err := c.ReadLine()
+	if err != nil {
+		t.Errorf("server: reading post-TLS command: %v", err)
+		return
+	}
+	var reply string
+	switch base {
+	case starttls.SMTP, starttls.Submission, starttls.LMTP:
+		reply = "250-localhost\r\n250 AUTH PLAIN\r\n"
+	case starttls.IMAP:
+		tag, _, _ := strings.Cut(line, " ")
+		reply = "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + " OK done\r\n"
+	default:
+		reply = "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
+	}
+	if _, err := c.Write([]byte(reply)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	pki := newPKI(t)
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.Submission, starttls.LMTP, starttls.IMAP, starttls.POP3, starttls.SMTPS, starttls.IMAPS, starttls.POP3S} {
+		t.Run(string(p), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			done := make(chan error, 1)
+			go func() {
+				conn, err := l.Accept()
+				if err != nil {
+					done <- err
+					return
+				}
+				c, err := starttls.Accept(ctx, conn, p, &starttls.ServerConfig{TLSConfig: pki.Server})
+				if err != nil {
+					done <- err
+					return
+				}
+				postTLSCaps(t, c)
+				done <- nil
+				time.Sleep(50 * time.Millisecond)
+				c.Close()
+			}()
+			c, err := starttls.Dial(ctx, p, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			defer c.Close()
+			if err := <-done; err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			if !c.Upgraded() || c.ConnectionState().Version < tls.VersionTLS12 {
+				t.Fatalf("not upgraded: %+v", c.ConnectionState())
+			}
+			if !c.Capabilities.Has("AUTH") && !c.Capabilities.Has("SASL") {
+				t.Errorf("post-TLS capabilities lack AUTH: %q", c.Capabilities)
+			}
+			if !c.Implicit {
+				if c.CapabilitiesBefore.Has("AUTH") || c.CapabilitiesBefore.Has("SASL") {
+					t.Errorf("server advertised AUTH before TLS: %q", c.CapabilitiesBefore)
+				}
+				if p == starttls.IMAP && !c.CapabilitiesBefore.Has("LOGINDISABLED") {
+					t.Errorf("IMAP server did not advertise LOGINDISABLED before TLS: %q", c.CapabilitiesBefore)
+				}
+			}
+			if c.Greeting == "" || len(c.Transcript) < 3 {
+				t.Errorf("greeting %q, transcript %d lines", c.Greeting, len(c.Transcript))
+			}
+		})
+	}
+}

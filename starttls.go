@@ -1,0 +1,240 @@
+// Package starttls upgrades plaintext protocol connections to TLS, on the
+// client and on the server side, for the protocols that use STARTTLS (SMTP,
+// LMTP, IMAP, POP3, and more registered by their own files) and for their
+// implicit-TLS ports.
+//
+// It is secure by default: a client requires the upgrade and verifies the
+// certificate unless told otherwise; nothing read before TLS is trusted or
+// kept after it; bytes pipelined across the upgrade in either direction are
+// an error; every phase has a deadline and every line a size limit.
+package starttls
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Protocol names a dialogue: "smtp", "imap", "imaps", ...
+type Protocol string
+
+// The mail protocols of this file set; other files register more.
+const (
+	SMTP       Protocol = "smtp"
+	Submission Protocol = "submission"
+	SMTPS      Protocol = "smtps"
+	LMTP       Protocol = "lmtp"
+	IMAP       Protocol = "imap"
+	IMAPS      Protocol = "imaps"
+	POP3       Protocol = "pop3"
+	POP3S      Protocol = "pop3s"
+)
+
+// spec is everything the package knows about one protocol.
+type spec struct {
+	name     Protocol
+	port     int
+	implicit bool     // TLS from the first byte
+	base     Protocol // for implicit variants: the protocol spoken inside TLS
+	client   *clientHalf
+	server   *serverHalf
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[Protocol]*spec{}
+)
+
+// register adds a protocol; protocol files call it from init.
+func register(s *spec) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[s.name]; dup {
+		panic("starttls: protocol registered twice: " + string(s.name))
+	}
+	if s.base == "" {
+		s.base = s.name
+	}
+	registry[s.name] = s
+}
+
+// registerImplicit adds the implicit-TLS variant of a registered protocol.
+func registerImplicit(name, base Protocol, port int) {
+	b := lookupSpec(base)
+	register(&spec{name: name, port: port, implicit: true, base: base, client: b.client, server: b.server})
+}
+
+func lookupSpec(p Protocol) *spec {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	return registry[Protocol(strings.ToLower(string(p)))]
+}
+
+// Protocols lists every registered protocol name, sorted.
+func Protocols() []Protocol {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]Protocol, 0, len(registry))
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// ProtocolInfo describes a registered protocol.
+type ProtocolInfo struct {
+	Name        Protocol
+	DefaultPort int
+	Implicit    bool     // TLS from the first byte
+	Base        Protocol // the plaintext protocol spoken (itself unless Implicit)
+	Server      bool     // the server half exists
+}
+
+// Lookup returns what is known about a protocol.
+func Lookup(p Protocol) (ProtocolInfo, error) {
+	s := lookupSpec(p)
+	if s == nil {
+		return ProtocolInfo{}, fmt.Errorf("%w %q", ErrUnknownProtocol, p)
+	}
+	return ProtocolInfo{Name: s.name, DefaultPort: s.port, Implicit: s.implicit, Base: s.base, Server: s.server != nil}, nil
+}
+
+// Defaults for Config and ServerConfig.
+const (
+	DefaultPhaseTimeout   = 15 * time.Second
+	DefaultMaxLineLength  = 8192
+	DefaultMaxPreTLSBytes = 256 << 10
+)
+
+// Config is a client's configuration. The zero value (or nil) is secure:
+// STARTTLS required, certificates verified against the system roots, SNI
+// set from the address, TLS 1.2 or newer.
+type Config struct {
+	// TLSConfig is cloned; ServerName defaults to the host being dialled and
+	// MinVersion to TLS 1.2.
+	TLSConfig *tls.Config
+	// Opportunistic allows continuing in plaintext when STARTTLS is not
+	// offered or refused (RFC 3207 port-25 behaviour). Injection and
+	// certificate failures are errors even then.
+	Opportunistic bool
+	// LocalName is what the client calls itself (EHLO/LHLO argument). Default "localhost".
+	LocalName string
+	// Domain is the service domain where a protocol needs one (XMPP stream
+	// "to"); default: the host being dialled.
+	Domain string
+	// PhaseTimeout bounds each phase (connect, greeting, each exchange,
+	// handshake) on top of ctx's deadline. Default 15 s.
+	PhaseTimeout time.Duration
+	// MaxLineLength bounds one line from the server. Default 8192.
+	MaxLineLength int
+	// MaxPreTLSBytes bounds everything the server may send before TLS. Default 256 KiB.
+	MaxPreTLSBytes int
+	// Logger receives debug events; nil means silence.
+	Logger *slog.Logger
+}
+
+func (c *Config) orDefault() *Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	if out.LocalName == "" {
+		out.LocalName = "localhost"
+	}
+	if out.PhaseTimeout <= 0 {
+		out.PhaseTimeout = DefaultPhaseTimeout
+	}
+	if out.MaxLineLength <= 0 {
+		out.MaxLineLength = DefaultMaxLineLength
+	}
+	if out.MaxPreTLSBytes <= 0 {
+		out.MaxPreTLSBytes = DefaultMaxPreTLSBytes
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &out
+}
+
+func (c *Config) tlsConfig(serverName string) *tls.Config {
+	var t *tls.Config
+	if c.TLSConfig != nil {
+		t = c.TLSConfig.Clone()
+	} else {
+		t = &tls.Config{}
+	}
+	if t.ServerName == "" {
+		t.ServerName = serverName
+	}
+	if t.MinVersion == 0 {
+		t.MinVersion = tls.VersionTLS12
+	}
+	return t
+}
+
+// SplitHostPort splits addr and supplies the protocol's default port when
+// addr has none. It accepts "host", "host:port", "[v6]" and "[v6]:port".
+func SplitHostPort(addr string, p Protocol) (host string, port int, err error) {
+	s := lookupSpec(p)
+	if s == nil {
+		return "", 0, fmt.Errorf("%w %q", ErrUnknownProtocol, p)
+	}
+	h, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		// No port: the whole thing is the host.
+		h = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		if h == "" {
+			return "", 0, fmt.Errorf("empty host in %q", addr)
+		}
+		return h, s.port, nil
+	}
+	n, err := strconv.Atoi(ps)
+	if err != nil || n <= 0 || n > 65535 {
+		return "", 0, fmt.Errorf("bad port in %q", addr)
+	}
+	return h, n, nil
+}
+
+// Dial connects to addr (default port from the protocol) and performs the
+// upgrade. The returned Conn speaks TLS unless cfg.Opportunistic allowed a
+// plaintext fallback (then Conn.TLS is nil and Conn.Fallback says why).
+func Dial(ctx context.Context, proto Protocol, addr string, cfg *Config) (*Conn, error) {
+	sp := lookupSpec(proto)
+	if sp == nil {
+		return nil, fmt.Errorf("%w %q", ErrUnknownProtocol, proto)
+	}
+	host, port, err := SplitHostPort(addr, proto)
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.orDefault()
+	hp := net.JoinHostPort(host, strconv.Itoa(port))
+	start := time.Now()
+	d := net.Dialer{Timeout: cfg.PhaseTimeout}
+	raw, err := d.DialContext(ctx, "tcp", hp)
+	if err != nil {
+		return nil, &ProtocolError{Protocol: sp.name, Peer: hp, Phase: PhaseConnect, Err: classifyIO(ctx, err)}
+	}
+	return runClient(ctx, raw, sp, cfg, host, time.Since(start))
+}
+
+// Client performs the upgrade on an established connection (the greeting
+// not yet read). serverName, the name verified and sent as SNI, comes from
+// cfg.TLSConfig.ServerName or else the remote address. On error conn is closed.
+func Client(ctx context.Context, conn net.Conn, proto Protocol, cfg *Config) (*Conn, error) {
+	sp := lookupSpec(proto)
+	if sp == nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w %q", ErrUnknownProtocol, proto)
+	}
+	host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+	return runClient(ctx, conn, sp, cfg.orDefault(), host, 0)
+}
