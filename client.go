@@ -72,7 +72,7 @@ func (s *clientSession) record(sent bool, text string) {
 func (s *clientSession) send(line string) error {
 	s.dl.Phase()
 	s.record(true, line)
-	if _, err := io.WriteString(s.conn, line+"\r\n"); err != nil {
+	if _, err := io.WriteString(s.conn, line+"\r\n"+s.auditPipeline()); err != nil {
 		return s.ioErr(err)
 	}
 	return nil
@@ -82,6 +82,9 @@ func (s *clientSession) send(line string) error {
 func (s *clientSession) sendRaw(b []byte, desc string) error {
 	s.dl.Phase()
 	s.record(true, desc)
+	if p := s.auditPipeline(); p != "" {
+		b = append(append([]byte(nil), b...), p...)
+	}
 	if _, err := s.conn.Write(b); err != nil {
 		return s.ioErr(err)
 	}
@@ -145,6 +148,9 @@ func (s *clientSession) run() error {
 		return fmt.Errorf("%w: %s has no client half", ErrUnknownProtocol, s.sp.name)
 	}
 	if s.sp.implicit {
+		if s.cfg.noHandshake {
+			return nil
+		}
 		if err := s.handshake(); err != nil {
 			return err
 		}
@@ -188,11 +194,14 @@ func (s *clientSession) run() error {
 		return err
 	}
 	s.c.Timings.Dialogue = time.Since(t)
+	if s.cfg.noHandshake {
+		return nil
+	}
 
 	if err := s.handshake(); err != nil {
 		return err
 	}
-	if h.requery != nil {
+	if h.requery != nil && s.cfg.PipelineAfterUpgrade == nil {
 		s.phase = PhasePostTLS
 		t = time.Now()
 		if err := h.requery(s); err != nil {

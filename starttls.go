@@ -139,6 +139,15 @@ type Config struct {
 	MaxPreTLSBytes int
 	// Logger receives debug events; nil means silence.
 	Logger *slog.Logger
+
+	// PipelineAfterUpgrade is for auditing servers, never for real
+	// sessions: these bytes are sent in the same write as the upgrade
+	// command (command-injection probe, CVE-2011-0411 class), and the
+	// post-TLS capability query is skipped so that the caller can see
+	// whether the server answers them inside TLS.
+	PipelineAfterUpgrade []byte
+
+	noHandshake bool // set by Negotiate
 }
 
 func (c *Config) orDefault() *Config {

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/certinfo"
+)
+
+// clientFlags are the TLS and dialogue flags shared by connect and check.
+type clientFlags struct {
+	proto      string
+	ca         string
+	insecure   bool
+	serverName string
+	minTLS     string
+	timeout    time.Duration
+	localName  string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.proto, "proto", "", "protocol when the target has no scheme ("+protocolList()+")")
+	fl.StringVar(&f.ca, "ca", "", "PEM file of extra trusted CA certificates")
+	fl.BoolVar(&f.insecure, "insecure", false, "do not abort on certificate problems (they are still reported)")
+	fl.StringVar(&f.serverName, "servername", "", "name to send as SNI and to verify (default: the target host)")
+	fl.StringVar(&f.minTLS, "min-tls", "1.2", "lowest TLS version to accept: 1.0, 1.1, 1.2 or 1.3")
+	fl.DurationVar(&f.timeout, "timeout", 15*time.Second, "deadline for each phase (connect, greeting, each exchange, handshake)")
+	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO); default localhost")
+}
+
+func protocolList() string {
+	var s []string
+	for _, p := range starttls.Protocols() {
+		s = append(s, string(p))
+	}
+	return strings.Join(s, ", ")
+}
+
+// roots returns the system pool plus --ca, or an error naming the file.
+func (f *clientFlags) roots() (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if f.ca == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(f.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca %s: no PEM certificate found", f.ca)
+	}
+	return pool, nil
+}
+
+func parseMinTLS(s string) (uint16, error) {
+	switch s {
+	case "1.0":
+		return tls.VersionTLS10, nil
+	case "1.1":
+		return tls.VersionTLS11, nil
+	case "1.2", "":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("--min-tls %q: want 1.0, 1.1, 1.2 or 1.3", s)
+}
+
+// config builds the library configuration; the verification name is
+// returned for the report.
+func (f *clientFlags) config(t starttls.Target) (*starttls.Config, *x509.CertPool, string, error) {
+	roots, err := f.roots()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	minV, err := parseMinTLS(f.minTLS)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	name := f.serverName
+	if name == "" {
+		name = t.Host
+	}
+	tc := &tls.Config{RootCAs: roots, ServerName: name, MinVersion: minV, InsecureSkipVerify: f.insecure}
+	return &starttls.Config{TLSConfig: tc, PhaseTimeout: f.timeout, LocalName: f.localName, Domain: name}, roots, name, nil
+}
+
+func newConnectCmd() *cobra.Command {
+	var f clientFlags
+	var asJSON, quiet, noCRLF bool
+	cmd := &cobra.Command{
+		Use:   "connect [flags] URL",
+		Short: "Upgrade a connection, show the dialogue, TLS session and chain, then talk to the server",
+		Long: `connect does what "openssl s_client -starttls" does, more legibly: it speaks the
+protocol's plaintext dialogue, upgrades to TLS, prints the dialogue, the TLS version,
+cipher suite, ALPN, the certificate chain and the verification result, then relays
+stdin and stdout over TLS. At the end of stdin it says goodbye (QUIT/LOGOUT) and exits 0.`,
+		Example: `  starttls connect smtp://mail.example.org
+  starttls connect --ca ca.pem imap://127.0.0.1:1143
+  starttls connect --json submission://smtp.example.org:587 </dev/null
+  starttls connect mail.example.org:110 --proto pop3`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := starttls.ParseTarget(args[0], starttls.Protocol(f.proto))
+			if err != nil {
+				return exitWith(exitUsage, err)
+			}
+			cfg, roots, name, err := f.config(t)
+			if err != nil {
+				return exitWith(exitUsage, err)
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			out := cmd.OutOrStdout()
+			c, err := starttls.Dial(ctx, t.Protocol, t.Addr(), cfg)
+			if err != nil {
+				if asJSON {
+					_ = writeJSON(out, connectReport(t, nil, err, roots, name))
+				}
+				return exitWith(exitCodeFor(err), fmt.Errorf("%s: %s: %w", t, starttls.StatusOf(err), err))
+			}
+			rep := connectReport(t, c, nil, roots, name)
+			if asJSON {
+				qctx, cancel := context.WithTimeout(ctx, f.timeout)
+				defer cancel()
+				_ = c.Quit(qctx)
+				return writeJSON(out, rep)
+			}
+			if !quiet {
+				printConnect(out, rep, c)
+			}
+			return relay(ctx, c, cmd.InOrStdin(), out, !noCRLF, f.timeout)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON summary and exit")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but the server's data")
+	cmd.Flags().BoolVar(&noCRLF, "no-crlf", false, "send stdin's line endings as they are (default: LF becomes CRLF)")
+	return cmd
+}
+
+func init() { rootCmd.AddCommand(newConnectCmd()) }
+
+// exitCodeFor maps a dial error to the exit code contract.
+func exitCodeFor(err error) int {
+	var pe *starttls.ProtocolError
+	if errors.As(err, &pe) && pe.Phase == starttls.PhaseConnect {
+		return exitConnect
+	}
+	return exitFindings
+}
+
+// ConnectReport is the --json document of connect.
+type ConnectReport struct {
+	Schema             string                 `json:"schema"`
+	Target             string                 `json:"target"`
+	Protocol           string                 `json:"protocol"`
+	Status             starttls.Status        `json:"status"`
+	Error              string                 `json:"error,omitempty"`
+	Greeting           string                 `json:"greeting,omitempty"`
+	CapabilitiesBefore []string               `json:"capabilities_before"`
+	CapabilitiesAfter  []string               `json:"capabilities_after"`
+	TLS                *tlsSummary            `json:"tls,omitempty"`
+	Certificates       []certinfo.Cert        `json:"certificates,omitempty"`
+	Verification       *certinfo.Verification `json:"verification,omitempty"`
+	Transcript         []starttls.Exchange    `json:"transcript,omitempty"`
+	Timings            *starttls.Timings      `json:"timings,omitempty"`
+}
+
+type tlsSummary struct {
+	Version     string `json:"version"`
+	CipherSuite string `json:"cipher_suite"`
+	ALPN        string `json:"alpn,omitempty"`
+	ServerName  string `json:"server_name"`
+	Resumed     bool   `json:"resumed"`
+	OCSPStapled bool   `json:"ocsp_stapled"`
+}
+
+func connectReport(t starttls.Target, c *starttls.Conn, err error, roots *x509.CertPool, name string) *ConnectReport {
+	r := &ConnectReport{Schema: "starttls.connect/v1", Target: t.String(), Protocol: string(t.Protocol), Status: starttls.StatusOf(err)}
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.Greeting = c.Greeting
+	r.CapabilitiesBefore = nonNil(c.CapabilitiesBefore)
+	r.CapabilitiesAfter = nonNil(c.Capabilities)
+	r.Transcript = c.Transcript
+	r.Timings = &c.Timings
+	if c.TLS == nil {
+		return r
+	}
+	st := c.ConnectionState()
+	r.TLS = &tlsSummary{Version: tls.VersionName(st.Version), CipherSuite: tls.CipherSuiteName(st.CipherSuite),
+		ALPN: st.NegotiatedProtocol, ServerName: name, Resumed: st.DidResume, OCSPStapled: len(st.OCSPResponse) > 0}
+	now := time.Now()
+	r.Certificates = certinfo.Describe(st.PeerCertificates, now)
+	v := certinfo.Verify(st.PeerCertificates, roots, name, now)
+	r.Verification = &v
+	return r
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printConnect(w io.Writer, r *ConnectReport, c *starttls.Conn) {
+	p := newPrinter(w)
+	p.section("Dialogue")
+	for _, e := range r.Transcript {
+		dir := "S:"
+		if e.Sent {
+			dir = "C:"
+		}
+		if e.TLS {
+			dir += " [TLS]"
+		}
+		p.line("  %s %s", p.dim(dir), e.Text)
+	}
+	if c.Fallback != nil {
+		p.line("  %s", p.red("stayed in plaintext: "+c.Fallback.Error()))
+		return
+	}
+	p.section("TLS")
+	p.line("  version       %s", r.TLS.Version)
+	p.line("  cipher suite  %s", r.TLS.CipherSuite)
+	alpn := r.TLS.ALPN
+	if alpn == "" {
+		alpn = "(none)"
+	}
+	p.line("  ALPN          %s", alpn)
+	p.line("  server name   %s", r.TLS.ServerName)
+	p.line("  OCSP stapled  %v", r.TLS.OCSPStapled)
+	p.section("Certificate chain")
+	for i, ce := range r.Certificates {
+		p.line("  %d subject  %s", i, ce.Subject)
+		p.line("    issuer   %s", ce.Issuer)
+		if sans := append(append([]string{}, ce.DNSNames...), ce.IPAddresses...); len(sans) > 0 {
+			p.line("    names    %s", strings.Join(sans, ", "))
+		}
+		p.line("    valid    %s to %s (%d days left)", ce.NotBefore.Format(time.DateOnly), ce.NotAfter.Format(time.DateOnly), ce.DaysLeft)
+		p.line("    key      %s %d bits, signed with %s", ce.KeyType, ce.KeyBits, ce.SignatureAlgorithm)
+	}
+	p.section("Verification")
+	if r.Verification.OK {
+		p.line("  %s trusted, valid for %s, not expired", p.green("OK:"), r.TLS.ServerName)
+	} else {
+		p.line("  %s %s", p.red("FAILED:"), r.Verification.Error)
+	}
+	p.section("Session (stdin is sent to the server; end it with Ctrl-D)")
+}
+
+// quitGrace is how long replies to the last typed commands may take to
+// arrive after stdin ends.
+const quitGrace = 500 * time.Millisecond
+
+// relay copies in to the server and the server to out until either ends;
+// at the end of in it says goodbye politely.
+func relay(ctx context.Context, c *starttls.Conn, in io.Reader, out io.Writer, crlf bool, timeout time.Duration) error {
+	serverDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(out, c)
+		serverDone <- err
+	}()
+	inDone := make(chan error, 1)
+	go func() {
+		inDone <- copyLines(c, in, crlf)
+	}()
+	select {
+	case <-serverDone:
+		// The server hung up (perhaps after a QUIT the user typed).
+		c.Close()
+		return nil
+	case <-ctx.Done():
+		c.Close()
+		return nil
+	case err := <-inDone:
+		if err != nil {
+			c.Close()
+			return exitWith(exitFindings, err)
+		}
+	}
+	// Let replies to the last commands arrive, then stop the reader so that
+	// Quit reads its own answer and not an earlier one.
+	_ = c.SetReadDeadline(time.Now().Add(quitGrace))
+	<-serverDone
+	_ = c.SetReadDeadline(time.Time{})
+	n := len(c.Transcript)
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := c.Quit(qctx)
+	for _, e := range c.Transcript[n:] {
+		if !e.Sent {
+			fmt.Fprintln(out, e.Text)
+		}
+	}
+	if err != nil && !errors.Is(err, starttls.ErrClosed) {
+		fmt.Fprintln(os.Stderr, "starttls: goodbye:", err)
+	}
+	return nil
+}
+
+// copyLines sends in to w line by line, turning LF into CRLF if asked.
+func copyLines(w io.Writer, in io.Reader, crlf bool) error {
+	br := bufio.NewReader(in)
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			if crlf && strings.HasSuffix(line, "\n") && !strings.HasSuffix(line, "\r\n") {
+				line = strings.TrimSuffix(line, "\n") + "\r\n"
+			}
+			if _, werr := io.WriteString(w, line); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

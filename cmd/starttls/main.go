@@ -1,0 +1,57 @@
+// Command starttls audits, debugs, serves and proxies STARTTLS.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK       = 0
+	exitFindings = 1 // findings at or above --fail-on, or a failed session
+	exitUsage    = 2
+	exitConnect  = 3 // could not connect
+)
+
+// exitError carries an exit code up to main; its message is printed once.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitWith(code int, err error) error { return &exitError{code: code, err: err} }
+
+var rootCmd = &cobra.Command{
+	Use:   "starttls",
+	Short: "Audit, debug, serve and proxy STARTTLS",
+	Long: `starttls speaks the STARTTLS upgrade of SMTP, LMTP, IMAP, POP3 and more,
+on the client and the server side, and checks servers for the ways it goes wrong.`,
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	rootCmd.SetArgs(args)
+	err := rootCmd.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "starttls:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// Cobra's own errors are about flags and arguments.
+	return exitUsage
+}
