@@ -23,7 +23,7 @@ func (t Target) String() string { return string(t.Protocol) + "://" + t.Addr() }
 
 // schemeAlias maps URL schemes that are not protocol names.
 var schemeAlias = map[string]Protocol{
-	"postgresql": "postgres",
+	"postgresql":    "postgres",
 	"smtp+starttls": SMTP,
 }
 
