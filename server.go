@@ -360,6 +360,7 @@ func (srv *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(20 * time.Millisecond)
 				continue
 			}
 			return err
@@ -409,6 +410,8 @@ func NewListener(inner net.Listener, proto Protocol, cfg *ServerConfig, onError 
 				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 					return
 				}
+				// A transient failure (EMFILE, ...): back off rather than spin.
+				time.Sleep(20 * time.Millisecond)
 				continue
 			}
 			go func() {
