@@ -1,0 +1,331 @@
+// Package check audits one server's STARTTLS: the dialogue, TLS versions,
+// cipher suites and groups, the certificate, and the STARTTLS-specific
+// flaws (command and response injection, authentication before TLS,
+// STARTTLS after TLS, state not reset). Each probe has its own deadline;
+// independent probes run concurrently.
+package check
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/certinfo"
+)
+
+// Depths of a check.
+const (
+	Quick = "quick" // dialogue, certificate, versions, command injection
+	Full  = "full"  // everything
+)
+
+// Options configure a check. The zero value checks fully against the
+// system roots with 10-second phases.
+type Options struct {
+	// Roots verify the certificate; nil means the system pool.
+	Roots *x509.CertPool
+	// ServerName is the name verified and sent as SNI; default the target host.
+	ServerName string
+	// Timeout bounds each phase of each probe. Default 10 s.
+	Timeout time.Duration
+	// Depth is Quick or Full (default).
+	Depth string
+	// Concurrency bounds simultaneous connections to the server. Default 6.
+	Concurrency int
+	// LocalName is the EHLO name. Default "localhost".
+	LocalName string
+	// Now is the clock for certificate dates; default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults(t starttls.Target) Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Depth == "" {
+		o.Depth = Full
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 6
+	}
+	if o.ServerName == "" {
+		o.ServerName = t.Host
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// run is one check in progress.
+type run struct {
+	t    starttls.Target
+	o    Options
+	info starttls.ProtocolInfo
+	r    *Report
+	mu   sync.Mutex // guards r.Findings, r.StartTLS.Probes, r.Timings.ProbesMS
+}
+
+func (c *run) add(f Finding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.r.Findings = append(c.r.Findings, f)
+}
+
+func (c *run) has(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r.Has(id)
+}
+
+func (c *run) verdict(id, v string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.r.StartTLS.Probes[id] = v
+	c.r.Timings.ProbesMS[id] = ms(d)
+}
+
+// Run checks one target. It always returns a report; r.Status says whether
+// the server could be reached and upgraded at all.
+func Run(ctx context.Context, t starttls.Target, o Options) *Report {
+	o = o.withDefaults(t)
+	start := time.Now()
+	info, err := starttls.Lookup(t.Protocol)
+	r := &Report{
+		Schema: Schema, Target: t.String(), Protocol: string(t.Protocol), Host: t.Host, Port: t.Port,
+		Depth: o.Depth, StartedAt: start.UTC(),
+		StartTLS: StartTLSInfo{Implicit: info.Implicit, CapabilitiesBefore: []string{}, CapabilitiesAfter: []string{}, Probes: map[string]string{}},
+		TLS:      TLSInfo{Versions: map[string]bool{}, CipherSuites: map[string][]string{}, Groups: []string{}},
+		Findings: []Finding{},
+		Timings:  Timings{ProbesMS: map[string]float64{}},
+	}
+	if err != nil {
+		r.Status, r.Error, r.Grade = starttls.StatusOf(err), err.Error(), "F"
+		return r
+	}
+	c := &run{t: t, o: o, info: info, r: r}
+	conn := c.session(ctx)
+	if conn != nil {
+		c.capabilityFindings(conn)
+		c.certificateFindings(conn)
+	}
+	if r.Status == starttls.StatusSuccess || errors.Is(errOf(r), starttls.ErrHandshake) {
+		c.probes(ctx, conn)
+	}
+	if conn != nil {
+		qctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		_ = conn.Quit(qctx)
+		cancel()
+	}
+	sort.SliceStable(r.Findings, func(i, j int) bool {
+		if r.Findings[i].Severity != r.Findings[j].Severity {
+			return r.Findings[i].Severity > r.Findings[j].Severity
+		}
+		return r.Findings[i].ID < r.Findings[j].ID
+	})
+	r.Grade = Grade(r)
+	r.Timings.TotalMS = ms(time.Since(start))
+	return r
+}
+
+// errOf is a marker for the main session's error class.
+func errOf(r *Report) error {
+	if r.Status == starttls.StatusHandshake {
+		return starttls.ErrHandshake
+	}
+	return nil
+}
+
+// clientConfig is the configuration of every probe's session: it accepts
+// any certificate and old versions so that the check can see them, and
+// judges the certificate itself.
+func (c *run) clientConfig() *starttls.Config {
+	return &starttls.Config{
+		TLSConfig: &tls.Config{
+			ServerName: c.o.ServerName, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10,
+		},
+		PhaseTimeout: c.o.Timeout,
+		LocalName:    c.o.LocalName,
+		Domain:       c.o.ServerName,
+	}
+}
+
+// session runs the main dialogue as a TLS-requiring client would.
+func (c *run) session(ctx context.Context) *starttls.Conn {
+	r := c.r
+	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), c.clientConfig())
+	r.Status = starttls.StatusOf(err)
+	if err != nil {
+		r.Error = err.Error()
+		var pe *starttls.ProtocolError
+		reply := ""
+		if errors.As(err, &pe) {
+			reply = pe.Reply
+		}
+		switch {
+		case errors.Is(err, starttls.ErrNotOffered):
+			c.add(newFinding("starttls-not-offered", "the server's capabilities do not include the upgrade: "+firstNonEmpty(reply, err.Error())))
+		case errors.Is(err, starttls.ErrRefused):
+			r.StartTLS.Offered = true
+			c.add(newFinding("starttls-refused", "the server answered "+fmt.Sprintf("%q", reply)))
+		case errors.Is(err, starttls.ErrInjection):
+			r.StartTLS.Offered = true
+			c.add(newFinding("response-injection", "bytes after the go-ahead: "+fmt.Sprintf("%q", reply)))
+		case errors.Is(err, starttls.ErrHandshake):
+			r.StartTLS.Offered = true
+			c.add(newFinding("handshake-failed", err.Error()))
+		}
+		return nil
+	}
+	st := conn.ConnectionState()
+	r.StartTLS.Offered = true
+	r.StartTLS.Upgraded = conn.TLS != nil
+	r.StartTLS.Greeting = conn.Greeting
+	r.StartTLS.CapabilitiesBefore = nonNil(conn.CapabilitiesBefore)
+	r.StartTLS.CapabilitiesAfter = nonNil(conn.Capabilities)
+	r.StartTLS.Transcript = conn.Transcript
+	r.TLS.Negotiated = &Negotiated{Version: tls.VersionName(st.Version), CipherSuite: tls.CipherSuiteName(st.CipherSuite), ALPN: st.NegotiatedProtocol}
+	r.Timings.ConnectMS = ms(conn.Timings.Connect)
+	r.Timings.GreetingMS = ms(conn.Timings.Greeting)
+	r.Timings.DialogueMS = ms(conn.Timings.Dialogue)
+	r.Timings.HandshakeMS = ms(conn.Timings.Handshake)
+	return conn
+}
+
+// capabilityFindings judges what the server advertised before TLS.
+func (c *run) capabilityFindings(conn *starttls.Conn) {
+	if c.info.Implicit {
+		return
+	}
+	before := conn.CapabilitiesBefore
+	for _, kw := range []string{"AUTH", "AUTHINFO", "SASL"} {
+		args, ok := before.Args(kw)
+		if ok && (kw != "SASL" || len(args) > 0 && strings.Trim(strings.Join(args, ""), `"`) != "") {
+			c.add(newFinding("auth-before-tls", fmt.Sprintf("before TLS the server advertised %s %s", kw, strings.Join(args, " "))))
+			break
+		}
+	}
+	switch c.info.Base {
+	case starttls.IMAP:
+		if !before.Has("LOGINDISABLED") {
+			c.add(newFinding("plaintext-login", "the pre-TLS CAPABILITY lacks LOGINDISABLED: "+strings.Join(before, " ")))
+		}
+	case starttls.POP3:
+		if before.Has("USER") {
+			c.add(newFinding("plaintext-login", "the pre-TLS CAPA lists USER"))
+		}
+	}
+	for _, kw := range []string{"STARTTLS", "STLS"} {
+		if conn.Capabilities.Has(kw) {
+			c.add(newFinding("starttls-after-tls", fmt.Sprintf("the capabilities asked inside TLS still list %s", kw)))
+			break
+		}
+	}
+}
+
+// certificateFindings judges the served chain.
+func (c *run) certificateFindings(conn *starttls.Conn) {
+	st := conn.ConnectionState()
+	now := c.o.Now()
+	chain := st.PeerCertificates
+	ci := &c.r.Certificate
+	ci.Chain = certinfo.Describe(chain, now)
+	ci.VerifiedName = c.o.ServerName
+	ci.OCSPStapled = len(st.OCSPResponse) > 0
+	ci.Verification = certinfo.Verify(chain, c.o.Roots, c.o.ServerName, now)
+	if len(chain) == 0 {
+		return
+	}
+	v := ci.Verification
+	leaf := chain[0]
+	if !v.Trusted {
+		c.add(newFinding("cert-untrusted", fmt.Sprintf("issuer %q; %s", leaf.Issuer.String(), v.Error)))
+	}
+	if !v.NameMatch {
+		c.add(newFinding("cert-name-mismatch", fmt.Sprintf("verified name %q; the certificate names %s", c.o.ServerName, strings.Join(append(append([]string{}, ci.Chain[0].DNSNames...), ci.Chain[0].IPAddresses...), ", "))))
+	}
+	if v.Expired {
+		c.add(newFinding("cert-expired", fmt.Sprintf("valid from %s to %s", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))))
+	} else if left := leaf.NotAfter.Sub(now); left < 30*24*time.Hour {
+		f := newFinding("cert-expires-soon", fmt.Sprintf("expires %s (%d days left)", leaf.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)))
+		if left < 7*24*time.Hour {
+			f = f.withSeverity(High)
+		}
+		c.add(f)
+	}
+	if kt, bits := certinfo.KeyInfo(leaf); (kt == "RSA" && bits < 2048) || (strings.HasPrefix(kt, "ECDSA") && bits < 224) {
+		c.add(newFinding("cert-weak-key", fmt.Sprintf("%s %d bits", kt, bits)))
+	}
+	for i, cert := range chain {
+		if i > 0 && cert.CheckSignatureFrom(cert) == nil {
+			continue // a self-signed root's own signature does not matter
+		}
+		switch cert.SignatureAlgorithm {
+		case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA, x509.DSAWithSHA1:
+			c.add(newFinding("cert-weak-signature", fmt.Sprintf("certificate %d (%s) is signed with %s", i, cert.Subject, cert.SignatureAlgorithm)))
+		}
+	}
+	if !v.ChainInOrder {
+		c.add(newFinding("cert-chain-order", fmt.Sprintf("%d certificates served, not each signed by the next", len(chain))))
+	}
+	ci.Lints = append(ci.Lints, lintCertificate(chain)...)
+	if n := len(ci.Lints); n > 0 {
+		names := make([]string, 0, n)
+		for _, l := range ci.Lints {
+			names = append(names, l.Name+" ("+l.Status+")")
+		}
+		c.add(newFinding("cert-lint", strings.Join(names, ", ")))
+	}
+}
+
+// probes runs the connection-hungry probes concurrently.
+func (c *run) probes(ctx context.Context, conn *starttls.Conn) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(3)
+	timed := func(name string, f func(context.Context)) {
+		g.Go(func() error {
+			t := time.Now()
+			f(gctx)
+			c.mu.Lock()
+			c.r.Timings.ProbesMS[name] = ms(time.Since(t))
+			c.mu.Unlock()
+			return nil
+		})
+	}
+	timed("tls", c.tlsProbes)
+	if !c.info.Implicit {
+		timed("command-injection", c.commandInjection)
+		if c.o.Depth == Full {
+			timed("state-not-reset", c.stateReset)
+			if conn != nil {
+				timed("starttls-after-tls", func(ctx context.Context) { c.upgradeAgain(ctx, conn) })
+			}
+		}
+	}
+	_ = g.Wait()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func firstNonEmpty(a ...string) string {
+	for _, s := range a {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,154 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/starttls-go/starttls"
+)
+
+// injectionProbes are harmless commands pipelined after the upgrade
+// command, by base protocol; a server that answers them inside TLS
+// executed plaintext that an attacker could have injected.
+var injectionProbes = map[starttls.Protocol]string{
+	starttls.SMTP:       "RSET\r\n",
+	starttls.Submission: "RSET\r\n",
+	starttls.LMTP:       "RSET\r\n",
+	starttls.IMAP:       "zz NOOP\r\n",
+	starttls.POP3:       "CAPA\r\n",
+	"nntp":              "DATE\r\n",
+	"sieve":             "NOOP\r\n",
+	"ftp":               "FEAT\r\n",
+	"irc":               "PING starttls-check\r\n",
+}
+
+// unsolicitedAfterTLS says how many lines a server legitimately sends
+// inside TLS before the client speaks (ManageSieve re-sends its
+// capabilities, ending with an OK line).
+var unsolicitedAfterTLS = map[starttls.Protocol]func(line string) (done bool){
+	"sieve": func(line string) bool { return strings.HasPrefix(strings.ToUpper(line), "OK") },
+}
+
+// injectionWait is how long the probe waits for an answer inside TLS; a
+// vulnerable server answers at once, so this only bounds the clean case.
+const injectionWait = 1500 * time.Millisecond
+
+func (c *run) commandInjection(ctx context.Context) {
+	start := time.Now()
+	probe, ok := injectionProbes[c.info.Base]
+	if !ok {
+		c.verdict("command-injection", "n/a", 0)
+		return
+	}
+	cfg := c.clientConfig()
+	cfg.PipelineAfterUpgrade = []byte(probe)
+	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
+	if err != nil {
+		// Closing, refusing or answering in plaintext before the go-ahead all
+		// keep the pipelined command out of TLS.
+		c.verdict("command-injection", "pass ("+string(starttls.StatusOf(err))+")", time.Since(start))
+		return
+	}
+	defer conn.Close()
+	wait := min(injectionWait, c.o.Timeout)
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	expected := unsolicitedAfterTLS[c.info.Base]
+	var got []string
+	for i := 0; i < 50; i++ {
+		line, err := conn.ReadLine()
+		if err != nil {
+			break
+		}
+		if expected != nil {
+			if expected(line) {
+				expected = nil
+			}
+			continue
+		}
+		got = append(got, line)
+		if len(got) >= 3 {
+			break
+		}
+	}
+	if len(got) == 0 {
+		c.verdict("command-injection", "pass", time.Since(start))
+		return
+	}
+	c.verdict("command-injection", "fail", time.Since(start))
+	c.add(newFinding("command-injection", fmt.Sprintf("sent %q in one segment; inside TLS, before sending anything, the server answered %q",
+		"STARTTLS\r\n"+probe, strings.Join(got, "\r\n"))))
+}
+
+// stateReset sends MAIL inside TLS without a new EHLO (SMTP family only).
+func (c *run) stateReset(ctx context.Context) {
+	start := time.Now()
+	switch c.info.Base {
+	case starttls.SMTP, starttls.Submission, starttls.LMTP:
+	default:
+		c.verdict("state-not-reset", "n/a", 0)
+		return
+	}
+	cfg := c.clientConfig()
+	cfg.PipelineAfterUpgrade = []byte{} // skip the post-TLS EHLO, send nothing extra
+	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
+	if err != nil {
+		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(c.o.Timeout))
+	const mail = "MAIL FROM:<starttls-check@example.invalid>"
+	if _, err := conn.Write([]byte(mail + "\r\n")); err != nil {
+		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	line, err := conn.ReadLine()
+	if err != nil {
+		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	code, _, _, perr := starttls.ParseSMTPLine(line)
+	switch {
+	case perr != nil:
+		c.verdict("state-not-reset", "error: "+perr.Error(), time.Since(start))
+	case code == 250:
+		c.verdict("state-not-reset", "fail", time.Since(start))
+		c.add(newFinding("state-not-reset", fmt.Sprintf("inside TLS, with no new EHLO, %q was answered %q", mail, line)))
+	default:
+		c.verdict("state-not-reset", "pass", time.Since(start))
+	}
+	_, _ = conn.Write([]byte("RSET\r\nQUIT\r\n"))
+}
+
+// upgradeAgain asks for STARTTLS a second time inside TLS.
+func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
+	start := time.Now()
+	err := conn.UpgradeAgain(ctx)
+	switch {
+	case err == nil:
+		c.verdict("starttls-after-tls", "fail", time.Since(start))
+		if !c.has("starttls-after-tls") {
+			c.add(newFinding("starttls-after-tls", "inside TLS the server accepted a second STARTTLS"))
+		}
+	case errors.Is(err, starttls.ErrRefused):
+		v := "pass"
+		if c.has("starttls-after-tls") {
+			v = "fail (advertised, refused)"
+		}
+		c.verdict("starttls-after-tls", v, time.Since(start))
+	default:
+		c.verdict("starttls-after-tls", "error: "+err.Error(), time.Since(start))
+	}
+}
+
+// dialer returns connections positioned for a raw ClientHello.
+func (c *run) dialer() func(ctx context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		raw, _, err := starttls.Negotiate(ctx, c.t.Protocol, c.t.Addr(), c.clientConfig())
+		return raw, err
+	}
+}

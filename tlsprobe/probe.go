@@ -1,0 +1,315 @@
+package tlsprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Dialer returns a connection positioned where the server expects a
+// ClientHello (for STARTTLS protocols, after the plaintext dialogue). Each
+// probe calls it once.
+type Dialer func(ctx context.Context) (net.Conn, error)
+
+// Options tune a probe run.
+type Options struct {
+	ServerName  string        // SNI; empty or an IP address sends none
+	Timeout     time.Duration // per probe (dial, dialogue and answer); default 10 s
+	Concurrency int           // simultaneous connections; default 4
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if net.ParseIP(o.ServerName) != nil {
+		o.ServerName = ""
+	}
+	return o
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// one dials and sends one ClientHello.
+func one(ctx context.Context, dial Dialer, o Options, ch ClientHello) (*ServerHello, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	conn, err := dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ch.ServerName = o.ServerName
+	return Hello(ctx, conn, ch)
+}
+
+func suiteIDs(ss []Suite) []uint16 {
+	ids := make([]uint16, len(ss))
+	for i, s := range ss {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
+func groupIDs() []uint16 {
+	ids := make([]uint16, len(AllGroups))
+	for i, g := range AllGroups {
+		ids[i] = g.ID
+	}
+	return ids
+}
+
+// helloFor offers everything that makes sense for v alone.
+func helloFor(v Version) ClientHello {
+	if v == TLS13 {
+		return ClientHello{Version: v, Suites: suiteIDs(tls13Suites), Groups: groupIDs(), KeyShareX25519: true}
+	}
+	return ClientHello{Version: v, Suites: suiteIDs(legacySuites), Groups: groupIDs()}
+}
+
+// accepted interprets a probe's answer for version v: yes, no, or an error
+// (timeout, garbage) that leaves the question open.
+func accepted(sh *ServerHello, err error, v Version) (bool, error) {
+	switch {
+	case errors.Is(err, ErrDeclined):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return sh.Version == v, nil
+}
+
+// VersionResult is one version probe's outcome.
+func probeVersion(ctx context.Context, dial Dialer, o Options, v Version) (bool, error) {
+	sh, err := one(ctx, dial, o, helloFor(v))
+	return accepted(sh, err, v)
+}
+
+// Versions probes each version alone.
+func Versions(ctx context.Context, dial Dialer, o Options) (map[Version]bool, error) {
+	o = o.withDefaults()
+	out := map[Version]bool{}
+	var mu sync.Mutex
+	var errs []error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for _, v := range AllVersions {
+		g.Go(func() error {
+			ok, err := probeVersion(gctx, dial, o, v)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", v, err))
+				return nil
+			}
+			out[v] = ok
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out, errors.Join(errs...)
+}
+
+// Suites returns the suites v accepts, in the order the server chose them
+// when offered all at once, minus each chosen one in turn — the server's
+// preference order if it has one, else the client's.
+func Suites(ctx context.Context, dial Dialer, v Version, o Options) ([]Suite, error) {
+	o = o.withDefaults()
+	pool := legacySuites
+	if v == TLS13 {
+		pool = tls13Suites
+	}
+	remaining := slices.Clone(pool)
+	var got []Suite
+	for i := 0; i <= len(pool) && len(remaining) > 0; i++ {
+		ch := helloFor(v)
+		ch.Suites = suiteIDs(remaining)
+		sh, err := one(ctx, dial, o, ch)
+		if errors.Is(err, ErrDeclined) || (err == nil && sh.Version != v) {
+			break
+		}
+		if err != nil {
+			return got, err
+		}
+		idx := slices.IndexFunc(remaining, func(s Suite) bool { return s.ID == sh.Suite })
+		if idx < 0 {
+			return got, fmt.Errorf("%w: server chose suite %s, which was not offered", ErrNotTLS, SuiteName(sh.Suite))
+		}
+		got = append(got, remaining[idx])
+		remaining = slices.Delete(remaining, idx, idx+1)
+	}
+	return got, nil
+}
+
+// ServerPrefersOwnOrder offers the accepted suites in reverse: a server that
+// still picks its favourite imposes its own order.
+func ServerPrefersOwnOrder(ctx context.Context, dial Dialer, v Version, accepted []Suite, o Options) (bool, error) {
+	o = o.withDefaults()
+	if len(accepted) < 2 {
+		return true, nil
+	}
+	rev := slices.Clone(accepted)
+	slices.Reverse(rev)
+	ch := helloFor(v)
+	ch.Suites = suiteIDs(rev)
+	sh, err := one(ctx, dial, o, ch)
+	if err != nil {
+		return false, err
+	}
+	return sh.Suite == accepted[0].ID, nil
+}
+
+// Groups returns the key-exchange groups the server accepts, using TLS 1.3
+// HelloRetryRequests when tls13 is true, else ECDHE suites in TLS 1.2.
+func Groups(ctx context.Context, dial Dialer, tls13 bool, o Options) ([]Group, error) {
+	o = o.withDefaults()
+	var mu sync.Mutex
+	ok := map[uint16]bool{}
+	var errs []error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Concurrency)
+	for _, grp := range AllGroups {
+		g.Go(func() error {
+			var ch ClientHello
+			if tls13 {
+				// No key share: the server must name the group in a HelloRetryRequest.
+				ch = helloFor(TLS13)
+				ch.KeyShareX25519 = false
+			} else {
+				ch = helloFor(TLS12)
+				if grp.ID >= 0x0100 && grp.ID <= 0x01FF {
+					ch.Suites = dheSuites()
+				} else {
+					ch.Suites = ecdheSuites()
+				}
+			}
+			ch.Groups = []uint16{grp.ID}
+			sh, err := one(gctx, dial, o, ch)
+			yes, err := accepted(sh, err, ch.Version)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("group %s: %w", grp.Name, err))
+			case yes && tls13:
+				// The HRR or ServerHello names the group; it must be ours.
+				ok[grp.ID] = sh.Group == grp.ID
+			case yes:
+				// Only a TLS 1.2 ECDHE/DHE suite proves the group was used.
+				ok[grp.ID] = slices.Contains(ch.Suites, sh.Suite)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var out []Group
+	for _, grp := range AllGroups {
+		if ok[grp.ID] {
+			out = append(out, grp)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func ecdheSuites() []uint16 {
+	var ids []uint16
+	for _, s := range legacySuites {
+		if len(s.Name) > 10 && s.Name[:10] == "TLS_ECDHE_" {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
+func dheSuites() []uint16 {
+	var ids []uint16
+	for _, s := range legacySuites {
+		if len(s.Name) > 8 && s.Name[:8] == "TLS_DHE_" {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
+
+// Result is a whole probe run, keyed for reports.
+type Result struct {
+	Versions    map[string]bool     // "sslv3" ... "tls1.3"
+	Suites      map[string][]string // version key -> IANA names, in preference order
+	ServerOrder map[string]bool     // version key -> the server imposes its order
+	Groups      []string
+	Errors      []string // probes that could not complete (timeouts, garbage)
+}
+
+// Probe runs versions, then suites and order per accepted version, then
+// groups, each probe bounded by o.Timeout.
+func Probe(ctx context.Context, dial Dialer, o Options) (*Result, error) {
+	o = o.withDefaults()
+	res := &Result{Versions: map[string]bool{}, Suites: map[string][]string{}, ServerOrder: map[string]bool{}}
+	vs, err := Versions(ctx, dial, o)
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	for v, ok := range vs {
+		res.Versions[v.Key()] = ok
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for _, v := range AllVersions {
+		if !vs[v] {
+			continue
+		}
+		g.Go(func() error {
+			suites, err := Suites(gctx, dial, v, o)
+			var own bool
+			var oerr error
+			if err == nil {
+				own, oerr = ServerPrefersOwnOrder(gctx, dial, v, suites, o)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range suites {
+				res.Suites[v.Key()] = append(res.Suites[v.Key()], s.Name)
+			}
+			if err != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("%s suites: %v", v, err))
+			} else if oerr != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("%s order: %v", v, oerr))
+			} else {
+				res.ServerOrder[v.Key()] = own
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if !vs[TLS13] && !vs[TLS12] {
+			return nil
+		}
+		groups, err := Groups(gctx, dial, vs[TLS13], o)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, grp := range groups {
+			res.Groups = append(res.Groups, grp.Name)
+		}
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+		}
+		return nil
+	})
+	_ = g.Wait()
+	return res, ctx.Err()
+}
