@@ -78,19 +78,6 @@ func (s *clientSession) send(line string) error {
 	return nil
 }
 
-// sendRaw writes bytes of a binary protocol; desc goes into the transcript.
-func (s *clientSession) sendRaw(b []byte, desc string) error {
-	s.dl.Phase()
-	s.record(true, desc)
-	if p := s.auditPipeline(); p != "" {
-		b = append(append([]byte(nil), b...), p...)
-	}
-	if _, err := s.conn.Write(b); err != nil {
-		return s.ioErr(err)
-	}
-	return nil
-}
-
 // readLine reads one bounded line.
 func (s *clientSession) readLine() (string, error) {
 	s.dl.Phase()

@@ -151,6 +151,8 @@ func TestCertificateFindings(t *testing.T) {
 		{"cert-weak-key", certs.LeafOptions{Key: certs.RSA1024}, nil, ""},
 		{"cert-name-mismatch", certs.LeafOptions{}, nil, "other.test"},
 		{"cert-untrusted", certs.LeafOptions{}, func(*testPKI) *x509.CertPool { return x509.NewCertPool() }, ""},
+		// RFC 5280 §4.2.1.3: keyCertSign only for CA certificates.
+		{"cert-lint", certs.LeafOptions{Modify: func(c *x509.Certificate) { c.KeyUsage |= x509.KeyUsageCertSign }}, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.id, func(t *testing.T) {

@@ -4,31 +4,43 @@ import (
 	"crypto/x509"
 	"sort"
 	"sync"
+	"time"
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
 )
 
-// lintSources are the rule sets applied to the leaf. Only errors and fatal
-// results are reported: warnings and notices are advice for CAs, not for
-// the server's operator.
-var lintSources = lint.SourceList{lint.RFC5280, lint.CABFBaselineRequirements}
-
+// Only errors and fatal results are reported: warnings and notices are
+// advice for CAs, not for the server's operator. RFC 5280 applies to every
+// certificate; the CA/Browser Forum's Baseline Requirements only to chains
+// that a public root vouches for (a private CA may issue for localhost).
 var (
-	lintRegistryOnce sync.Once
-	lintRegistry     lint.Registry
+	registryOnce             sync.Once
+	rfcRegistry, pubRegistry lint.Registry
 )
 
-func registry() lint.Registry {
-	lintRegistryOnce.Do(func() {
-		r, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lintSources})
-		if err != nil {
-			r = lint.GlobalRegistry()
+func registries() (rfc, public lint.Registry) {
+	registryOnce.Do(func() {
+		var err error
+		if rfcRegistry, err = lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lint.SourceList{lint.RFC5280}}); err != nil {
+			rfcRegistry = lint.GlobalRegistry()
 		}
-		lintRegistry = r
+		if pubRegistry, err = lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lint.SourceList{lint.RFC5280, lint.CABFBaselineRequirements}}); err != nil {
+			pubRegistry = lint.GlobalRegistry()
+		}
 	})
-	return lintRegistry
+	return rfcRegistry, pubRegistry
+}
+
+// publiclyTrusted reports whether chain verifies against the system roots alone.
+func publiclyTrusted(chain []*x509.Certificate) bool {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Intermediates: inter, CurrentTime: chain[0].NotBefore.Add(time.Minute)})
+	return err == nil
 }
 
 // lintCertificate runs zlint on the leaf of chain.
@@ -40,14 +52,18 @@ func lintCertificate(chain []*x509.Certificate) []Lint {
 	if err != nil {
 		return []Lint{{Name: "parse", Status: "fatal", Details: err.Error(), Source: "zcrypto"}}
 	}
-	rs := zlint.LintCertificateEx(zc, registry())
+	reg, pub := registries()
+	if publiclyTrusted(chain) {
+		reg = pub
+	}
+	rs := zlint.LintCertificateEx(zc, reg)
 	var out []Lint
 	for name, res := range rs.Results {
 		if res == nil || res.Status < lint.Error {
 			continue
 		}
 		src := ""
-		if l := registry().ByName(name); l != nil {
+		if l := reg.ByName(name); l != nil {
 			src = string(l.Source)
 		}
 		out = append(out, Lint{Name: name, Status: res.Status.String(), Details: res.Details, Source: src})

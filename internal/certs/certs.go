@@ -57,6 +57,9 @@ type LeafOptions struct {
 	NotBefore time.Time
 	NotAfter  time.Time
 	Key       KeyType
+	// Modify, when set, edits the template before signing (tests use it to
+	// build certificates with specific flaws).
+	Modify func(*x509.Certificate)
 }
 
 // NewCA makes a CA whose subject is name.
@@ -138,6 +141,9 @@ func (ca *CA) Issue(o LeafOptions) (*Leaf, error) {
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
+	}
+	if o.Modify != nil {
+		o.Modify(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {

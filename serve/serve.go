@@ -1,0 +1,234 @@
+// Package serve runs working STARTTLS servers: the library's server half
+// for the upgrade, then a small but real application (SMTP that accepts
+// mail, IMAP and POP3 with an empty mailbox) inside TLS. It backs
+// `starttls serve`, `starttls demo` and the tests.
+package serve
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/certs"
+)
+
+// Options configure one server.
+type Options struct {
+	Protocol  starttls.Protocol
+	Listen    string // default 127.0.0.1:0
+	TLSConfig *tls.Config
+	Policy    starttls.ServerPolicy
+	// Capabilities are extra capabilities advertised before TLS (the
+	// library drops AUTH-like ones under the Required policy).
+	Capabilities []string
+	Hostname     string // default localhost
+	// MailDir, when set, receives each SMTP/LMTP message as a file.
+	MailDir string
+	// Users maps user names to passwords; nil accepts any.
+	Users map[string]string
+	// IdleTimeout closes a silent connection. Default 2 minutes.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+	OnEvent     func(remote net.Addr, e starttls.Event)
+}
+
+// Server is a running server.
+type Server struct {
+	Addr   net.Addr
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// app is a post-TLS application for one base protocol.
+type app func(ctx context.Context, s *session)
+
+// apps by base protocol; protocols without one get a drain-and-close app so
+// that every protocol with a server half can still be served.
+var apps = map[starttls.Protocol]app{
+	starttls.SMTP:       smtpApp,
+	starttls.Submission: smtpApp,
+	starttls.LMTP:       smtpApp,
+	starttls.IMAP:       imapApp,
+	starttls.POP3:       pop3App,
+}
+
+// Start listens and serves in the background until ctx ends or Close.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	info, err := starttls.Lookup(o.Protocol)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Server {
+		return nil, fmt.Errorf("protocol %s has no server side", o.Protocol)
+	}
+	if o.TLSConfig == nil {
+		return nil, errors.New("serve: no TLS configuration")
+	}
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	l, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := apps[info.Base]
+	if a == nil {
+		a = drainApp
+	}
+	srv := &starttls.Server{
+		Protocol: o.Protocol,
+		Config: starttls.ServerConfig{
+			TLSConfig: o.TLSConfig, Policy: o.Policy, Hostname: o.Hostname,
+			Capabilities: o.Capabilities, OnEvent: o.OnEvent, Logger: o.Logger,
+		},
+		Handler: func(ctx context.Context, c *starttls.Conn) {
+			defer c.Close()
+			s := &session{c: c, o: &o, br: bufio.NewReaderSize(c, 64<<10)}
+			o.Logger.Info("session", "peer", c.RemoteAddr().String(), "tls", c.TLS != nil)
+			a(ctx, s)
+		},
+		OnError: func(remote net.Addr, err error) {
+			o.Logger.Info("upgrade failed", "peer", remote.String(), "err", err)
+		},
+	}
+	s := &Server{Addr: l.Addr(), cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- srv.Serve(ctx, l) }()
+	return s, nil
+}
+
+// Close stops the server and waits for its connections to end.
+func (s *Server) Close() error {
+	s.cancel()
+	return <-s.done
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, o Options) (net.Addr, <-chan error, error) {
+	s, err := Start(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.Addr, s.done, nil
+}
+
+// ThrowawayTLS makes a CA and a leaf for localhost, 127.0.0.1 and ::1 and
+// writes ca.pem into dir.
+func ThrowawayTLS(dir string, hosts ...string) (*tls.Config, string, error) {
+	ca, err := certs.NewCA("starttls throwaway CA")
+	if err != nil {
+		return nil, "", err
+	}
+	leaf, err := ca.Issue(certs.LeafOptions{Hosts: hosts})
+	if err != nil {
+		return nil, "", err
+	}
+	caFile, err := ca.WriteFiles(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}, caFile, nil
+}
+
+// session is one connection's application state.
+type session struct {
+	c  *starttls.Conn
+	o  *Options
+	br *bufio.Reader
+}
+
+// maxLine bounds a command line inside TLS.
+const maxLine = 16 << 10
+
+var errLineTooLong = errors.New("line too long")
+
+func (s *session) readLine() (string, error) {
+	_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+	var b []byte
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		b = append(b, frag...)
+		if len(b) > maxLine {
+			return "", errLineTooLong
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+}
+
+func (s *session) write(lines ...string) error {
+	_ = s.c.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
+	_, err := io.WriteString(s.c, strings.Join(lines, "\r\n")+"\r\n")
+	return err
+}
+
+func (s *session) secure() bool { return s.c.TLS != nil }
+
+// checkUser reports whether the credentials are accepted.
+func (s *session) checkUser(user, pass string) bool {
+	if s.o.Users == nil {
+		return user != ""
+	}
+	p, ok := s.o.Users[user]
+	return ok && p == pass
+}
+
+// plainCreds decodes a SASL PLAIN response (RFC 4616).
+func plainCreds(b64 string) (user, pass string, ok bool) {
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	if err != nil {
+		return "", "", false
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 3 {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
+}
+
+// drainApp reads and discards until the client goes quiet or leaves.
+func drainApp(ctx context.Context, s *session) {
+	buf := make([]byte, 4096)
+	for i := 0; i < 1<<16 && ctx.Err() == nil; i++ {
+		_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+		if _, err := s.br.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+var mailSeq struct {
+	sync.Mutex
+	n int
+}
+
+// HasApp reports whether p has a real application behind the upgrade (not
+// only the drain-and-close fallback).
+func HasApp(p starttls.Protocol) bool {
+	info, err := starttls.Lookup(p)
+	return err == nil && info.Server && apps[info.Base] != nil
+}
