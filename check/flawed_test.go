@@ -72,7 +72,7 @@ func (s *flawedSMTP) session(raw net.Conn) {
 		_, _ = conn.Write([]byte(strings.Join(lines, "\r\n") + "\r\n"))
 	}
 	w("220 flawed.test ESMTP")
-	inTLS, helloAfterTLS := false, false
+	inTLS, helloAfterTLS, helloEver := false, false, false
 	for i := 0; i < 30; i++ {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -91,7 +91,7 @@ func (s *flawedSMTP) session(raw net.Conn) {
 			}
 			caps = append(caps, "250 8BITMIME")
 			w(caps...)
-			helloAfterTLS = inTLS
+			helloAfterTLS, helloEver = inTLS, true
 		case "STARTTLS":
 			if s.f.refuse != "" {
 				w(s.f.refuse)
@@ -125,7 +125,8 @@ func (s *flawedSMTP) session(raw net.Conn) {
 			switch {
 			case !inTLS:
 				w("530 5.7.0 Must issue a STARTTLS command first")
-			case !helloAfterTLS && !s.f.keepStateAfterTLS:
+			case !helloAfterTLS && !(s.f.keepStateAfterTLS && helloEver):
+				// The flaw: an EHLO from before TLS still counts.
 				w("503 5.5.1 EHLO first")
 			default:
 				w("250 2.1.0 Ok")

@@ -79,7 +79,10 @@ func weakness(name string) (Severity, string) {
 	case strings.Contains(n, "EXPORT"):
 		return Critical, "export-grade"
 	case strings.Contains(n, "_ANON_"):
-		return Critical, "anonymous (no authentication)"
+		// High, not critical: Postfix enables these on purpose for opportunistic
+		// SMTP, where an unauthenticated peer is the norm; a client that
+		// verifies certificates never offers them.
+		return High, "anonymous (no server authentication)"
 	case strings.Contains(n, "RC4"):
 		return High, "RC4"
 	case strings.Contains(n, "_DES_") && !strings.Contains(n, "DES_EDE"), strings.Contains(n, "DES40"):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -76,7 +77,7 @@ func helloFor(v Version) ClientHello {
 	if v == TLS13 {
 		return ClientHello{Version: v, Suites: suiteIDs(tls13Suites), Groups: groupIDs(), KeyShareX25519: true}
 	}
-	return ClientHello{Version: v, Suites: suiteIDs(legacySuites), Groups: groupIDs()}
+	return ClientHello{Version: v, Suites: suiteIDs(offerOrder), Groups: groupIDs()}
 }
 
 // accepted interprets a probe's answer for version v: yes, no, or an error
@@ -124,16 +125,51 @@ func Versions(ctx context.Context, dial Dialer, o Options) (map[Version]bool, er
 
 // Suites returns the suites v accepts, in the order the server chose them
 // when offered all at once, minus each chosen one in turn — the server's
-// preference order if it has one, else the client's.
+// preference order if it has one, else the client's. When the server gives
+// up part-way (a suite it enabled but cannot complete, such as DHE without
+// parameters), the rest is tried one key-exchange class at a time so that
+// one broken class does not hide the others.
 func Suites(ctx context.Context, dial Dialer, v Version, o Options) ([]Suite, error) {
 	o = o.withDefaults()
-	pool := legacySuites
+	pool := offerOrder
 	if v == TLS13 {
 		pool = tls13Suites
 	}
-	remaining := slices.Clone(pool)
+	got, remaining, err := enumerate(ctx, dial, v, o, slices.Clone(pool))
+	if err != nil || len(remaining) == 0 || v == TLS13 {
+		return got, err
+	}
+	for _, class := range []string{"TLS_ECDHE_", "TLS_DHE_", "TLS_RSA_", ""} {
+		var sub []Suite
+		for _, s := range remaining {
+			if suiteClass(s.Name) == class {
+				sub = append(sub, s)
+			}
+		}
+		more, _, err := enumerate(ctx, dial, v, o, sub)
+		got = append(got, more...)
+		if err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// suiteClass is a suite's key-exchange prefix, or "" for the rest.
+func suiteClass(name string) string {
+	for _, c := range []string{"TLS_ECDHE_", "TLS_DHE_", "TLS_RSA_"} {
+		if strings.HasPrefix(name, c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// enumerate offers remaining, removes the server's choice, and repeats
+// until the server declines; it returns the chosen suites and the rest.
+func enumerate(ctx context.Context, dial Dialer, v Version, o Options, remaining []Suite) ([]Suite, []Suite, error) {
 	var got []Suite
-	for i := 0; i <= len(pool) && len(remaining) > 0; i++ {
+	for i, n := 0, len(remaining); i <= n && len(remaining) > 0; i++ {
 		ch := helloFor(v)
 		ch.Suites = suiteIDs(remaining)
 		sh, err := one(ctx, dial, o, ch)
@@ -141,16 +177,16 @@ func Suites(ctx context.Context, dial Dialer, v Version, o Options) ([]Suite, er
 			break
 		}
 		if err != nil {
-			return got, err
+			return got, remaining, err
 		}
 		idx := slices.IndexFunc(remaining, func(s Suite) bool { return s.ID == sh.Suite })
 		if idx < 0 {
-			return got, fmt.Errorf("%w: server chose suite %s, which was not offered", ErrNotTLS, SuiteName(sh.Suite))
+			return got, remaining, fmt.Errorf("%w: server chose suite %s, which was not offered", ErrNotTLS, SuiteName(sh.Suite))
 		}
 		got = append(got, remaining[idx])
 		remaining = slices.Delete(remaining, idx, idx+1)
 	}
-	return got, nil
+	return got, remaining, nil
 }
 
 // ServerPrefersOwnOrder offers the accepted suites in reverse: a server that
@@ -225,7 +261,7 @@ func Groups(ctx context.Context, dial Dialer, tls13 bool, o Options) ([]Group, e
 
 func ecdheSuites() []uint16 {
 	var ids []uint16
-	for _, s := range legacySuites {
+	for _, s := range offerOrder {
 		if len(s.Name) > 10 && s.Name[:10] == "TLS_ECDHE_" {
 			ids = append(ids, s.ID)
 		}
@@ -235,7 +271,7 @@ func ecdheSuites() []uint16 {
 
 func dheSuites() []uint16 {
 	var ids []uint16
-	for _, s := range legacySuites {
+	for _, s := range offerOrder {
 		if len(s.Name) > 8 && s.Name[:8] == "TLS_DHE_" {
 			ids = append(ids, s.ID)
 		}

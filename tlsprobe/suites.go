@@ -3,6 +3,8 @@ package tlsprobe
 import (
 	"crypto/tls"
 	"fmt"
+	"sort"
+	"strings"
 )
 
 // Suite is a cipher suite from the IANA registry.
@@ -140,6 +142,42 @@ var legacySuites = []Suite{
 	{0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", false},
 	{0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", false},
 	{0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", false},
+}
+
+// offerOrder is legacySuites in the order a sensible client prefers them
+// (forward-secret AEAD first, weak last), so that a server honouring the
+// client's order picks what a real client would get: some servers enable
+// suites they cannot complete (Dovecot: DHE without ssl_dh).
+var offerOrder = func() []Suite {
+	out := append([]Suite(nil), legacySuites...)
+	sort.SliceStable(out, func(i, j int) bool { return suiteRank(out[i].Name) < suiteRank(out[j].Name) })
+	return out
+}()
+
+func suiteRank(n string) int {
+	r := 0
+	switch {
+	case strings.HasPrefix(n, "TLS_ECDHE_"):
+	case strings.HasPrefix(n, "TLS_DHE_"):
+		r += 10
+	case strings.HasPrefix(n, "TLS_RSA_"):
+		r += 20
+	default: // static ECDH/DH, anonymous
+		r += 30
+	}
+	switch {
+	case strings.Contains(n, "GCM") || strings.Contains(n, "CHACHA20"):
+	case strings.Contains(n, "CCM"):
+		r++
+	default:
+		r += 2
+	}
+	for _, weak := range []string{"NULL", "EXPORT", "anon", "RC4", "DES", "MD5", "IDEA", "RC2", "SEED"} {
+		if strings.Contains(n, weak) {
+			r += 100
+		}
+	}
+	return r
 }
 
 // tls13Suites are the TLS 1.3 suites (RFC 8446 §B.4).

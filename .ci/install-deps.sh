@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests start as real peers (never as
+# system services: the tests run their own instances on loopback).
+# Idempotent and quiet: nothing is fetched when everything is present.
+set -euo pipefail
+
+packages=(
+  postfix            # SMTP/submission/smtps peer (interop, check)
+  dovecot-imapd      # IMAP/IMAPS peer
+  dovecot-pop3d      # POP3/POP3S peer
+  openssl            # s_client/s_server against our server and prober
+  gnutls-bin         # gnutls-cli --starttls-proto against our server
+  curl               # smtp/imap/pop3 client with --ssl-reqd
+  swaks              # SMTP client with STARTTLS
+  testssl.sh         # benchmark reference for check
+  ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Postfix asks how to configure itself; the tests bring their own configuration.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string mail.test" | debconf-set-selections
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+  echo "install-deps: apt-get install failed; retrying with output" >&2
+  apt-get install -y --no-install-recommends "${missing[@]}"
+}
+# A postinst may have started the system instances; the tests need the ports
+# and their own configuration, so stop them.
+if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then postfix stop >/dev/null 2>&1 || true; fi
+if command -v doveadm >/dev/null; then doveadm stop >/dev/null 2>&1 || true; fi
+pkill -x master 2>/dev/null || true
+pkill -x dovecot 2>/dev/null || true
+exit 0

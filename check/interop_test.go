@@ -1,0 +1,133 @@
+package check
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/peer"
+)
+
+// The check against real servers in two configurations each: modern (TLS
+// 1.2+ only) and legacy (TLS 1.0 and 1.1 on, OpenSSL security level 0 so
+// that RSA key exchange and SHA-1 suites are accepted).
+
+// legacyPostfix re-enables old protocols and every suite OpenSSL has.
+var legacyPostfix = []string{
+	"smtpd_tls_protocols = >=TLSv1",
+	"smtpd_tls_mandatory_protocols = >=TLSv1",
+	"smtpd_tls_ciphers = low",
+	"smtpd_tls_mandatory_ciphers = low",
+	"tls_low_cipherlist = ALL:@SECLEVEL=0",
+}
+
+var legacyDovecot = []string{
+	"ssl_min_protocol = TLSv1",
+	"ssl_cipher_list = ALL:@SECLEVEL=0",
+}
+
+func checkPeer(t *testing.T, p starttls.Protocol, addr string, pki *peer.PKI) *Report {
+	t.Helper()
+	tg, err := starttls.ParseTarget(addr, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	r := Run(ctx, tg, Options{Roots: pki.CA.Pool(), ServerName: "mail.test", Timeout: 5 * time.Second})
+	if r.Status != starttls.StatusSuccess {
+		t.Fatalf("%s: status %s: %s", tg, r.Status, r.Error)
+	}
+	if len(r.TLS.ProbeErrors) > 0 {
+		t.Errorf("%s: probe errors: %v", tg, r.TLS.ProbeErrors)
+	}
+	t.Logf("%s: grade %s, versions %v, findings %v, %.0f ms", tg, r.Grade, r.TLS.Versions, ids(r), r.Timings.TotalMS)
+	return r
+}
+
+func assertModern(t *testing.T, r *Report) {
+	t.Helper()
+	v := r.TLS.Versions
+	if !v["tls1.2"] || !v["tls1.3"] || v["tls1.1"] || v["tls1.0"] || v["sslv3"] {
+		t.Errorf("versions %v, want only TLS 1.2 and 1.3", v)
+	}
+	for _, id := range []string{"tls1.0-enabled", "tls1.1-enabled", "sslv3-enabled", "command-injection", "response-injection",
+		"cert-untrusted", "cert-name-mismatch", "starttls-after-tls", "state-not-reset", "plaintext-login", "auth-before-tls"} {
+		requireFinding(t, r, id, false)
+	}
+	if !slices.Contains(r.TLS.CipherSuites["tls1.3"], "TLS_AES_256_GCM_SHA384") {
+		t.Errorf("tls1.3 suites %v lack TLS_AES_256_GCM_SHA384", r.TLS.CipherSuites["tls1.3"])
+	}
+	if !slices.Contains(r.TLS.Groups, "x25519") {
+		t.Errorf("groups %v lack x25519", r.TLS.Groups)
+	}
+	if inj := r.StartTLS.Probes["command-injection"]; !r.StartTLS.Implicit && !strings.HasPrefix(inj, "pass") {
+		t.Errorf("command-injection probe %q", inj)
+	}
+}
+
+func assertLegacy(t *testing.T, r *Report) {
+	t.Helper()
+	v := r.TLS.Versions
+	if !v["tls1.0"] || !v["tls1.1"] || !v["tls1.2"] {
+		t.Errorf("versions %v, want TLS 1.0, 1.1 and 1.2 accepted", v)
+	}
+	requireFinding(t, r, "tls1.0-enabled", true)
+	requireFinding(t, r, "tls1.1-enabled", true)
+	requireFinding(t, r, "no-forward-secrecy", true)
+	if !slices.Contains(r.TLS.CipherSuites["tls1.0"], "TLS_RSA_WITH_AES_128_CBC_SHA") {
+		t.Errorf("tls1.0 suites %v lack TLS_RSA_WITH_AES_128_CBC_SHA", r.TLS.CipherSuites["tls1.0"])
+	}
+	if r.Grade == "A" || r.Grade == "A+" {
+		t.Errorf("a legacy configuration graded %s", r.Grade)
+	}
+}
+
+func TestCheckPostfix(t *testing.T) {
+	t.Run("modern", func(t *testing.T) {
+		pf := peer.StartPostfix(t, peer.PostfixOptions{})
+		for _, c := range []struct {
+			p    starttls.Protocol
+			addr string
+		}{{starttls.SMTP, pf.SMTPAddr}, {starttls.Submission, pf.SubmissionAddr}, {starttls.SMTPS, pf.SMTPSAddr}} {
+			r := checkPeer(t, c.p, c.addr, pf.PKI)
+			assertModern(t, r)
+			// Postfix never requires HELO, so the reset cannot be observed.
+			if c.p != starttls.SMTPS && (!strings.HasPrefix(r.StartTLS.Probes["state-not-reset"], "n/a") || r.StartTLS.Probes["starttls-after-tls"] != "pass") {
+				t.Errorf("%s probes %v", c.p, r.StartTLS.Probes)
+			}
+		}
+	})
+	t.Run("legacy", func(t *testing.T) {
+		pf := peer.StartPostfix(t, peer.PostfixOptions{MainCF: legacyPostfix})
+		assertLegacy(t, checkPeer(t, starttls.SMTP, pf.SMTPAddr, pf.PKI))
+	})
+}
+
+func TestCheckDovecot(t *testing.T) {
+	t.Run("modern", func(t *testing.T) {
+		dc := peer.StartDovecot(t, peer.DovecotOptions{})
+		for _, c := range []struct {
+			p    starttls.Protocol
+			addr string
+		}{{starttls.IMAP, dc.IMAPAddr}, {starttls.POP3, dc.POP3Addr}, {starttls.IMAPS, dc.IMAPSAddr}, {starttls.POP3S, dc.POP3SAddr}} {
+			assertModern(t, checkPeer(t, c.p, c.addr, dc.PKI))
+		}
+	})
+	t.Run("legacy", func(t *testing.T) {
+		dc := peer.StartDovecot(t, peer.DovecotOptions{Conf: legacyDovecot})
+		assertLegacy(t, checkPeer(t, starttls.IMAP, dc.IMAPAddr, dc.PKI))
+	})
+	t.Run("plaintext auth allowed", func(t *testing.T) {
+		// A real misconfiguration: Dovecot offering LOGIN before TLS.
+		dc := peer.StartDovecot(t, peer.DovecotOptions{Conf: []string{"disable_plaintext_auth = no"}})
+		r := checkPeer(t, starttls.IMAP, dc.IMAPAddr, dc.PKI)
+		requireFinding(t, r, "plaintext-login", true)
+		requireFinding(t, r, "auth-before-tls", true)
+		r = checkPeer(t, starttls.POP3, dc.POP3Addr, dc.PKI)
+		requireFinding(t, r, "plaintext-login", true)
+	})
+}

@@ -1,0 +1,148 @@
+// Package peer starts real Debian daemons (Postfix, Dovecot, ...) on
+// loopback ports for interop tests, each with its own configuration under
+// a temporary directory and a certificate from a generated CA. Nothing is
+// started as a system service and everything stops when the test ends.
+package peer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls/internal/certs"
+)
+
+// sbinDirs are searched besides PATH: daemons live in sbin directories
+// that a test's PATH may lack.
+var sbinDirs = []string{"/usr/sbin", "/sbin", "/usr/lib/postfix/sbin", "/usr/lib/dovecot"}
+
+// Look finds a binary in PATH or the sbin directories.
+func Look(name string) (string, bool) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	for _, d := range sbinDirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// Require returns the paths of the binaries. A missing one skips the test
+// with the reason, except under CI (CI=true), where it fails: CI installs
+// every peer, so a missing one is a broken set-up, not an excuse.
+func Require(t testing.TB, binaries ...string) map[string]string {
+	t.Helper()
+	paths := map[string]string{}
+	for _, b := range binaries {
+		p, ok := Look(b)
+		if !ok {
+			msg := fmt.Sprintf("%s not installed (run .ci/install-deps.sh as root)", b)
+			if os.Getenv("CI") == "true" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+		paths[b] = p
+	}
+	return paths
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// waitPorts polls until every address accepts connections or the deadline
+// passes; then it fails the test with the daemon's log.
+func waitPorts(t testing.TB, logFile string, addrs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for _, a := range addrs {
+		for i := 0; ; i++ {
+			c, err := net.DialTimeout("tcp", a, 500*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("peer did not listen on %s within 15 s: %v\nlog %s:\n%s", a, err, logFile, tail(logFile))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// run executes a command with a deadline and returns its combined output.
+func run(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// PKI is a CA and a server certificate written into a directory.
+type PKI struct {
+	CA       *certs.CA
+	CAFile   string
+	CertFile string // leaf followed by the CA
+	KeyFile  string
+}
+
+// newPKI makes a CA and a leaf for the given names (plus localhost and
+// 127.0.0.1) in dir.
+func newPKI(t testing.TB, dir string, names ...string) *PKI {
+	t.Helper()
+	ca, err := certs.NewCA("starttls peer test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(certs.LeafOptions{Hosts: append(names, "localhost", "127.0.0.1", "127.0.0.2"), Key: certs.RSA2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := leaf.WriteFiles(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &PKI{CA: ca, CAFile: caFile, CertFile: certFile, KeyFile: keyFile}
+}
+
+func writeFile(t testing.TB, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
