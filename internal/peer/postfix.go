@@ -137,4 +137,3 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 
 // Log returns the instance's mail log.
 func (p *Postfix) Log() string { return tail(filepath.Join(p.Dir, "maillog")) }
-
