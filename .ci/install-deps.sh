@@ -12,6 +12,8 @@ packages=(
   gnutls-bin         # gnutls-cli --starttls-proto against our server
   curl               # smtp/imap/pop3 client with --ssl-reqd
   swaks              # SMTP client with STARTTLS
+  libnet-ssleay-perl # swaks's TLS
+  libio-socket-ssl-perl
   testssl.sh         # benchmark reference for check
   ca-certificates
 )

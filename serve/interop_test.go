@@ -1,0 +1,217 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/peer"
+)
+
+// Our server against real clients from Debian: each must complete the
+// upgrade with verification on and get an answer to a command inside TLS.
+
+type served struct {
+	addr, host, port, ca, mailDir string
+	events                        *eventLog
+}
+
+type eventLog struct {
+	mu sync.Mutex
+	ev []starttls.Event
+}
+
+func (l *eventLog) add(e starttls.Event) { l.mu.Lock(); l.ev = append(l.ev, e); l.mu.Unlock() }
+
+func startServed(t *testing.T, p starttls.Protocol) *served {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, ca, err := ThrowawayTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mail := filepath.Join(dir, "mail")
+	if err := os.Mkdir(mail, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ev := &eventLog{}
+	s, err := Start(context.Background(), Options{Protocol: p, TLSConfig: cfg, MailDir: mail,
+		Users: map[string]string{"user": "secret"}, IdleTimeout: 10 * time.Second,
+		OnEvent: func(_ net.Addr, e starttls.Event) { ev.add(e) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	host, port, _ := strings.Cut(s.Addr.String(), ":")
+	return &served{addr: s.Addr.String(), host: host, port: port, ca: ca, mailDir: mail, events: ev}
+}
+
+// talk runs a client, feeds it stdin lines one by one and keeps stdin open
+// until the output shows want (or the deadline), so that the client does
+// not hang up before the server's answer arrives.
+func talk(t *testing.T, want string, stdin []string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer in.Close()
+		time.Sleep(300 * time.Millisecond) // let the dialogue and handshake finish
+		for _, l := range stdin {
+			if _, err := io.WriteString(in, l+"\n"); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for i := 0; i < 100 && !strings.Contains(out.String(), want); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	_ = cmd.Wait()
+	return out.String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+var postTLS = map[starttls.Protocol]struct {
+	cmds []string
+	want string
+}{
+	starttls.SMTP: {[]string{"EHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
+	starttls.LMTP: {[]string{"LHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
+	starttls.IMAP: {[]string{"x1 CAPABILITY", "x2 LOGOUT"}, "* CAPABILITY IMAP4rev1 AUTH=PLAIN"},
+	starttls.POP3: {[]string{"CAPA", "QUIT"}, "SASL PLAIN"},
+}
+
+func TestOpenSSLClient(t *testing.T) {
+	bins := peer.Require(t, "openssl")
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3} {
+		t.Run(string(p), func(t *testing.T) {
+			s := startServed(t, p)
+			pt := postTLS[p]
+			out := talk(t, pt.want, pt.cmds, bins["openssl"], "s_client", "-starttls", string(p), "-connect", s.addr,
+				"-CAfile", s.ca, "-verify_return_error", "-servername", "localhost", "-ign_eof")
+			for _, want := range []string{"Verify return code: 0 (ok)", pt.want} {
+				if !strings.Contains(out, want) {
+					t.Errorf("openssl s_client -starttls %s: output lacks %q:\n%s", p, want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestGnuTLSClient(t *testing.T) {
+	bins := peer.Require(t, "gnutls-cli")
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3} {
+		t.Run(string(p), func(t *testing.T) {
+			s := startServed(t, p)
+			pt := postTLS[p]
+			// gnutls-cli ends its STARTTLS lines with a bare LF: the server must cope.
+			out := talk(t, pt.want, pt.cmds, bins["gnutls-cli"], "--starttls-proto="+string(p), "--x509cafile", s.ca,
+				"-p", s.port, "localhost")
+			for _, want := range []string{"Handshake was completed", pt.want} {
+				if !strings.Contains(out, want) {
+					t.Errorf("gnutls-cli --starttls-proto=%s: output lacks %q:\n%s", p, want, out)
+				}
+			}
+			if strings.Contains(out, "Certificate is NOT trusted") {
+				t.Errorf("gnutls-cli did not trust the chain:\n%s", out)
+			}
+		})
+	}
+}
+
+func curlRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bins := peer.Require(t, "curl")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["curl"], append([]string{"-sS", "--ssl-reqd"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func TestCurlSMTP(t *testing.T) {
+	s := startServed(t, starttls.SMTP)
+	msg := filepath.Join(t.TempDir(), "msg.eml")
+	body := "Subject: curl over STARTTLS\r\n\r\nHello from curl.\r\n.leading dot\r\n"
+	if err := os.WriteFile(msg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := curlRun(t, "--cacert", s.ca, "smtp://"+s.addr, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret")
+	if err != nil {
+		t.Fatalf("curl smtp: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml"))
+	if len(files) != 1 {
+		t.Fatalf("%d messages stored, want 1", len(files))
+	}
+	got, _ := os.ReadFile(files[0])
+	if !strings.Contains(string(got), "Hello from curl.") || !strings.Contains(string(got), "\r\n.leading dot") || !strings.Contains(string(got), "X-Envelope-To: <b@x.test>") {
+		t.Errorf("stored message:\n%s", got)
+	}
+	// With the wrong password curl must fail: authentication is real.
+	if out, err := curlRun(t, "--cacert", s.ca, "smtp://"+s.addr, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:wrong"); err == nil {
+		t.Errorf("curl with a wrong password succeeded: %s", out)
+	}
+}
+
+func TestCurlIMAPAndPOP3(t *testing.T) {
+	imap := startServed(t, starttls.IMAP)
+	out, err := curlRun(t, "--cacert", imap.ca, "imap://"+imap.addr+"/", "-u", "user:secret")
+	if err != nil || !strings.Contains(out, "INBOX") {
+		t.Errorf("curl imap: %v\n%s", err, out)
+	}
+	pop := startServed(t, starttls.POP3)
+	if out, err := curlRun(t, "--cacert", pop.ca, "pop3://"+pop.addr+"/", "-u", "user:secret"); err != nil {
+		t.Errorf("curl pop3: %v\n%s", err, out)
+	}
+	// An untrusted server certificate is refused by curl: verification is on.
+	if out, err := curlRun(t, "imap://"+imap.addr+"/", "-u", "user:secret"); err == nil {
+		t.Errorf("curl trusted a throwaway CA it was not given: %s", out)
+	}
+}
+
+func TestSwaks(t *testing.T) {
+	bins := peer.Require(t, "swaks")
+	s := startServed(t, starttls.Submission)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["swaks"], "--to", "b@x.test", "--from", "a@x.test", "--server", s.host, "--port", s.port,
+		"--tls", "--tls-verify", "--tls-ca-path", s.ca, "--auth", "PLAIN", "--auth-user", "user", "--auth-password", "secret",
+		"--header", "Subject: swaks over STARTTLS").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "TLS started") || !strings.Contains(string(out), "250 2.0.0 Ok: queued") {
+		t.Errorf("swaks transcript:\n%s", out)
+	}
+	if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
+		t.Errorf("%d messages stored, want 1", len(files))
+	}
+}
+
