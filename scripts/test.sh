@@ -31,14 +31,22 @@ go test -count=1 -timeout 25m ./...
 if [ -z "${NOFUZZ:-}" ]; then
   fuzztime=${FUZZTIME:-4s}
   echo "== fuzz (${fuzztime} each)"
-  # Every Fuzz function, found by name in *_test.go files, run alone in its package.
-  grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . | sort | while read -r file; do
+  # Every Fuzz function, found by name in *_test.go files, run alone in its
+  # package. The list is built first so that "no targets" is an error, not
+  # a silent pass.
+  targets=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . | sort || true)
+  if [ -z "$targets" ]; then echo "no fuzz targets found" >&2; exit 1; fi
+  n=0
+  while IFS= read -r hit; do
+    file=${hit%%:*}
+    fz=$(printf '%s' "${hit#*:}" | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/')
     dir=$(dirname "$file")
-    grep -oE '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //' | while read -r fz; do
-      echo "-- $dir $fz"
-      go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$fuzztime" "$dir" >/tmp/starttls-fuzz.log 2>&1 || {
-        cat /tmp/starttls-fuzz.log; exit 1; }
-    done
-  done
+    echo "-- $dir $fz"
+    if ! go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$fuzztime" "$dir" >/tmp/starttls-fuzz.log 2>&1; then
+      cat /tmp/starttls-fuzz.log; exit 1
+    fi
+    n=$((n+1))
+  done <<<"$targets"
+  echo "fuzzed $n targets"
 fi
 echo "== all tests passed"
