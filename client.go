@@ -78,6 +78,20 @@ func (s *clientSession) send(line string) error {
 	return nil
 }
 
+// sendRaw writes the bytes of a binary or XML protocol message in one
+// write; desc stands for them in the transcript.
+func (s *clientSession) sendRaw(b []byte, desc string) error {
+	s.dl.Phase()
+	s.record(true, desc)
+	if p := s.auditPipeline(); p != "" {
+		b = append(append([]byte{}, b...), p...)
+	}
+	if _, err := s.conn.Write(b); err != nil {
+		return s.ioErr(err)
+	}
+	return nil
+}
+
 // readLine reads one bounded line.
 func (s *clientSession) readLine() (string, error) {
 	s.dl.Phase()

@@ -193,6 +193,15 @@ func (s *serverSession) readLine() (string, error) {
 	return l, nil
 }
 
+// readFull reads exactly len(p) bytes of a binary protocol message.
+func (s *serverSession) readFull(p []byte) error {
+	s.dl.Phase()
+	if err := s.r.ReadFull(p); err != nil {
+		return s.ioErr(err)
+	}
+	return nil
+}
+
 func (s *serverSession) event(e Event) {
 	s.c.Events = append(s.c.Events, e)
 	if s.cfg.OnEvent != nil {

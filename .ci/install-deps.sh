@@ -18,6 +18,17 @@ packages=(
   ca-certificates
 )
 
+# Protocol peers list their packages in .ci/deps/*.txt (one per line, #
+# comments), so that each protocol's tests bring their own.
+here=$(dirname "$0")
+for f in "$here"/deps/*.txt; do
+  [ -e "$f" ] || continue
+  while read -r p _; do
+    case "$p" in ""|"#"*) continue ;; esac
+    packages+=("$p")
+  done <"$f"
+done
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -30,6 +41,14 @@ export DEBIAN_FRONTEND=noninteractive
 # Postfix asks how to configure itself; the tests bring their own configuration.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 echo "postfix postfix/mailname string mail.test" | debconf-set-selections
+# No daemon may start as a system service during installation: the tests
+# run their own instances (policy-rc.d is Debian's switch for that).
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+fi
+trap '[ -n "$own_policy" ] && rm -f "$policy"' EXIT
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
   echo "install-deps: apt-get install failed; retrying with output" >&2
