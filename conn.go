@@ -42,7 +42,7 @@ type Conn struct {
 
 	reader  *wire.Reader
 	session *clientSession
-	pending []byte // server side, optional policy: the command that ended the dialogue
+	pending []byte // server side, Optional policy: the bytes that ended the dialogue (moved into reader by Accept)
 }
 
 // Exchange is one line of the transcript.
@@ -89,11 +89,6 @@ func (c *Conn) ConnectionState() tls.ConnectionState {
 // Read reads the application stream; bytes the dialogue reader already
 // buffered come first, so nothing sent inside TLS is lost.
 func (c *Conn) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
 	if c.reader != nil {
 		return c.reader.Read(p)
 	}
@@ -105,12 +100,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) ReadLine() (string, error) {
 	if c.reader == nil {
 		c.reader = wire.NewReader(c.Conn, DefaultMaxLineLength, -1)
-	}
-	if len(c.pending) > 0 {
-		// The handed-off command is always one whole line.
-		l := strings.TrimRight(string(c.pending), "\r\n")
-		c.pending = nil
-		return l, nil
 	}
 	return c.reader.ReadLine()
 }

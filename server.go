@@ -1,6 +1,7 @@
 package starttls
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -123,6 +124,9 @@ type serverHalf struct {
 	command func(s *serverSession, line string) (action, error)
 	// goAhead tells the client to start TLS.
 	goAhead func(s *serverSession) error
+	// afterTLS, when set, speaks first inside TLS before the application
+	// takes over (ManageSieve re-sends its capabilities).
+	afterTLS func(s *serverSession) error
 	// serve, when set, replaces the line loop for protocols that are not
 	// line based (binary or XML); it returns actStartTLS, actHandoff or actQuit.
 	serve func(s *serverSession) (action, error)
@@ -134,6 +138,7 @@ type serverSession struct {
 	cfg   *ServerConfig
 	sp    *spec
 	raw   net.Conn
+	out   net.Conn // where replies go: raw, then the TLS connection
 	r     *wire.Reader
 	dl    *wire.Deadline
 	c     *Conn
@@ -178,7 +183,7 @@ func (s *serverSession) sendRaw(b []byte, desc string) error {
 		s.record(true, desc)
 	}
 	s.dl.Phase()
-	if _, err := s.raw.Write(b); err != nil {
+	if _, err := s.out.Write(b); err != nil {
 		return s.ioErr(err)
 	}
 	return nil
@@ -227,7 +232,7 @@ func Accept(ctx context.Context, conn net.Conn, proto Protocol, cfg *ServerConfi
 		conn.Close()
 		return nil, errors.New("starttls: ServerConfig.TLSConfig has no certificate")
 	}
-	s := &serverSession{ctx: ctx, cfg: cfg, sp: sp, raw: conn, start: time.Now()}
+	s := &serverSession{ctx: ctx, cfg: cfg, sp: sp, raw: conn, out: conn, start: time.Now()}
 	s.c = &Conn{Conn: conn, Protocol: sp.name, Implicit: sp.implicit}
 	s.dl = wire.Bind(ctx, conn, cfg.PhaseTimeout)
 	s.r = wire.NewReader(conn, cfg.MaxLineLength, cfg.MaxPreTLSBytes)
@@ -244,8 +249,13 @@ func Accept(ctx context.Context, conn net.Conn, proto Protocol, cfg *ServerConfi
 	if act == actHandoff {
 		// Plaintext on purpose (Optional policy): the rest of the buffer is the
 		// application's, starting with the command that ended the dialogue.
-		s.c.reader = s.r
 		s.r.OnLine = nil
+		var src io.Reader = s.r
+		if len(s.c.pending) > 0 {
+			src = io.MultiReader(bytes.NewReader(s.c.pending), s.r)
+			s.c.pending = nil
+		}
+		s.c.reader = wire.NewReader(src, s.cfg.MaxLineLength, -1)
 	}
 	s.c.Timings.Total = time.Since(s.start)
 	return s.c, nil
@@ -327,6 +337,11 @@ func (s *serverSession) handshake() error {
 	s.c.Conn, s.c.TLS = conn, conn
 	// The plaintext reader and anything left in it are dropped here.
 	s.c.reader = wire.NewReader(conn, s.cfg.MaxLineLength, -1)
+	if h := s.sp.server.afterTLS; h != nil && !s.sp.implicit {
+		s.phase = PhasePostTLS
+		s.out = conn
+		return h(s)
+	}
 	return nil
 }
 
