@@ -103,6 +103,9 @@ type dialect struct {
 	postCaps string // post-TLS capability command prefix ... reply below
 	postRepl string
 	refusals []string // replies to STARTTLS that are not a go-ahead
+	// post, when set, replaces postCaps/postRepl: pairs of (command
+	// prefix, reply); an empty command means the server speaks unasked.
+	post []string
 }
 
 var dialects = []dialect{
@@ -136,14 +139,80 @@ var dialects = []dialect{
 		postCaps: "CAPA", postRepl: "+OK\r\nSASL PLAIN\r\n.\r\n",
 		refusals: []string{"-ERR not now\r\n", "-ERR [IN-USE] busy\r\n"},
 	},
+	{
+		proto: starttls.FTP, greeting: "220-fake FTP\r\n220 welcome\r\n", capsCmd: "FEAT",
+		caps: "211-Features:\r\n AUTH TLS\r\n PBSZ\r\n PROT\r\n211 End\r\n", noCaps: "211-Features:\r\n MDTM\r\n211 End\r\n",
+		upgrade: "AUTH TLS", goAhead: "234 go ahead\r\n",
+		post:     []string{"PBSZ 0", "200 PBSZ=0\r\n", "PROT P", "200 protected\r\n", "FEAT", "211-Features:\r\n PBSZ\r\n211 End\r\n"},
+		refusals: []string{"534 policy\r\n", "500 unknown\r\n", "431 unavailable\r\n", "530 log in first\r\n"},
+	},
+	{
+		proto: starttls.NNTP, greeting: "200 fake NNTP\r\n", capsCmd: "CAPABILITIES",
+		caps: "101 caps\r\nVERSION 2\r\nSTARTTLS\r\n.\r\n", noCaps: "101 caps\r\nVERSION 2\r\nAUTHINFO USER\r\n.\r\n",
+		upgrade: "STARTTLS", goAhead: "382 go ahead\r\n",
+		postCaps: "CAPABILITIES", postRepl: "101 caps\r\nVERSION 2\r\nAUTHINFO USER\r\n.\r\n",
+		refusals: []string{"580 cannot\r\n", "502 no\r\n", "483 no\r\n"},
+	},
+	{
+		proto: starttls.Sieve,
+		caps:  "\"IMPLEMENTATION\" \"fake\"\r\n\"STARTTLS\"\r\nOK \"ready\"\r\n", noCaps: "\"IMPLEMENTATION\" \"fake\"\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n",
+		upgrade: "STARTTLS", goAhead: "OK \"go ahead\"\r\n",
+		post:     []string{"", "\"IMPLEMENTATION\" \"fake\"\r\n\"SASL\" \"PLAIN\"\r\nOK\r\n"},
+		refusals: []string{"NO \"not now\"\r\n", "BYE \"going\"\r\n"},
+	},
+	{
+		proto: starttls.IRC, capsCmd: "CAP LS",
+		caps: ":srv NOTICE * :*** hello\r\n:srv CAP * LS :multi-prefix tls\r\n", noCaps: ":srv CAP * LS :multi-prefix\r\n",
+		upgrade: "STARTTLS", goAhead: ":srv 670 * :go ahead\r\n",
+		postCaps: "CAP LS", postRepl: ":srv CAP * LS :multi-prefix sasl\r\n",
+		refusals: []string{":srv 691 * :failed\r\n", ":srv 421 * STARTTLS :Unknown command\r\n", "ERROR :closing\r\n"},
+	},
+	{
+		proto: starttls.HTTP, upgrade: "OPTIONS * HTTP/1.1",
+		goAhead:  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0, HTTP/1.1\r\nConnection: Upgrade\r\n\r\n",
+		refusals: []string{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 501 Not Implemented\r\n\r\n", "HTTP/1.1 426 Upgrade Required\r\n\r\n"},
+	},
+}
+
+// offer plays the greeting and the capability exchange with caps as the
+// capability reply (for ManageSieve the greeting is the capability list).
+func (d dialect) offer(p *fakePeer, caps string) {
+	if d.capsCmd == "" {
+		p.send(d.greeting + caps)
+		return
+	}
+	p.send(d.greeting)
+	p.expect(d.capsCmd)
+	p.send(caps)
+}
+
+// readUpgrade reads the client's upgrade request (for HTTP, with its headers).
+func (d dialect) readUpgrade(p *fakePeer) {
+	p.expect(d.upgrade)
+	if d.proto == starttls.HTTP {
+		for i := 0; i < 20 && p.line() != ""; i++ {
+		}
+	}
 }
 
 // toUpgrade plays a correct server up to the client's STARTTLS command.
 func (d dialect) toUpgrade(p *fakePeer) {
-	p.send(d.greeting)
-	p.expect(d.capsCmd)
-	p.send(d.caps)
-	p.expect(d.upgrade)
+	d.offer(p, d.caps)
+	d.readUpgrade(p)
+}
+
+// postTLS plays the server's part of the capability query inside TLS.
+func (d dialect) postTLS(p *fakePeer) {
+	post := d.post
+	if post == nil && d.postCaps != "" {
+		post = []string{d.postCaps, d.postRepl}
+	}
+	for i := 0; i+1 < len(post); i += 2 {
+		if post[i] != "" {
+			p.expect(post[i])
+		}
+		p.send(post[i+1])
+	}
 }
 
 // clientCfg is a strict client trusting pki, with short phase timeouts.
@@ -187,8 +256,7 @@ func TestClientHappyPathAllDialects(t *testing.T) {
 					t.Error("handshake failed")
 					return
 				}
-				p.expect(d.postCaps)
-				p.send(d.postRepl)
+				d.postTLS(p)
 				p.rest()
 			})
 			c, err := dial(t, d, addr, clientCfg(pki))
@@ -207,12 +275,13 @@ func TestClientHappyPathAllDialects(t *testing.T) {
 func TestClientStrippedCapability(t *testing.T) {
 	pki := newPKI(t)
 	for _, d := range dialects {
+		if d.noCaps == "" {
+			continue // HTTP: the upgrade request is the only question
+		}
 		t.Run(string(d.proto), func(t *testing.T) {
 			after := make(chan string, 1)
 			addr := fakeServer(t, func(p *fakePeer) {
-				p.send(d.greeting)
-				p.expect(d.capsCmd)
-				p.send(d.noCaps)
+				d.offer(p, d.noCaps)
 				after <- p.rest()
 			})
 			_, err := dial(t, d, addr, clientCfg(pki))
@@ -303,9 +372,7 @@ func TestClientOpportunistic(t *testing.T) {
 
 	t.Run("not-offered", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) {
-			p.send(d.greeting)
-			p.expect(d.capsCmd)
-			p.send(d.noCaps)
+			d.offer(p, d.noCaps)
 			p.rest()
 		})
 		c, err := dial(t, d, addr, cfg)
@@ -365,10 +432,15 @@ func TestClientOpportunistic(t *testing.T) {
 func TestClientResponseInjection(t *testing.T) {
 	pki := newPKI(t)
 	injections := map[starttls.Protocol][]string{
-		starttls.SMTP: {"250-injected\r\n250 AUTH PLAIN\r\n", "250 partial line without end", "\r\n"},
-		starttls.LMTP: {"250 injected\r\n"},
-		starttls.IMAP: {"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", "a3 OK early tagged", "* OK injected\r\n"},
-		starttls.POP3: {"+OK injected\r\n", "SASL PLAIN\r\n.\r\n", "+"},
+		starttls.SMTP:  {"250-injected\r\n250 AUTH PLAIN\r\n", "250 partial line without end", "\r\n"},
+		starttls.LMTP:  {"250 injected\r\n"},
+		starttls.IMAP:  {"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", "a3 OK early tagged", "* OK injected\r\n"},
+		starttls.POP3:  {"+OK injected\r\n", "SASL PLAIN\r\n.\r\n", "+"},
+		starttls.FTP:   {"200 PROT P\r\n", "2"},
+		starttls.NNTP:  {"101 caps\r\n"},
+		starttls.Sieve: {"\"SASL\" \"PLAIN\"\r\nOK\r\n", "\""},
+		starttls.IRC:   {":srv CAP * LS :sasl\r\n", ":"},
+		starttls.HTTP:  {"HTTP/1.1 200 OK\r\n\r\n", "<html>"},
 	}
 	for _, d := range dialects {
 		for i, inj := range injections[d.proto] {
@@ -395,11 +467,14 @@ func TestClientResponseInjection(t *testing.T) {
 func TestClientEarlyGoAhead(t *testing.T) {
 	pki := newPKI(t)
 	for _, d := range dialects {
+		if d.proto == starttls.HTTP {
+			// The client reads nothing before its request, so bytes sent
+			// before it are indistinguishable from the answer.
+			continue
+		}
 		t.Run(string(d.proto), func(t *testing.T) {
 			addr := fakeServer(t, func(p *fakePeer) {
-				p.send(d.greeting)
-				p.expect(d.capsCmd)
-				p.send(d.caps + d.goAhead)
+				d.offer(p, d.caps+d.goAhead)
 				p.rest()
 			})
 			_, err := dial(t, d, addr, clientCfg(pki))
@@ -414,24 +489,28 @@ func TestClientEarlyGoAhead(t *testing.T) {
 func TestClientPreTLSStateDiscarded(t *testing.T) {
 	pki := newPKI(t)
 	pre := map[starttls.Protocol]string{
-		starttls.SMTP: "250-fake\r\n250-X-PRE-TLS\r\n250 STARTTLS\r\n",
-		starttls.LMTP: "250-fake\r\n250-X-PRE-TLS\r\n250 STARTTLS\r\n",
-		starttls.IMAP: "* CAPABILITY IMAP4rev1 STARTTLS X-PRE-TLS\r\n* 3 EXISTS\r\n* OK [ALERT] pre-TLS\r\na1 OK done\r\n",
-		starttls.POP3: "+OK\r\nSTLS\r\nX-PRE-TLS\r\n.\r\n",
+		starttls.SMTP:  "250-fake\r\n250-X-PRE-TLS\r\n250 STARTTLS\r\n",
+		starttls.LMTP:  "250-fake\r\n250-X-PRE-TLS\r\n250 STARTTLS\r\n",
+		starttls.IMAP:  "* CAPABILITY IMAP4rev1 STARTTLS X-PRE-TLS\r\n* 3 EXISTS\r\n* OK [ALERT] pre-TLS\r\na1 OK done\r\n",
+		starttls.POP3:  "+OK\r\nSTLS\r\nX-PRE-TLS\r\n.\r\n",
+		starttls.FTP:   "211-Features:\r\n AUTH TLS\r\n X-PRE-TLS\r\n211 End\r\n",
+		starttls.NNTP:  "101 caps\r\nSTARTTLS\r\nX-PRE-TLS\r\n.\r\n",
+		starttls.Sieve: "\"STARTTLS\"\r\n\"X-PRE-TLS\"\r\nOK\r\n",
+		starttls.IRC:   ":srv CAP * LS * :tls\r\n:srv CAP * LS :X-PRE-TLS\r\n",
 	}
 	for _, d := range dialects {
+		if pre[d.proto] == "" {
+			continue // HTTP learns nothing before the upgrade
+		}
 		t.Run(string(d.proto), func(t *testing.T) {
 			addr := fakeServer(t, func(p *fakePeer) {
-				p.send(d.greeting)
-				p.expect(d.capsCmd)
-				p.send(pre[d.proto])
-				p.expect(d.upgrade)
+				d.offer(p, pre[d.proto])
+				d.readUpgrade(p)
 				p.send(d.goAhead)
 				if p = p.tls(pki.Server); p == nil {
 					return
 				}
-				p.expect(d.postCaps)
-				p.send(d.postRepl)
+				d.postTLS(p)
 				p.rest()
 			})
 			c, err := dial(t, d, addr, clientCfg(pki))
@@ -544,8 +623,7 @@ func TestClientCertificates(t *testing.T) {
 				return nil, nil
 			}
 			if p = p.tls(cfg); p != nil {
-				p.expect(d.postCaps)
-				p.send(d.postRepl)
+				d.postTLS(p)
 				p.rest()
 			}
 		})

@@ -37,6 +37,12 @@ func (r SMTPReply) String() string {
 // ParseSMTPLine splits one reply line into its code, whether more lines
 // follow ("250-"), and its text. A bare code ("250") is valid.
 func ParseSMTPLine(line string) (code int, more bool, text string, err error) {
+	return parseCodeLine(line, 200)
+}
+
+// parseCodeLine parses a three-digit reply line (SMTP, FTP, NNTP) whose
+// code is at least lowest and below 600.
+func parseCodeLine(line string, lowest int) (code int, more bool, text string, err error) {
 	if len(line) < 3 {
 		return 0, false, "", fmt.Errorf("%w: reply line too short: %q", ErrProtocol, line)
 	}
@@ -46,7 +52,7 @@ func ParseSMTPLine(line string) (code int, more bool, text string, err error) {
 		}
 	}
 	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
-	if code < 200 || code > 599 {
+	if code < lowest || code > 599 {
 		return 0, false, "", fmt.Errorf("%w: status code %d out of range: %q", ErrProtocol, code, line)
 	}
 	if len(line) == 3 {

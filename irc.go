@@ -1,0 +1,174 @@
+package starttls
+
+import (
+	"fmt"
+	"strings"
+)
+
+// IRC with the IRCv3 "tls" extension (STARTTLS → 670 RPL_STARTTLS, 691
+// ERR_STARTTLS) and implicit ircs.
+
+// IRC protocol names.
+const (
+	IRC  Protocol = "irc"
+	IRCS Protocol = "ircs"
+)
+
+func init() {
+	register(&spec{name: IRC, port: 6667, client: ircClient(), server: ircServer()})
+	registerImplicit(IRCS, IRC, 6697)
+}
+
+// ircMessage is the part of an IRC line the dialogue needs.
+type ircMessage struct {
+	Command string   // upper-cased command or three-digit numeric
+	Params  []string // the trailing parameter, if any, is last
+}
+
+func parseIRC(line string) (ircMessage, error) {
+	var m ircMessage
+	rest := line
+	if strings.HasPrefix(rest, "@") { // IRCv3 message tags
+		_, rest, _ = strings.Cut(rest, " ")
+	}
+	if strings.HasPrefix(rest, ":") { // source
+		_, rest, _ = strings.Cut(rest, " ")
+	}
+	rest = strings.TrimLeft(rest, " ")
+	cmd, rest, _ := strings.Cut(rest, " ")
+	if cmd == "" {
+		return m, fmt.Errorf("%w: IRC line without a command: %q", ErrProtocol, line)
+	}
+	m.Command = strings.ToUpper(cmd)
+	for i := 0; rest != "" && i < 32; i++ {
+		if strings.HasPrefix(rest, ":") {
+			m.Params = append(m.Params, rest[1:])
+			break
+		}
+		var p string
+		p, rest, _ = strings.Cut(rest, " ")
+		if p != "" {
+			m.Params = append(m.Params, p)
+		}
+	}
+	return m, nil
+}
+
+// ircMaxSkipped bounds the notices a server may send around the dialogue.
+const ircMaxSkipped = 100
+
+// ircCaps asks CAP LS 302 and reads the (possibly multi-line) answer; a
+// server without CAP answers 421 or nothing useful, and STARTTLS can then
+// only be tried.
+func ircCaps(s *clientSession) error {
+	if err := s.send("CAP LS 302"); err != nil {
+		return err
+	}
+	var caps Capabilities
+	for i := 0; i < ircMaxSkipped; i++ {
+		line, err := s.readLine()
+		if err != nil {
+			return err
+		}
+		m, err := parseIRC(line)
+		if err != nil {
+			return s.fail(err, line)
+		}
+		switch {
+		case m.Command == "CAP" && len(m.Params) >= 3 && strings.EqualFold(m.Params[1], "LS"):
+			caps = append(caps, strings.Fields(m.Params[len(m.Params)-1])...)
+			if len(m.Params) == 4 && m.Params[2] == "*" {
+				continue // more lines follow
+			}
+			s.caps = caps
+			// CAP works: only a listed "tls" offers STARTTLS.
+			s.offered = caps.Has("tls")
+			return nil
+		case m.Command == "421" || m.Command == "451":
+			s.caps, s.offered = nil, true
+			return nil
+		case m.Command == "ERROR":
+			return s.failf(ErrRefused, line, "server closed the link")
+		}
+		// NOTICE AUTH and the like: skipped.
+	}
+	return s.failf(ErrProtocol, "", "no answer to CAP LS within %d lines", ircMaxSkipped)
+}
+
+func ircClient() *clientHalf {
+	return &clientHalf{
+		greet: func(s *clientSession) error {
+			s.phase = PhaseCaps
+			return ircCaps(s)
+		},
+		upgrade: func(s *clientSession) error {
+			if err := s.send("STARTTLS"); err != nil {
+				return err
+			}
+			for i := 0; i < ircMaxSkipped; i++ {
+				line, err := s.readLine()
+				if err != nil {
+					return err
+				}
+				m, err := parseIRC(line)
+				if err != nil {
+					return s.fail(err, line)
+				}
+				switch m.Command {
+				case "670":
+					return nil
+				case "691", "421", "451", "ERROR":
+					return s.failf(ErrRefused, line, "server answered %s", m.Command)
+				}
+			}
+			return s.failf(ErrProtocol, "", "no answer to STARTTLS within %d lines", ircMaxSkipped)
+		},
+		requery: func(s *clientSession) error {
+			if s.c.CapabilitiesBefore == nil {
+				return nil // no CAP support seen before TLS
+			}
+			return ircCaps(s)
+		},
+		quit: func(s *clientSession) error {
+			return s.send("QUIT :bye")
+		},
+	}
+}
+
+func ircServer() *serverHalf {
+	return &serverHalf{
+		greet: func(s *serverSession) error {
+			return s.send(":" + s.cfg.Hostname + " NOTICE * :*** STARTTLS available")
+		},
+		goAhead: func(s *serverSession) error {
+			return s.send(":" + s.cfg.Hostname + " 670 * :STARTTLS successful, proceed with TLS handshake")
+		},
+		command: func(s *serverSession, line string) (action, error) {
+			m, err := parseIRC(line)
+			if err != nil {
+				return actContinue, s.send(":" + s.cfg.Hostname + " 421 * :Unknown command")
+			}
+			h := ":" + s.cfg.Hostname
+			switch m.Command {
+			case "CAP":
+				if len(m.Params) > 0 && strings.EqualFold(m.Params[0], "LS") {
+					return actContinue, s.send(h + " CAP * LS :tls")
+				}
+				if len(m.Params) > 0 && strings.EqualFold(m.Params[0], "END") {
+					return actContinue, nil
+				}
+				return actContinue, s.send(h + " CAP * NAK :" + strings.Join(m.Params[min(1, len(m.Params)):], " "))
+			case "STARTTLS":
+				return actStartTLS, nil
+			case "PING":
+				return actContinue, s.send(h + " PONG " + s.cfg.Hostname + " :" + strings.Join(m.Params, " "))
+			case "QUIT":
+				return actQuit, s.send("ERROR :Closing link")
+			}
+			if s.cfg.Policy == Optional {
+				return actHandoff, nil
+			}
+			return actContinue, s.send(h + " 451 * " + m.Command + " :TLS required: send STARTTLS first")
+		},
+	}
+}
