@@ -50,12 +50,15 @@ var serverDialects = []serverDialect{
 	{proto: starttls.Sieve, hello: "CAPABILITY", helloEnd: "OK", upgrade: "STARTTLS", goAhead: "OK",
 		inject: "NOOP", authCmd: `AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldA=="`, authReply: "NO (ENCRYPT-NEEDED)",
 		withArg: "STARTTLS x", argReply: "NO", greetEnd: "OK"},
-	{proto: starttls.IRC, hello: "CAP LS 302", helloEnd: ":localhost CAP", upgrade: "STARTTLS", goAhead: ":localhost 670",
+	{proto: starttls.IRC, greetEnd: "-", hello: "CAP LS 302", helloEnd: ":localhost CAP", upgrade: "STARTTLS", goAhead: ":localhost 670",
 		inject: "PING x", authCmd: "NICK alice", authReply: ":localhost 451", noExtras: true},
 }
 
-// greet reads the server's greeting.
+// greet reads the server's greeting ("-": there is none).
 func (d serverDialect) greet(p *fakePeer) string {
+	if d.greetEnd == "-" {
+		return ""
+	}
 	if d.greetEnd == "" {
 		return p.line()
 	}

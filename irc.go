@@ -137,9 +137,8 @@ func ircClient() *clientHalf {
 
 func ircServer() *serverHalf {
 	return &serverHalf{
-		greet: func(s *serverSession) error {
-			return s.send(":" + s.cfg.Hostname + " NOTICE * :*** STARTTLS available")
-		},
+		// No greeting: IRC clients speak first, and a NOTICE before the
+		// 670 makes openssl s_client -starttls irc give up.
 		goAhead: func(s *serverSession) error {
 			return s.send(":" + s.cfg.Hostname + " 670 * :STARTTLS successful, proceed with TLS handshake")
 		},

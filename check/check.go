@@ -209,6 +209,11 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 	before := conn.CapabilitiesBefore
 	for _, kw := range []string{"AUTH", "AUTHINFO", "SASL"} {
 		args, ok := before.Args(kw)
+		if kw == "AUTH" && c.info.Base == starttls.FTP {
+			// FTP's "AUTH TLS" is the upgrade itself, not a login.
+			args = withoutTLSMechs(args)
+			ok = len(args) > 0
+		}
 		if ok && (kw != "SASL" || len(args) > 0 && strings.Trim(strings.Join(args, ""), `"`) != "") {
 			c.add(newFinding("auth-before-tls", fmt.Sprintf("before TLS the server advertised %s %s", kw, strings.Join(args, " "))))
 			break
@@ -230,6 +235,21 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 			break
 		}
 	}
+}
+
+// withoutTLSMechs drops FTP's security mechanisms (RFC 4217) from AUTH's arguments.
+func withoutTLSMechs(args []string) []string {
+	var out []string
+	for _, a := range args {
+		for _, m := range strings.Split(a, ";") {
+			switch strings.ToUpper(strings.TrimSpace(m)) {
+			case "TLS", "SSL", "TLS-C", "TLS-P", "":
+			default:
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 // certificateFindings judges the served chain.

@@ -110,11 +110,17 @@ var postTLS = map[starttls.Protocol]struct {
 	starttls.LMTP: {[]string{"LHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
 	starttls.IMAP: {[]string{"x1 CAPABILITY", "x2 LOGOUT"}, "* CAPABILITY IMAP4rev1 AUTH=PLAIN"},
 	starttls.POP3: {[]string{"CAPA", "QUIT"}, "SASL PLAIN"},
+	starttls.FTP:  {[]string{"FEAT", "QUIT"}, " EPSV"},
+	starttls.NNTP: {[]string{"CAPABILITIES", "QUIT"}, "LIST ACTIVE NEWSGROUPS"},
+	// ManageSieve: the capabilities re-sent inside TLS already list SASL.
+	starttls.Sieve: {[]string{"CAPABILITY", "LOGOUT"}, `OK "Capability completed"`},
+	starttls.IRC:   {[]string{"PING abc", "QUIT"}, "PONG localhost :abc"},
 }
 
 func TestOpenSSLClient(t *testing.T) {
 	bins := peer.Require(t, "openssl")
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3} {
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3,
+		starttls.FTP, starttls.NNTP, starttls.Sieve, starttls.IRC} {
 		t.Run(string(p), func(t *testing.T) {
 			s := startServed(t, p)
 			pt := postTLS[p]
@@ -131,7 +137,8 @@ func TestOpenSSLClient(t *testing.T) {
 
 func TestGnuTLSClient(t *testing.T) {
 	bins := peer.Require(t, "gnutls-cli")
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3} {
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3,
+		starttls.FTP, starttls.NNTP, starttls.Sieve} {
 		t.Run(string(p), func(t *testing.T) {
 			s := startServed(t, p)
 			pt := postTLS[p]
@@ -216,5 +223,23 @@ func TestSwaks(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
 		t.Errorf("%d messages stored, want 1", len(files))
+	}
+}
+
+// curl lists an FTP root over AUTH TLS with a TLS-protected passive data
+// connection (PROT P), verification on.
+func TestCurlFTP(t *testing.T) {
+	s := startServed(t, starttls.FTP)
+	out, err := curlRun(t, "--cacert", s.ca, "-u", "user:secret", "ftp://"+s.addr+"/", "-v")
+	if err != nil {
+		t.Fatalf("curl ftp: %v\n%s", err, out)
+	}
+	for _, want := range []string{"AUTH TLS", "PROT P", "226 Transfer complete"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("curl ftp output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := curlRun(t, "--cacert", s.ca, "-u", "user:wrong", "ftp://"+s.addr+"/"); err == nil {
+		t.Errorf("curl ftp with a wrong password succeeded: %s", out)
 	}
 }

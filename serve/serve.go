@@ -60,6 +60,11 @@ var apps = map[starttls.Protocol]app{
 	starttls.LMTP:       smtpApp,
 	starttls.IMAP:       imapApp,
 	starttls.POP3:       pop3App,
+	starttls.FTP:        ftpApp,
+	starttls.NNTP:       nntpApp,
+	starttls.Sieve:      sieveApp,
+	starttls.IRC:        ircApp,
+	starttls.HTTP:       httpApp,
 }
 
 // Start listens and serves in the background until ctx ends or Close.
