@@ -50,10 +50,25 @@ if [ ! -e "$policy" ]; then
 fi
 trap '[ -n "$own_policy" ] && rm -f "$policy"' EXIT
 apt-get update -qq >/dev/null
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-  echo "install-deps: apt-get install failed; retrying with output" >&2
-  apt-get install -y --no-install-recommends "${missing[@]}"
+# Postinst scripts that need a configured system: inn2 wants a domain in
+# inn.conf (a container's hostname has none) and runs newaliases, which
+# needs a Postfix main.cf (Postfix is installed unconfigured).
+fixups() {
+  [ -e /etc/postfix ] && [ ! -e /etc/postfix/main.cf ] && touch /etc/postfix/main.cf
+  if [ -e /etc/news/inn.conf ] && ! grep -q '^domain:' /etc/news/inn.conf; then
+    echo 'domain: test' >>/etc/news/inn.conf
+  fi
+  return 0
 }
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/install-deps.log 2>&1; then
+  fixups
+  dpkg --configure -a >>/tmp/install-deps.log 2>&1 || true
+  apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/install-deps.log 2>&1 || {
+    echo "install-deps: apt-get install failed:" >&2
+    tail -40 /tmp/install-deps.log >&2
+    exit 1
+  }
+fi
 # A postinst may have started the system instances; the tests need the ports
 # and their own configuration, so stop them.
 if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then postfix stop >/dev/null 2>&1 || true; fi

@@ -1,10 +1,8 @@
 package peer
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 // Dovecot is a running private Dovecot instance.
 type Dovecot struct {
 	IMAPAddr, IMAPSAddr, POP3Addr, POP3SAddr string
+	SieveAddr                                string // with DovecotOptions.Sieve
 	*PKI
 	Version        string
 	Dir            string
@@ -29,12 +28,17 @@ type DovecotOptions struct {
 	// Conf lines are appended to dovecot.conf (later settings win), e.g.
 	// legacy TLS settings.
 	Conf []string
+	// Sieve adds ManageSieve (package dovecot-managesieved) on SieveAddr.
+	Sieve bool
 }
 
 // StartDovecot starts Dovecot in the foreground on four free loopback ports.
 func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 	t.Helper()
 	bins := Require(t, "dovecot")
+	if o.Sieve {
+		Require(t, "managesieve-login")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("a private Dovecot instance needs root (it switches to its own users)")
 	}
@@ -42,12 +46,7 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 	if err != nil {
 		t.Fatalf("dovecot user: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "starttls-dovecot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	_ = os.Chmod(dir, 0o755)
+	dir := tempDir(t, "dovecot")
 	mail := filepath.Join(dir, "mail")
 	if err := os.Mkdir(mail, 0o755); err != nil {
 		t.Fatal(err)
@@ -88,37 +87,21 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 		"service imap-login {\n  inet_listener imap {\n    port = " + port(d.IMAPAddr) + "\n  }\n  inet_listener imaps {\n    port = " + port(d.IMAPSAddr) + "\n    ssl = yes\n  }\n}",
 		"service pop3-login {\n  inet_listener pop3 {\n    port = " + port(d.POP3Addr) + "\n  }\n  inet_listener pop3s {\n    port = " + port(d.POP3SAddr) + "\n    ssl = yes\n  }\n}",
 	}
+	if o.Sieve {
+		d.SieveAddr = a()
+		conf[4] = "protocols = imap pop3 sieve"
+		conf = append(conf, "service managesieve-login {\n  inet_listener sieve {\n    port = "+port(d.SieveAddr)+"\n  }\n}")
+	}
 	conf = append(conf, o.Conf...)
 	cfg := filepath.Join(dir, "dovecot.conf")
 	writeFile(t, cfg, strings.Join(conf, "\n")+"\n", 0o644)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bins["dovecot"], "-F", "-c", cfg)
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		t.Fatal(err)
+	startDaemon(t, dir, "stdout", bins["dovecot"], "-F", "-c", cfg)
+	addrs := []string{d.IMAPAddr, d.IMAPSAddr, d.POP3Addr, d.POP3SAddr}
+	if o.Sieve {
+		addrs = append(addrs, d.SieveAddr)
 	}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("dovecot: %v", err)
-	}
-	t.Cleanup(func() {
-		// SIGTERM lets the master stop its children; the context kills it if not.
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		out.Close()
-	})
-	waitPorts(t, filepath.Join(dir, "dovecot.log"), d.IMAPAddr, d.IMAPSAddr, d.POP3Addr, d.POP3SAddr)
+	waitPorts(t, filepath.Join(dir, "dovecot.log"), addrs...)
 	return d
 }
 

@@ -20,7 +20,7 @@ import (
 
 // sbinDirs are searched besides PATH: daemons live in sbin directories
 // that a test's PATH may lack.
-var sbinDirs = []string{"/usr/sbin", "/sbin", "/usr/lib/postfix/sbin", "/usr/lib/dovecot"}
+var sbinDirs = []string{"/usr/sbin", "/sbin", "/usr/lib/postfix/sbin", "/usr/lib/dovecot", "/usr/lib/news/bin"}
 
 // Look finds a binary in PATH or the sbin directories.
 func Look(name string) (string, bool) {
@@ -146,3 +146,50 @@ func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 }
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// startDaemon runs a daemon in the foreground with its output in
+// dir/name.log, and stops it at cleanup: SIGTERM first so that it can stop
+// its children, a kill after 10 s.
+func startDaemon(t testing.TB, dir, name, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+		out.Close()
+	})
+	return cmd
+}
+
+// tempDir makes a world-readable temporary directory removed at cleanup;
+// daemons that drop privileges must be able to enter it.
+func tempDir(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "starttls-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o755)
+	return dir
+}
