@@ -93,7 +93,6 @@ func StartINN(t testing.TB) *INN {
 	asNews(bins["makedbz"], "-i", "-o")
 	asNews(bins["makehistory"], "-O", "-x")
 	port := n.Addr[len("127.0.0.1:"):]
-	startDaemon(t, dir, "nnrpd", "env", "INNCONF="+innconf, bins["nnrpd"], "-D", "-f", "-b", "127.0.0.1", "-p", port)
-	waitPorts(t, sub("nnrpd.log"), n.Addr)
+	startDaemon(t, dir, "nnrpd", "env", "INNCONF="+innconf, bins["nnrpd"], "-D", "-f", "-b", "127.0.0.1", "-p", port).ready(t, n.Addr)
 	return n
 }

@@ -147,14 +147,22 @@ func writeFile(t testing.TB, path, content string, mode os.FileMode) {
 
 func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
+// daemon is a process started by startDaemon.
+type daemon struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process has ended
+	log    string
+}
+
 // startDaemon runs a daemon in the foreground with its output in
 // dir/name.log, and stops it at cleanup: SIGTERM first so that it can stop
-// its children, a kill after 10 s.
-func startDaemon(t testing.TB, dir, name, bin string, args ...string) *exec.Cmd {
+// its children and close its files, a kill after 10 s.
+func startDaemon(t testing.TB, dir, name, bin string, args ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
-	out, err := os.Create(filepath.Join(dir, name+".log"))
+	d := &daemon{cmd: cmd, exited: make(chan struct{}), log: filepath.Join(dir, name+".log")}
+	out, err := os.Create(d.log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -163,22 +171,34 @@ func startDaemon(t testing.TB, dir, name, bin string, args ...string) *exec.Cmd 
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
+		out.Close()
 		t.Fatalf("%s: %v", name, err)
 	}
+	go func() { _ = cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-d.exited:
 		case <-time.After(10 * time.Second):
 			cancel()
-			<-done
+			<-d.exited
 		}
 		cancel()
 		out.Close()
 	})
-	return cmd
+	return d
+}
+
+// ready waits for the addresses to accept connections, failing at once
+// with the log if the daemon exits first.
+func (d *daemon) ready(t testing.TB, addrs ...string) {
+	t.Helper()
+	select {
+	case <-d.exited:
+		t.Fatalf("%s exited at start (%v):\n%s", filepath.Base(d.cmd.Path), d.cmd.ProcessState, tail(d.log))
+	case <-time.After(100 * time.Millisecond):
+	}
+	waitPorts(t, d.log, addrs...)
 }
 
 // tempDir makes a world-readable temporary directory removed at cleanup;

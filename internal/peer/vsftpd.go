@@ -56,7 +56,6 @@ func StartVSFTPD(t testing.TB) *VSFTPD {
 	}
 	cfg := filepath.Join(dir, "vsftpd.conf")
 	writeFile(t, cfg, strings.Join(conf, "\n")+"\n", 0o600)
-	startDaemon(t, dir, "stdout", bins["vsftpd"], cfg)
-	waitPorts(t, filepath.Join(dir, "stdout.log"), v.Addr)
+	startDaemon(t, dir, "vsftpd-stdout", bins["vsftpd"], cfg).ready(t, v.Addr)
 	return v
 }
