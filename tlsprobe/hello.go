@@ -223,25 +223,90 @@ func Hello(ctx context.Context, conn net.Conn, ch ClientHello) (*ServerHello, er
 
 // ReadServerHello reads one record and parses the ServerHello or alert in it.
 func ReadServerHello(r io.Reader) (*ServerHello, error) {
+	typ, body, err := readRecord(r)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRecord(typ, body)
+}
+
+// readRecord reads one record's type and content.
+func readRecord(r io.Reader) (byte, []byte, error) {
 	hdr := make([]byte, 5)
 	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, declinedIfReset(err)
+		return 0, nil, declinedIfReset(err)
 	}
 	if hdr[0]&0x80 != 0 {
-		return nil, fmt.Errorf("%w: SSLv2-style record header %x", ErrNotTLS, hdr)
+		return 0, nil, fmt.Errorf("%w: SSLv2-style record header %x", ErrNotTLS, hdr)
 	}
 	if hdr[1] != 3 {
-		return nil, fmt.Errorf("%w: record version %x", ErrNotTLS, hdr[1:3])
+		return 0, nil, fmt.Errorf("%w: record version %x", ErrNotTLS, hdr[1:3])
 	}
 	n := int(hdr[3])<<8 | int(hdr[4])
 	if n == 0 || n > maxRecord {
-		return nil, fmt.Errorf("%w: record length %d", ErrNotTLS, n)
+		return 0, nil, fmt.Errorf("%w: record length %d", ErrNotTLS, n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return nil, fmt.Errorf("reading a %d-byte record: %w", n, err)
+		// A record cut short is garbage, whether the peer hung up or not.
+		return 0, nil, fmt.Errorf("%w: reading a %d-byte record: %w", ErrNotTLS, n, io.ErrUnexpectedEOF)
 	}
-	return ParseRecord(hdr[0], body)
+	return hdr[0], body, nil
+}
+
+// HelloKeyExchange is Hello for TLS 1.2 ECDHE offers: it reads on past the
+// ServerHello to the ServerKeyExchange and returns the named curve the
+// server chose there (0 if the flight has none, e.g. RSA key exchange).
+// Only this proves which group a TLS 1.2 server used: the ServerHello
+// does not say.
+func HelloKeyExchange(ctx context.Context, conn net.Conn, ch ClientHello) (*ServerHello, uint16, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := conn.Write(ch.Marshal()); err != nil {
+		return nil, 0, declinedIfReset(err)
+	}
+	var buf []byte
+	var sh *ServerHello
+	// A server's first flight is a handful of records; 16 bound it.
+	for i := 0; i < 16; i++ {
+		typ, body, err := readRecord(conn)
+		if err != nil {
+			return sh, 0, err
+		}
+		if typ != 22 {
+			_, err := ParseRecord(typ, body) // an alert: declined
+			return sh, 0, err
+		}
+		buf = append(buf, body...)
+		for len(buf) >= 4 {
+			n := int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
+			if n > 1<<16 {
+				return sh, 0, fmt.Errorf("%w: handshake message of %d bytes", ErrNotTLS, n)
+			}
+			if len(buf) < 4+n {
+				break
+			}
+			msg := buf[:4+n]
+			buf = buf[4+n:]
+			switch msg[0] {
+			case 2: // ServerHello
+				if sh, err = ParseRecord(22, msg); err != nil {
+					return nil, 0, err
+				}
+			case 12: // ServerKeyExchange: ECParameters, curve_type 3 = named_curve
+				if sh == nil || n < 3 || msg[4] != 3 {
+					return sh, 0, nil
+				}
+				return sh, uint16(msg[5])<<8 | uint16(msg[6]), nil
+			case 14: // ServerHelloDone: no key exchange message
+				return sh, 0, nil
+			}
+		}
+	}
+	return sh, 0, fmt.Errorf("%w: no ServerKeyExchange in the first 16 records", ErrNotTLS)
 }
 
 // ParseRecord interprets one record's content.

@@ -217,35 +217,33 @@ func Groups(ctx context.Context, dial Dialer, tls13 bool, o Options) ([]Group, e
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Concurrency)
 	for _, grp := range AllGroups {
+		if !tls13 && (grp.ID >= 0x0100 && grp.ID <= 0x01FF || grp.ID >= 0x0200) {
+			// TLS 1.2 servers choose DH parameters by themselves, whatever the
+			// client lists, and hybrid groups exist only in TLS 1.3.
+			continue
+		}
 		g.Go(func() error {
-			var ch ClientHello
+			var yes bool
+			var err error
 			if tls13 {
 				// No key share: the server must name the group in a HelloRetryRequest.
-				ch = helloFor(TLS13)
+				ch := helloFor(TLS13)
 				ch.KeyShareX25519 = false
+				ch.Groups = []uint16{grp.ID}
+				var sh *ServerHello
+				sh, err = one(gctx, dial, o, ch)
+				yes, err = accepted(sh, err, ch.Version)
+				// The HRR or ServerHello names the group; it must be ours.
+				yes = yes && sh.Group == grp.ID
 			} else {
-				ch = helloFor(TLS12)
-				if grp.ID >= 0x0100 && grp.ID <= 0x01FF {
-					ch.Suites = dheSuites()
-				} else {
-					ch.Suites = ecdheSuites()
-				}
+				yes, err = ecdheGroup(gctx, dial, o, grp.ID)
 			}
-			ch.Groups = []uint16{grp.ID}
-			sh, err := one(gctx, dial, o, ch)
-			yes, err := accepted(sh, err, ch.Version)
 			mu.Lock()
 			defer mu.Unlock()
-			switch {
-			case err != nil:
+			if err != nil {
 				errs = append(errs, fmt.Errorf("group %s: %w", grp.Name, err))
-			case yes && tls13:
-				// The HRR or ServerHello names the group; it must be ours.
-				ok[grp.ID] = sh.Group == grp.ID
-			case yes:
-				// Only a TLS 1.2 ECDHE/DHE suite proves the group was used.
-				ok[grp.ID] = slices.Contains(ch.Suites, sh.Suite)
 			}
+			ok[grp.ID] = yes
 			return nil
 		})
 	}
@@ -259,20 +257,50 @@ func Groups(ctx context.Context, dial Dialer, tls13 bool, o Options) ([]Group, e
 	return out, errors.Join(errs...)
 }
 
+// certCurves are the curves of ECDSA certificates. A TLS 1.2 server with
+// such a certificate refuses a client that does not list its curve (RFC
+// 8422 §5.1), so a group offered alone can look refused when it is not.
+var certCurves = []uint16{0x0017, 0x0018, 0x0019}
+
+// ecdheGroup reports whether a TLS 1.2 server does ECDHE with group: first
+// offered alone, then with the certificate curves after it, the
+// ServerKeyExchange telling which one was used.
+func ecdheGroup(ctx context.Context, dial Dialer, o Options, group uint16) (bool, error) {
+	offers := [][]uint16{{group}}
+	if !slices.Contains(certCurves, group) {
+		offers = append(offers, append([]uint16{group}, certCurves...))
+	}
+	var lastErr error
+	for _, groups := range offers {
+		ch := helloFor(TLS12)
+		ch.Suites = ecdheSuites()
+		ch.Groups = groups
+		ch.ServerName = o.ServerName
+		cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		conn, err := dial(cctx)
+		if err != nil {
+			cancel()
+			return false, fmt.Errorf("dial: %w", err)
+		}
+		sh, used, err := HelloKeyExchange(cctx, conn, ch)
+		conn.Close()
+		cancel()
+		yes, err := accepted(sh, err, ch.Version)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if yes && slices.Contains(ch.Suites, sh.Suite) && used == group {
+			return true, nil
+		}
+	}
+	return false, lastErr
+}
+
 func ecdheSuites() []uint16 {
 	var ids []uint16
 	for _, s := range offerOrder {
 		if len(s.Name) > 10 && s.Name[:10] == "TLS_ECDHE_" {
-			ids = append(ids, s.ID)
-		}
-	}
-	return ids
-}
-
-func dheSuites() []uint16 {
-	var ids []uint16
-	for _, s := range offerOrder {
-		if len(s.Name) > 8 && s.Name[:8] == "TLS_DHE_" {
 			ids = append(ids, s.ID)
 		}
 	}
