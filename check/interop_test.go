@@ -31,13 +31,18 @@ var legacyDovecot = []string{
 
 func checkPeer(t *testing.T, p starttls.Protocol, addr string, pki *peer.PKI) *Report {
 	t.Helper()
+	return checkPeerNamed(t, p, addr, pki, "mail.test")
+}
+
+func checkPeerNamed(t *testing.T, p starttls.Protocol, addr string, pki *peer.PKI, name string) *Report {
+	t.Helper()
 	tg, err := starttls.ParseTarget(addr, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	r := Run(ctx, tg, Options{Roots: pki.CA.Pool(), ServerName: "mail.test", Timeout: 5 * time.Second})
+	r := Run(ctx, tg, Options{Roots: pki.CA.Pool(), ServerName: name, Timeout: 5 * time.Second})
 	if r.Status != starttls.StatusSuccess {
 		t.Fatalf("%s: status %s: %s", tg, r.Status, r.Error)
 	}
@@ -130,4 +135,49 @@ func TestCheckDovecot(t *testing.T) {
 		r = checkPeer(t, starttls.POP3, dc.POP3Addr, dc.PKI)
 		requireFinding(t, r, "plaintext-login", true)
 	})
+}
+
+// The check across protocols against their real servers: each run
+// completes (every TLS probe answers through the protocol's dialogue) and
+// the command-injection probe says pass for servers known to be safe.
+func TestCheckMoreRealPeers(t *testing.T) {
+	cases := []struct {
+		name  string
+		start func(t *testing.T) (starttls.Protocol, string, *peer.PKI)
+	}{
+		{"ldap/slapd", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			sd := peer.StartSlapd(t, peer.SlapdOptions{})
+			return starttls.LDAP, sd.LDAPAddr, sd.PKI
+		}},
+		{"ftp/vsftpd", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			v := peer.StartVSFTPD(t)
+			return starttls.FTP, v.Addr, v.PKI
+		}},
+		{"nntp/inn", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			n := peer.StartINN(t)
+			return starttls.NNTP, n.Addr, n.PKI
+		}},
+		{"sieve/dovecot", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			d := peer.StartDovecot(t, peer.DovecotOptions{Sieve: true})
+			return starttls.Sieve, d.SieveAddr, d.PKI
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, addr, pki := tc.start(t)
+			name := "mail.test"
+			if p == starttls.LDAP {
+				name = "ldap.test"
+			}
+			r := checkPeerNamed(t, p, addr, pki, name)
+			if inj := r.StartTLS.Probes["command-injection"]; !strings.HasPrefix(inj, "pass") {
+				t.Errorf("command-injection probe %q", inj)
+			}
+			if !r.TLS.Versions["tls1.2"] {
+				t.Errorf("versions %v", r.TLS.Versions)
+			}
+			requireFinding(t, r, "cert-untrusted", false)
+			requireFinding(t, r, "cert-name-mismatch", false)
+		})
+	}
 }

@@ -26,7 +26,13 @@ var injectionProbes = map[starttls.Protocol]string{
 	"sieve":             "NOOP\r\n",
 	"ftp":               "FEAT\r\n",
 	"irc":               "PING starttls-check\r\n",
+	"http":              "OPTIONS * HTTP/1.1\r\nHost: starttls-check\r\n\r\n",
+	// LDAP WhoAmI (RFC 4532) as messageID 2: any answer is a whole BER message.
+	"ldap": "\x30\x1e\x02\x01\x02\x77\x19\x80\x17" + "1.3.6.1.4.1.4203.1.11.3",
 }
+
+// binaryProbes are answered in binary: any byte read is the answer.
+var binaryProbes = map[starttls.Protocol]bool{"ldap": true}
 
 // unsolicitedAfterTLS says how many lines a server legitimately sends
 // inside TLS before the client speaks (ManageSieve re-sends its
@@ -60,7 +66,13 @@ func (c *run) commandInjection(ctx context.Context) {
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
 	expected := unsolicitedAfterTLS[c.info.Base]
 	var got []string
-	for i := 0; i < 50; i++ {
+	if binaryProbes[c.info.Base] {
+		buf := make([]byte, 512)
+		if n, _ := conn.Read(buf); n > 0 {
+			got = append(got, fmt.Sprintf("%d bytes: % x", n, buf[:min(n, 32)]))
+		}
+	}
+	for i := 0; i < 50 && !binaryProbes[c.info.Base]; i++ {
 		line, err := conn.ReadLine()
 		if err != nil {
 			break
