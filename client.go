@@ -227,7 +227,11 @@ func (s *clientSession) fallback(err error) error {
 func (s *clientSession) handshake() error {
 	s.phase = PhaseHandshake
 	t := time.Now()
-	tc := tls.Client(s.raw, s.cfg.tlsConfig(s.host))
+	tcfg := s.cfg.tlsConfig(s.host)
+	if len(tcfg.NextProtos) == 0 {
+		tcfg.NextProtos = s.sp.alpn
+	}
+	tc := tls.Client(s.raw, tcfg)
 	s.dl.Phase()
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return s.fail(classifyHandshake(s.ctx, err), "")

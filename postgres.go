@@ -20,11 +20,10 @@ const (
 
 func init() {
 	register(&spec{name: Postgres, port: 5432, client: postgresClient(), server: postgresServer()})
-	// Direct SSL shares the port. It needs ALPN "postgresql" on both sides
-	// (PostgreSQL 17 servers reject direct SSL without it); the generic
-	// handshake has no per-protocol ALPN, so callers set
-	// TLSConfig.NextProtos = []string{PostgresALPN} themselves.
+	// Direct SSL shares the port. It needs ALPN "postgresql" on both sides:
+	// PostgreSQL 17 servers reject direct SSL without it.
 	registerImplicit(PostgresDirect, Postgres, 5432)
+	lookupSpec(PostgresDirect).alpn = []string{PostgresALPN}
 }
 
 // PostgresALPN is the ALPN protocol of PostgreSQL direct SSL connections.

@@ -328,6 +328,9 @@ func (s *serverSession) handshake() error {
 	if tc.MinVersion == 0 {
 		tc.MinVersion = tls.VersionTLS12
 	}
+	if len(tc.NextProtos) == 0 {
+		tc.NextProtos = s.sp.alpn
+	}
 	conn := tls.Server(s.raw, tc)
 	s.dl.Phase()
 	if err := conn.HandshakeContext(s.ctx); err != nil {

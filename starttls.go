@@ -45,6 +45,7 @@ type spec struct {
 	base     Protocol // for implicit variants: the protocol spoken inside TLS
 	client   *clientHalf
 	server   *serverHalf
+	alpn     []string // ALPN both sides use unless the caller set its own
 }
 
 var (
