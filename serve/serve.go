@@ -121,6 +121,31 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
+// ServeConn runs the application of c's protocol on a connection that is
+// already upgraded (or handed off), for servers built outside Start, such
+// as the scenario servers of package clienttest. It returns when the
+// client leaves, ctx ends or the session idles out.
+func ServeConn(ctx context.Context, c *starttls.Conn, o Options) {
+	info, err := starttls.Lookup(c.Protocol)
+	if err != nil {
+		return
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := apps[info.Base]
+	if a == nil {
+		a = drainApp
+	}
+	a(ctx, &session{c: c, o: &o, br: bufio.NewReaderSize(c, 64<<10)})
+}
+
 // Close stops the server and waits for its connections to end.
 func (s *Server) Close() error {
 	s.cancel()

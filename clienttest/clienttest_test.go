@@ -1,0 +1,139 @@
+package clienttest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls"
+)
+
+func results(r *Report) string {
+	var b strings.Builder
+	for _, res := range r.Results {
+		b.WriteString(res.Scenario.Name + ": " + string(res.Verdict) + " — " + res.Evidence + "\n")
+	}
+	return b.String()
+}
+
+// Our own client passes every scenario of every protocol clienttest speaks.
+func TestLibraryClientPassesEveryScenario(t *testing.T) {
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP} {
+		t.Run(string(p), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			r, err := Run(ctx, Options{Protocol: p, Client: LibraryClient(p), Timeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.Counts {
+				t.Fatalf("control failed:\n%s", results(r))
+			}
+			for _, res := range r.Results {
+				if res.Verdict != Pass {
+					t.Errorf("%s: %s — %s\ntranscript %+v", res.Scenario.Name, res.Verdict, res.Evidence, res.Transcript)
+				}
+			}
+			t.Logf("\n%s", results(r))
+		})
+	}
+}
+
+// naiveSMTP is the client the scenarios exist to catch: it sends AUTH
+// whether or not TLS happened, trusts any certificate, keeps reading from
+// its plaintext buffer after the upgrade and never asks EHLO again.
+func naiveSMTP(ctx context.Context, addr, _ string) error {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	readReply := func(r *bufio.Reader) (string, error) {
+		var all []string
+		for i := 0; i < 50; i++ {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				return strings.Join(all, "\n"), err
+			}
+			all = append(all, strings.TrimSpace(l))
+			if len(l) < 4 || l[3] != '-' {
+				break
+			}
+		}
+		return strings.Join(all, "\n"), nil
+	}
+	if _, err := readReply(br); err != nil {
+		return err
+	}
+	fmt.Fprint(conn, "EHLO naive\r\n")
+	caps, err := readReply(br)
+	if err != nil {
+		return err
+	}
+	var w io.Writer = conn
+	r := br
+	if strings.Contains(caps, "STARTTLS") {
+		fmt.Fprint(conn, "STARTTLS\r\n")
+		if l, err := readReply(br); err != nil || !strings.HasPrefix(l, "220") {
+			return fmt.Errorf("no go-ahead: %q", l)
+		}
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		w = tc
+		// The flaw: whatever the plaintext buffer still holds is read first.
+		left, _ := br.Peek(br.Buffered())
+		r = bufio.NewReader(io.MultiReader(bytes.NewReader(left), tc))
+		fmt.Fprint(w, "EHLO naive\r\n")
+		if _, err := readReply(r); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(w, "AUTH PLAIN AHVzZXIAc2VjcmV0\r\n")
+	_, err = readReply(r)
+	return err
+}
+
+// The scenarios catch a naive client: each flaw is reported as a failure
+// with the evidence that proves it.
+func TestNaiveClientFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Protocol: starttls.SMTP, Client: naiveSMTP, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Counts {
+		t.Fatalf("control failed:\n%s", results(r))
+	}
+	want := map[string]string{
+		"strip-capability":      "in plaintext",
+		"strip-mechanisms":      "in plaintext",
+		"inject-after-go-ahead": "acted on the injected answer",
+		"cert-self-signed":      "accepted the self-signed certificate",
+		"cert-unknown-ca":       "accepted",
+		"cert-wrong-name":       "accepted",
+		"cert-expired":          "accepted",
+	}
+	for _, res := range r.Results {
+		w, bad := want[res.Scenario.Name]
+		switch {
+		case bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)):
+			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
+		case res.Scenario.Name == "control" && res.Verdict != Pass:
+			t.Errorf("control: %s — %s", res.Verdict, res.Evidence)
+		}
+	}
+	t.Logf("\n%s", results(r))
+}

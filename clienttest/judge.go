@@ -1,0 +1,122 @@
+package clienttest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/starttls-go/starttls"
+)
+
+// judge turns what the server saw into a verdict with evidence.
+func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string) {
+	pers := personalities[base]
+	if !ob.connected {
+		return Inconclusive, "the client never connected"
+	}
+	if leak, ok := firstLeak(pers, ob.lines, false); ok && s.kind != kindControl {
+		return Fail, fmt.Sprintf("sent %q in plaintext", redact(leak))
+	}
+	var inTLS []Line
+	for _, l := range ob.lines {
+		if l.TLS {
+			inTLS = append(inTLS, l)
+		}
+	}
+	done := ob.handshake == "completed"
+	switch s.kind {
+	case kindControl:
+		if done && len(inTLS) > 0 {
+			return Pass, fmt.Sprintf("upgraded and sent %d commands inside TLS", len(inTLS))
+		}
+		return Fail, "did not complete STARTTLS with an honest server (handshake " + ob.handshake + ")"
+	case kindStrip:
+		if done {
+			return Pass, "upgraded anyway"
+		}
+		return Pass, "sent nothing sensitive in plaintext (commands: " + plainVerbs(pers, ob.lines) + ")"
+	case kindInject:
+		if !done {
+			return Pass, "did not complete TLS after the injected bytes (handshake " + ob.handshake + ")"
+		}
+		var early []string
+		for _, l := range inTLS {
+			if ob.firstTLSSent.IsZero() || l.AtMS < ms(ob.firstTLSSent.Sub(ob.start)) {
+				early = append(early, l.Text)
+			}
+		}
+		if len(early) >= 2 {
+			return Fail, fmt.Sprintf("acted on the injected answer: sent %q inside TLS before the server had answered %q", redact(early[1]), redact(early[0]))
+		}
+		return Pass, "ignored the injected bytes and waited for the answers inside TLS"
+	case kindTamper:
+		if !done {
+			return Pass, "did not upgrade (handshake " + ob.handshake + ")"
+		}
+		for _, l := range inTLS {
+			_, verb, _ := splitCommand(pers, l.Text)
+			if containsFold(pers.capsVerbs, verb) {
+				return Pass, fmt.Sprintf("asked for capabilities again inside TLS (%q)", l.Text)
+			}
+			if containsFold(pers.leaks, verb) {
+				return Fail, fmt.Sprintf("sent %q inside TLS without asking for capabilities again: it trusted the pre-TLS list", redact(l.Text))
+			}
+		}
+		return Pass, "never authenticated"
+	case kindEarlyOK:
+		if done {
+			return Fail, "started TLS on a tagged OK that arrived before its STARTTLS command"
+		}
+		return Pass, "did not take the early OK as a go-ahead (handshake " + ob.handshake + ")"
+	case kindCert:
+		if done && len(inTLS) > 0 {
+			return Fail, fmt.Sprintf("accepted the %s certificate and sent %q inside TLS", s.plan.cert, redact(inTLS[0].Text))
+		}
+		if done {
+			return Pass, "completed the handshake but sent nothing inside TLS"
+		}
+		return Pass, "rejected the handshake (" + strings.TrimPrefix(ob.handshake, "failed: ") + ")"
+	}
+	return Inconclusive, "unknown scenario kind"
+}
+
+func firstLeak(pers *personality, lines []Line, inTLS bool) (string, bool) {
+	for _, l := range lines {
+		if l.TLS != inTLS {
+			continue
+		}
+		_, verb, _ := splitCommand(pers, l.Text)
+		if containsFold(pers.leaks, verb) {
+			return l.Text, true
+		}
+	}
+	return "", false
+}
+
+func plainVerbs(pers *personality, lines []Line) string {
+	var v []string
+	for _, l := range lines {
+		if !l.TLS {
+			_, verb, _ := splitCommand(pers, l.Text)
+			v = append(v, verb)
+		}
+	}
+	if len(v) == 0 {
+		return "none"
+	}
+	return strings.Join(v, " ")
+}
+
+// redact keeps evidence readable without printing whole credentials.
+func redact(line string) string {
+	f := strings.Fields(line)
+	for i, w := range f {
+		if len(w) > 12 && i > 0 {
+			f[i] = w[:8] + "..."
+		}
+	}
+	u := strings.ToUpper(line)
+	if strings.HasPrefix(u, "PASS ") || strings.Contains(u, " LOGIN ") && len(f) >= 4 {
+		f[len(f)-1] = "***"
+	}
+	return strings.Join(f, " ")
+}

@@ -1,0 +1,246 @@
+package clienttest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"flag"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/peer"
+)
+
+var writeDocs = flag.String("write-docs", "", "write the compatibility table of real clients to this Markdown file")
+
+// realClient is a client from Debian (or Go's standard library) and the
+// scenarios it is recorded to fail. A change in its behaviour fails the
+// test with the difference.
+type realClient struct {
+	name     string
+	proto    starttls.Protocol
+	bin      string // binary that must be installed ("" for in-process)
+	command  []string
+	client   func(ctx context.Context, addr, caFile string) error
+	version  []string // command printing the version
+	wantFail []string
+}
+
+const pySMTP = `import smtplib, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = smtplib.SMTP(host, port, timeout=5)
+s.starttls(context=ssl.create_default_context(cafile=ca))
+s.login("user", "secret")
+s.sendmail("a@x.test", ["b@x.test"], "Subject: t\r\n\r\nhello\r\n")
+s.quit()
+`
+
+const pyIMAP = `import imaplib, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+m = imaplib.IMAP4(host, port, timeout=5)
+m.starttls(ssl_context=ssl.create_default_context(cafile=ca))
+m.login("user", "secret")
+m.select("INBOX")
+m.logout()
+`
+
+const pyPOP3 = `import poplib, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+p = poplib.POP3(host, port, timeout=5)
+p.stls(context=ssl.create_default_context(cafile=ca))
+p.user("user")
+p.pass_("secret")
+p.stat()
+p.quit()
+`
+
+// goSendMail is net/smtp.SendMail's own logic (STARTTLS only if
+// advertised, then AUTH) with the test CA added: the way most Go programs
+// send mail.
+func goSendMail(ctx context.Context, addr, caFile string) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	host, _, _ := net.SplitHostPort(addr)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: host, RootCAs: pool}); err != nil {
+			return err
+		}
+	}
+	if ok, _ := c.Extension("AUTH"); ok {
+		if err := c.Auth(smtp.PlainAuth("", "user", "secret", host)); err != nil {
+			return err
+		}
+	}
+	if err := c.Mail("a@x.test"); err != nil {
+		return err
+	}
+	if err := c.Rcpt("b@x.test"); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(w, "Subject: t\r\n\r\nhello\r\n")
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func realClients(t *testing.T) []realClient {
+	dir := t.TempDir()
+	script := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	msg := script("msg.eml", "Subject: clienttest\r\n\r\nhello\r\n")
+	curlSMTP := func(tlsFlag string) []string {
+		return []string{"curl", "-sS", "--max-time", "8", tlsFlag, "--cacert", "{ca}", "smtp://{addr}",
+			"--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret"}
+	}
+	curlVer := []string{"curl", "--version"}
+	pyVer := []string{"python3", "--version"}
+	opportunistic := []string{"strip-capability", "strip-mechanisms", "legacy-downgrade",
+		"refuse-221", "refuse-354", "refuse-454", "refuse-500", "refuse-501", "refuse-502"}
+	return []realClient{
+		{name: "curl --ssl-reqd", proto: starttls.SMTP, bin: "curl", version: curlVer,
+			command: curlSMTP("--ssl-reqd")},
+		{name: "curl --ssl (opportunistic)", proto: starttls.SMTP, bin: "curl", version: curlVer,
+			command:  curlSMTP("--ssl"),
+			wantFail: opportunistic},
+		{name: "curl --ssl-reqd", proto: starttls.IMAP, bin: "curl", version: curlVer,
+			command:  []string{"curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", "{ca}", "imap://{addr}/INBOX", "-u", "user:secret"},
+			wantFail: []string{"early-tagged-ok"}},
+		{name: "curl --ssl (opportunistic)", proto: starttls.IMAP, bin: "curl", version: curlVer,
+			command:  []string{"curl", "-sS", "--max-time", "8", "--ssl", "--cacert", "{ca}", "imap://{addr}/INBOX", "-u", "user:secret"},
+			wantFail: []string{"early-tagged-ok", "preauth", "strip-capability", "strip-mechanisms"}},
+		{name: "curl --ssl-reqd", proto: starttls.POP3, bin: "curl", version: curlVer,
+			command: []string{"curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", "{ca}", "pop3://{addr}/", "-u", "user:secret"}},
+		{name: "curl --ssl-reqd", proto: starttls.FTP, bin: "curl", version: curlVer,
+			command: []string{"curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", "{ca}", "ftp://{addr}/", "-u", "user:secret"}},
+		{name: "swaks --tls --tls-verify", proto: starttls.SMTP, bin: "swaks", version: []string{"swaks", "--version"},
+			command: []string{"swaks", "--server", "{host}:{port}", "--tls", "--tls-verify", "--tls-ca-path", "{ca}", "--tls-sni", "localhost",
+				"--from", "a@x.test", "--to", "b@x.test", "--auth", "PLAIN", "--auth-user", "user", "--auth-password", "secret", "--timeout", "5"},
+			wantFail: []string{"cert-wrong-name", "inject-after-go-ahead"}},
+		{name: "python3 smtplib starttls()", proto: starttls.SMTP, bin: "python3", version: pyVer,
+			command: []string{"python3", script("smtp.py", pySMTP), "{host}", "{port}", "{ca}"}},
+		{name: "python3 imaplib starttls()", proto: starttls.IMAP, bin: "python3", version: pyVer,
+			command:  []string{"python3", script("imap.py", pyIMAP), "{host}", "{port}", "{ca}"},
+			wantFail: []string{"early-tagged-ok"}},
+		{name: "python3 poplib stls()", proto: starttls.POP3, bin: "python3", version: pyVer,
+			command:  []string{"python3", script("pop3.py", pyPOP3), "{host}", "{port}", "{ca}"},
+			wantFail: []string{"tamper-capabilities"}},
+		{name: "Go net/smtp (SendMail's logic)", proto: starttls.SMTP, client: goSendMail,
+			wantFail: []string{"legacy-downgrade", "strip-capability", "strip-mechanisms"}},
+		{name: "starttls-go (this module)", proto: starttls.SMTP, client: LibraryClient(starttls.SMTP)},
+		{name: "starttls-go (this module)", proto: starttls.IMAP, client: LibraryClient(starttls.IMAP)},
+		{name: "starttls-go (this module)", proto: starttls.POP3, client: LibraryClient(starttls.POP3)},
+	}
+}
+
+// The compatibility table: each real client's verdicts are asserted as
+// recorded, and our own client passes everything.
+func TestRealClients(t *testing.T) {
+	clients := realClients(t)
+	docs := make([]strings.Builder, len(clients))
+	// Clients run two at a time: each scenario is mostly waiting.
+	t.Run("clients", func(t *testing.T) {
+		for i, rc := range clients {
+			t.Run(string(rc.proto)+"/"+rc.name, func(t *testing.T) {
+				t.Parallel()
+				runRealClient(t, rc, &docs[i])
+			})
+		}
+	})
+	if *writeDocs != "" {
+		head := "# Real STARTTLS clients against `starttls clienttest`\n\nGenerated by `go test ./clienttest -run TestRealClients -write-docs docs/clienttest.md` " +
+			"on " + time.Now().UTC().Format("2006-01-02") + ". A `fail` is a leak or an accepted attack, with the evidence the scenario server saw.\n\n"
+		var all strings.Builder
+		all.WriteString(head)
+		all.WriteString("| protocol | client | failed scenarios |\n|---|---|---|\n")
+		for _, rc := range clients {
+			f := "none"
+			if len(rc.wantFail) > 0 {
+				f = strings.Join(rc.wantFail, ", ")
+			}
+			fmt.Fprintf(&all, "| %s | %s | %s |\n", rc.proto, rc.name, f)
+		}
+		all.WriteString("\n")
+		for i := range docs {
+			all.WriteString(docs[i].String())
+		}
+		if err := os.WriteFile(*writeDocs, []byte(all.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func runRealClient(t *testing.T, rc realClient, docs *strings.Builder) {
+	if rc.bin != "" {
+		peer.Require(t, rc.bin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Protocol: rc.proto, Command: rc.command, Client: rc.client, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Counts {
+		t.Fatalf("control scenario failed: %s\n%s", r.Results[0].Evidence, r.Results[0].ClientOut)
+	}
+	got := r.Failed()
+	sort.Strings(got)
+	want := slices.Clone(rc.wantFail)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("failed scenarios changed:\n got  %q\n want %q\n%s", got, want, results(r))
+	}
+	for _, res := range r.Results {
+		if res.Verdict == Inconclusive {
+			t.Errorf("%s inconclusive: %s", res.Scenario.Name, res.Evidence)
+		}
+	}
+	if *writeDocs != "" {
+		ver := "in-process (Go " + strings.TrimPrefix(runtimeVersion(), "go") + ")"
+		if len(rc.version) > 0 {
+			out, _ := exec.Command(rc.version[0], rc.version[1:]...).CombinedOutput()
+			ver = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+		}
+		r.Client = rc.name
+		fmt.Fprintf(docs, "Version: %s\n\n", ver)
+		r.Markdown(docs)
+	}
+}
+
+func runtimeVersion() string { return runtime.Version() }
