@@ -23,6 +23,10 @@ type clientHalf struct {
 	requery func(s *clientSession) error
 	// quit sends the polite goodbye and reads its answer (best effort).
 	quit func(s *clientSession) error
+	// unsolicited: the server may send lines unasked before the go-ahead
+	// (IRC notices), which upgrade reads and skips; only bytes after the
+	// go-ahead are then injection.
+	unsolicited bool
 }
 
 // clientSession is the state of one client dialogue.
@@ -182,8 +186,10 @@ func (s *clientSession) run() error {
 	t = time.Now()
 	// A server has no business talking before we ask; whatever it sent
 	// early could be mistaken for the answer to STARTTLS.
-	if err := s.nothingBuffered("before the STARTTLS command was sent"); err != nil {
-		return err
+	if !h.unsolicited {
+		if err := s.nothingBuffered("before the STARTTLS command was sent"); err != nil {
+			return err
+		}
 	}
 	if err := h.upgrade(s); err != nil {
 		if errors.Is(err, ErrRefused) {

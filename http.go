@@ -3,6 +3,7 @@ package starttls
 import (
 	"fmt"
 	"net/textproto"
+	"strconv"
 	"strings"
 )
 
@@ -96,14 +97,63 @@ func httpClient() *clientHalf {
 			}
 			return nil
 		},
+		// RFC 2817 §3.3: once TLS is up the server "MUST continue with the
+		// response to the original request", the OPTIONS *. It is read here
+		// so that the caller's first response is the one to its own request.
+		requery: func(s *clientSession) error {
+			for i := 0; i < 10; i++ {
+				status, h, err := readHTTPHead(s.readLine)
+				if err != nil {
+					return s.ioErr(err)
+				}
+				proto, rest, _ := strings.Cut(status, " ")
+				code, _, _ := strings.Cut(rest, " ")
+				if !strings.HasPrefix(proto, "HTTP/1.") || len(code) != 3 || code[0] < '1' || code[0] > '5' {
+					return s.failf(ErrProtocol, status, "malformed status line inside TLS")
+				}
+				if code[0] == '1' {
+					continue // interim response
+				}
+				if h.Get("Transfer-Encoding") != "" {
+					return s.failf(ErrProtocol, status, "OPTIONS response with Transfer-Encoding %q", h.Get("Transfer-Encoding"))
+				}
+				if cl := h.Get("Content-Length"); cl != "" {
+					n, err := strconv.Atoi(cl)
+					if err != nil || n < 0 || n > httpMaxOptionsBody {
+						return s.failf(ErrProtocol, status, "OPTIONS response Content-Length %q", cl)
+					}
+					if err := s.readFull(make([]byte, n)); err != nil {
+						return err
+					}
+				}
+				var allow Capabilities
+				for _, v := range h.Values("Allow") {
+					for _, m := range strings.Split(v, ",") {
+						if m = strings.TrimSpace(m); m != "" {
+							allow = append(allow, m)
+						}
+					}
+				}
+				s.caps = allow
+				return nil
+			}
+			return s.failf(ErrProtocol, "", "more than 10 interim responses inside TLS")
+		},
 	}
 }
+
+// httpMaxOptionsBody bounds the body of the OPTIONS response read inside TLS.
+const httpMaxOptionsBody = 64 << 10
 
 func httpServer() *serverHalf {
 	return &serverHalf{
 		goAhead: func(s *serverSession) error {
 			return s.sendRaw([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0, HTTP/1.1\r\nConnection: Upgrade\r\n\r\n"),
 				"HTTP/1.1 101 Switching Protocols")
+		},
+		// RFC 2817 §3.3: the response to the upgrading request comes inside TLS.
+		afterTLS: func(s *serverSession) error {
+			return s.sendRaw([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), "HTTP/1.1 200 OK (to the OPTIONS, inside TLS)")
 		},
 		serve: func(s *serverSession) (action, error) {
 			for i := 0; i < s.cfg.MaxCommands; i++ {

@@ -164,12 +164,13 @@ var dialects = []dialect{
 		proto: starttls.IRC, capsCmd: "CAP LS",
 		caps: ":srv NOTICE * :*** hello\r\n:srv CAP * LS :multi-prefix tls\r\n", noCaps: ":srv CAP * LS :multi-prefix\r\n",
 		upgrade: "STARTTLS", goAhead: ":srv 670 * :go ahead\r\n",
-		postCaps: "CAP LS", postRepl: ":srv CAP * LS :multi-prefix sasl\r\n",
+		post:     []string{"CAP LS", "", "PING :starttls-caps-end", ":srv CAP * LS :multi-prefix sasl\r\n:srv PONG srv :starttls-caps-end\r\n"},
 		refusals: []string{":srv 691 * :failed\r\n", ":srv 421 * STARTTLS :Unknown command\r\n", "ERROR :closing\r\n"},
 	},
 	{
 		proto: starttls.HTTP, upgrade: "OPTIONS * HTTP/1.1",
 		goAhead:  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0, HTTP/1.1\r\nConnection: Upgrade\r\n\r\n",
+		post:     []string{"", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}, // the answer to OPTIONS, inside TLS
 		refusals: []string{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 501 Not Implemented\r\n\r\n", "HTTP/1.1 426 Upgrade Required\r\n\r\n"},
 	},
 }
@@ -183,6 +184,10 @@ func (d dialect) offer(p *fakePeer, caps string) {
 	}
 	p.send(d.greeting)
 	p.expect(d.capsCmd)
+	if d.proto == starttls.IRC { // the client's sentinel after CAP LS
+		p.expect("PING :starttls-caps-end")
+		caps += ":srv PONG srv :starttls-caps-end\r\n"
+	}
 	p.send(caps)
 }
 

@@ -57,14 +57,24 @@ func parseIRC(line string) (ircMessage, error) {
 // ircMaxSkipped bounds the notices a server may send around the dialogue.
 const ircMaxSkipped = 100
 
-// ircCaps asks CAP LS 302 and reads the (possibly multi-line) answer; a
-// server without CAP answers 421 or nothing useful, and STARTTLS can then
-// only be tried.
+// ircCapsSentinel follows CAP LS: every server answers a PING before
+// registration (PONG, or 451 "not registered"), while a server without CAP
+// may ignore CAP without a word (InspIRCd does).
+const ircCapsSentinel = "starttls-caps-end"
+
+// ircCaps asks CAP LS 302 followed by the sentinel PING and reads up to the
+// sentinel's answer; the (possibly multi-line) CAP LS answer, if any, comes
+// before it. A server without CAP (421, 451 or silence) can only be tried
+// with STARTTLS.
 func ircCaps(s *clientSession) error {
 	if err := s.send("CAP LS 302"); err != nil {
 		return err
 	}
+	if err := s.send("PING :" + ircCapsSentinel); err != nil {
+		return err
+	}
 	var caps Capabilities
+	capAnswered, capWorks := false, false
 	for i := 0; i < ircMaxSkipped; i++ {
 		line, err := s.readLine()
 		if err != nil {
@@ -74,25 +84,44 @@ func ircCaps(s *clientSession) error {
 		if err != nil {
 			return s.fail(err, line)
 		}
+		// The answers come in order: CAP's, then PING's. An error numeric
+		// names its command ("451 * PING :...") or not (ngIRCd's "451 *
+		// :Connection not registered"); an anonymous one is CAP's unless
+		// CAP was answered already.
+		errFor := ""
+		if (m.Command == "421" || m.Command == "451") && len(m.Params) >= 1 {
+			errFor = "?"
+			if len(m.Params) >= 3 {
+				errFor = strings.ToUpper(m.Params[1])
+			}
+		}
 		switch {
 		case m.Command == "CAP" && len(m.Params) >= 3 && strings.EqualFold(m.Params[1], "LS"):
 			caps = append(caps, strings.Fields(m.Params[len(m.Params)-1])...)
-			if len(m.Params) == 4 && m.Params[2] == "*" {
-				continue // more lines follow
+			if !(len(m.Params) == 4 && m.Params[2] == "*") { // the last line
+				capAnswered, capWorks = true, true
 			}
-			s.caps = caps
-			// CAP works: only a listed "tls" offers STARTTLS.
-			s.offered = caps.Has("tls")
+			continue
+		case m.Command == "PONG" && len(m.Params) > 0 && m.Params[len(m.Params)-1] == ircCapsSentinel,
+			errFor == "PING", errFor == "?" && capAnswered:
+			if capWorks {
+				// CAP works: only a listed "tls" offers STARTTLS.
+				s.caps, s.offered = caps, caps.Has("tls")
+			} else {
+				s.caps, s.offered = nil, true
+			}
 			return nil
-		case m.Command == "421" || m.Command == "451":
-			s.caps, s.offered = nil, true
-			return nil
+		case errFor != "":
+			capAnswered = true // CAP unknown or refused
+			continue
+		case m.Command == "670" || m.Command == "691":
+			return s.failf(ErrInjection, line, "%s before the STARTTLS command was sent", m.Command)
 		case m.Command == "ERROR":
 			return s.failf(ErrRefused, line, "server closed the link")
 		}
 		// NOTICE AUTH and the like: skipped.
 	}
-	return s.failf(ErrProtocol, "", "no answer to CAP LS within %d lines", ircMaxSkipped)
+	return s.failf(ErrProtocol, "", "no answer to CAP LS and PING within %d lines", ircMaxSkipped)
 }
 
 func ircClient() *clientHalf {
@@ -102,6 +131,28 @@ func ircClient() *clientHalf {
 			return ircCaps(s)
 		},
 		upgrade: func(s *clientSession) error {
+			// The server may have said more since its answer to the PING
+			// (a notice on its hostname lookup, say): that is IRC, not
+			// injection, unless it is the answer to a STARTTLS not yet sent.
+			for i := 0; s.r.Buffered() > 0; i++ {
+				if i == ircMaxSkipped {
+					return s.failf(ErrProtocol, "", "more than %d unsolicited lines", ircMaxSkipped)
+				}
+				line, err := s.readLine()
+				if err != nil {
+					return err
+				}
+				m, err := parseIRC(line)
+				if err != nil {
+					return s.fail(err, line)
+				}
+				switch m.Command {
+				case "670", "691":
+					return s.failf(ErrInjection, line, "%s before the STARTTLS command was sent", m.Command)
+				case "ERROR":
+					return s.failf(ErrRefused, line, "server closed the link")
+				}
+			}
 			if err := s.send("STARTTLS"); err != nil {
 				return err
 			}
@@ -132,6 +183,7 @@ func ircClient() *clientHalf {
 		quit: func(s *clientSession) error {
 			return s.send("QUIT :bye")
 		},
+		unsolicited: true,
 	}
 }
 

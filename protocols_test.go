@@ -24,7 +24,8 @@ var postTLSApps = map[starttls.Protocol]postTLSApp{
 		"PBSZ": "200 PBSZ=0\r\n", "PROT": "200 PROT now Private\r\n", "FEAT": "211-Features:\r\n PBSZ\r\n PROT\r\n UTF8\r\n211 End\r\n", "QUIT": "221 bye\r\n"}},
 	starttls.NNTP: {greeting: "200 nntps ready\r\n", answers: map[string]string{
 		"CAPABILITIES": "101 caps\r\nVERSION 2\r\nREADER\r\nAUTHINFO USER\r\n.\r\n", "QUIT": "205 bye\r\n"}},
-	starttls.IRC:   {answers: map[string]string{"CAP LS": ":localhost CAP * LS :sasl multi-prefix\r\n"}},
+	starttls.IRC: {answers: map[string]string{"CAP LS": ":localhost CAP * LS :sasl multi-prefix\r\n",
+		"PING": ":localhost PONG localhost :starttls-caps-end\r\n"}},
 	starttls.Sieve: {answers: map[string]string{"LOGOUT": "OK \"bye\"\r\n"}},
 	starttls.HTTP:  {},
 }

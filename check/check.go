@@ -207,7 +207,7 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 		return
 	}
 	before := conn.CapabilitiesBefore
-	for _, kw := range []string{"AUTH", "AUTHINFO", "SASL"} {
+	for _, kw := range []string{"AUTH", "AUTHINFO", "SASL", "mechanisms"} {
 		args, ok := before.Args(kw)
 		if kw == "AUTH" && c.info.Base == starttls.FTP {
 			// FTP's "AUTH TLS" is the upgrade itself, not a login.

@@ -39,6 +39,9 @@ var binaryProbes = map[starttls.Protocol]bool{"ldap": true}
 // capabilities, ending with an OK line).
 var unsolicitedAfterTLS = map[starttls.Protocol]func(line string) (done bool){
 	"sieve": func(line string) bool { return strings.HasPrefix(strings.ToUpper(line), "OK") },
+	// RFC 2817 §3.3: inside TLS the server first answers the upgrade request
+	// itself; its head ends with an empty line.
+	"http": func(line string) bool { return line == "" },
 }
 
 // injectionWait is how long the probe waits for an answer inside TLS; a

@@ -148,3 +148,13 @@ func (d *Deadline) Release() {
 	d.stop()
 	_ = d.conn.SetDeadline(time.Time{})
 }
+
+// ReadByte reads one byte, counted against the budget. It makes Reader an
+// io.ByteReader, so that a decoder which reads byte by byte (encoding/xml)
+// takes nothing beyond the message it decodes and Buffered stays exact.
+func (r *Reader) ReadByte() (byte, error) {
+	if err := r.spend(1); err != nil {
+		return 0, err
+	}
+	return r.br.ReadByte()
+}
