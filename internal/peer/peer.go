@@ -87,6 +87,17 @@ func waitPorts(t testing.TB, logFile string, addrs ...string) {
 	}
 }
 
+// waitLog polls a daemon's log until it contains marker (15 s at most).
+func waitLog(t testing.TB, logFile, marker string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(logFile); err == nil && strings.Contains(string(b), marker) {
+			return
+		}
+	}
+	t.Fatalf("no %q in %s within 15 s:\n%s", marker, logFile, tail(logFile))
+}
+
 func tail(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {

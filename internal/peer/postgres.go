@@ -169,6 +169,9 @@ func StartPostgres(t testing.TB, o PostgresOptions) *Postgres {
 	case <-time.After(100 * time.Millisecond):
 	}
 	waitPorts(t, logFile, p.Addr)
+	// The port opens before recovery ends ("the database system is
+	// starting up"); the log says when connections are accepted.
+	waitLog(t, logFile, "ready to accept connections")
 	return p
 }
 
