@@ -161,13 +161,21 @@ func TestCheckMoreRealPeers(t *testing.T) {
 			d := peer.StartDovecot(t, peer.DovecotOptions{Sieve: true})
 			return starttls.Sieve, d.SieveAddr, d.PKI
 		}},
+		{"xmpp/prosody", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			p := peer.StartProsody(t, peer.ProsodyOptions{})
+			return starttls.XMPP, p.C2SAddr, p.PKI
+		}},
+		{"postgres/postgresql", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			p := peer.StartPostgres(t, peer.PostgresOptions{})
+			return starttls.Postgres, p.Addr, p.PKI
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, addr, pki := tc.start(t)
-			name := "mail.test"
-			if p == starttls.LDAP {
-				name = "ldap.test"
+			name := map[starttls.Protocol]string{starttls.LDAP: "ldap.test", starttls.Postgres: "db.test"}[p]
+			if name == "" {
+				name = "mail.test"
 			}
 			r := checkPeerNamed(t, p, addr, pki, name)
 			if inj := r.StartTLS.Probes["command-injection"]; !strings.HasPrefix(inj, "pass") {

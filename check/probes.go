@@ -2,10 +2,12 @@ package check
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -31,8 +33,32 @@ var injectionProbes = map[starttls.Protocol]string{
 	"ldap": "\x30\x1e\x02\x01\x02\x77\x19\x80\x17" + "1.3.6.1.4.1.4203.1.11.3",
 }
 
-// binaryProbes are answered in binary: any byte read is the answer.
-var binaryProbes = map[starttls.Protocol]bool{"ldap": true}
+// binaryProbes read the answer as bytes and tell whether it shows the
+// pipelined request was executed, as opposed to the server noticing it
+// and refusing inside TLS (PostgreSQL since CVE-2021-23214 reports
+// "received unencrypted data after SSL request"; slapd sends a Notice of
+// Disconnection; an XMPP server a stream error).
+var binaryProbes = map[starttls.Protocol]func(b []byte) (executed bool){
+	"ldap": func(b []byte) bool {
+		return !bytes.Contains(b, []byte("1.3.6.1.4.1.1466.20036"))
+	},
+	"xmpp":        func(b []byte) bool { return bytes.Contains(b, []byte("<iq")) },
+	"xmpp-server": func(b []byte) bool { return bytes.Contains(b, []byte("<iq")) },
+	// 'E' is an ErrorResponse; anything else ('R' authentication request)
+	// means the startup message was processed.
+	"postgres": func(b []byte) bool { return len(b) > 0 && b[0] != 'E' },
+}
+
+func init() {
+	// XMPP: a ping stanza; inside TLS the server must wait for a new stream.
+	ping := "<iq type='get' id='starttls-check'><ping xmlns='urn:xmpp:ping'/></iq>"
+	injectionProbes["xmpp"], injectionProbes["xmpp-server"] = ping, ping
+	// PostgreSQL: a StartupMessage pipelined after SSLRequest
+	// (CVE-2021-23214): a vulnerable server answers it inside TLS.
+	body := "\x00\x03\x00\x00user\x00starttls-check\x00\x00"
+	n := len(body) + 4
+	injectionProbes["postgres"] = string([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}) + body
+}
 
 // unsolicitedAfterTLS says how many lines a server legitimately sends
 // inside TLS before the client speaks (ManageSieve re-sends its
@@ -69,13 +95,19 @@ func (c *run) commandInjection(ctx context.Context) {
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
 	expected := unsolicitedAfterTLS[c.info.Base]
 	var got []string
-	if binaryProbes[c.info.Base] {
-		buf := make([]byte, 512)
-		if n, _ := conn.Read(buf); n > 0 {
-			got = append(got, fmt.Sprintf("%d bytes: % x", n, buf[:min(n, 32)]))
+	executed := binaryProbes[c.info.Base]
+	if executed != nil {
+		buf := make([]byte, 4096)
+		n, _ := io.ReadAtLeast(conn, buf, 1)
+		if n > 0 && !executed(buf[:n]) {
+			c.verdict("command-injection", "pass (refused inside TLS: "+printable(buf[:min(n, 120)])+")", time.Since(start))
+			return
+		}
+		if n > 0 {
+			got = append(got, fmt.Sprintf("%d bytes: %s", n, printable(buf[:min(n, 120)])))
 		}
 	}
-	for i := 0; i < 50 && !binaryProbes[c.info.Base]; i++ {
+	for i := 0; i < 50 && executed == nil; i++ {
 		line, err := conn.ReadLine()
 		if err != nil {
 			break
@@ -98,6 +130,19 @@ func (c *run) commandInjection(ctx context.Context) {
 	c.verdict("command-injection", "fail", time.Since(start))
 	c.add(newFinding("command-injection", fmt.Sprintf("sent %q in one segment; inside TLS, before sending anything, the server answered %q",
 		"STARTTLS\r\n"+probe, strings.Join(got, "\r\n"))))
+}
+
+// printable shows binary evidence with its text parts readable.
+func printable(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteByte('.')
+		}
+	}
+	return sb.String()
 }
 
 // stateReset sends MAIL inside TLS without a new EHLO (SMTP family only).
