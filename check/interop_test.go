@@ -42,7 +42,7 @@ func checkPeerNamed(t *testing.T, p starttls.Protocol, addr string, pki *peer.PK
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	r := Run(ctx, tg, Options{Roots: pki.CA.Pool(), ServerName: name, Timeout: 5 * time.Second})
+	r := Run(ctx, tg, Options{Roots: pki.CA.Pool(), ServerName: name, Timeout: 10 * time.Second})
 	if r.Status != starttls.StatusSuccess {
 		t.Fatalf("%s: status %s: %s", tg, r.Status, r.Error)
 	}
