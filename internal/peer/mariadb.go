@@ -1,9 +1,7 @@
 package peer
 
 import (
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -83,39 +81,10 @@ func StartMariaDB(t testing.TB, o MariaDBOptions) *MariaDB {
 		"--innodb-log-file-size=8M",
 	}, asUser...)
 	args = append(args, o.Args...)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, server, args...)
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("%s: %v", server, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		// SIGTERM is a clean shutdown; the context kills it if that stalls.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		out.Close()
-	})
-	select {
-	case <-done:
-		t.Fatalf("%s exited at start:\n%s\n%s", server, tail(logFile), tail(filepath.Join(dir, "stdout.log")))
-	case <-time.After(100 * time.Millisecond):
-	}
-	waitPorts(t, logFile, m.Addr)
+	// SIGTERM is mariadbd's clean shutdown.
+	d := startDaemonStop(t, dir, "stdout", syscall.SIGTERM, server, args...)
+	d.log = logFile
+	d.ready(t, m.Addr)
 	return m
 }
 

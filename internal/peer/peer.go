@@ -170,6 +170,13 @@ type daemon struct {
 // its children and close its files, a kill after 10 s.
 func startDaemon(t testing.TB, dir, name, bin string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonStop(t, dir, name, os.Interrupt, bin, args...)
+}
+
+// startDaemonStop is startDaemon for daemons whose clean shutdown is
+// another signal (SIGTERM for mariadbd).
+func startDaemonStop(t testing.TB, dir, name string, stop os.Signal, bin string, args ...string) *daemon {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
 	d := &daemon{cmd: cmd, exited: make(chan struct{}), log: filepath.Join(dir, name+".log")}
@@ -187,7 +194,7 @@ func startDaemon(t testing.TB, dir, name, bin string, args ...string) *daemon {
 	}
 	go func() { _ = cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Process.Signal(stop)
 		select {
 		case <-d.exited:
 		case <-time.After(10 * time.Second):
