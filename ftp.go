@@ -102,19 +102,7 @@ func ftpClient() *clientHalf {
 			s.phase = PhaseCaps
 			return ftpFeatures(s)
 		},
-		upgrade: func(s *clientSession) error {
-			if err := s.send("AUTH TLS"); err != nil {
-				return err
-			}
-			r, err := s.readFTPReply()
-			if err != nil {
-				return err
-			}
-			if r.Code != 234 {
-				return s.failf(ErrRefused, r.String(), "server answered %d", r.Code)
-			}
-			return nil
-		},
+		upgrade: codeUpgrade("AUTH TLS", 234, (*clientSession).readFTPReply),
 		// Inside TLS: protect the data channel too (RFC 4217 §8-9), then
 		// list the features again.
 		requery: func(s *clientSession) error {

@@ -125,19 +125,7 @@ func smtpClient(hello string) *clientHalf {
 			s.phase = PhaseCaps
 			return ehlo(s)
 		},
-		upgrade: func(s *clientSession) error {
-			if err := s.send("STARTTLS"); err != nil {
-				return err
-			}
-			r, err := s.readSMTPReply()
-			if err != nil {
-				return err
-			}
-			if r.Code != 220 {
-				return s.failf(ErrRefused, r.String(), "server answered %d", r.Code)
-			}
-			return nil
-		},
+		upgrade: codeUpgrade("STARTTLS", 220, (*clientSession).readSMTPReply),
 		requery: ehlo,
 		quit: func(s *clientSession) error {
 			if err := s.send("QUIT"); err != nil {
@@ -206,6 +194,24 @@ func smtpServer(hello, kind string) *serverHalf {
 			}
 			return actContinue, s.send("502 5.5.2 Command not recognized")
 		},
+	}
+}
+
+// codeUpgrade sends the upgrade command of a three-digit-code protocol and
+// takes only want as the go-ahead.
+func codeUpgrade(cmd string, want int, read func(*clientSession) (SMTPReply, error)) func(*clientSession) error {
+	return func(s *clientSession) error {
+		if err := s.send(cmd); err != nil {
+			return err
+		}
+		r, err := read(s)
+		if err != nil {
+			return err
+		}
+		if r.Code != want {
+			return s.failf(ErrRefused, r.String(), "server answered %d", r.Code)
+		}
+		return nil
 	}
 }
 
