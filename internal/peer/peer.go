@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,6 +189,10 @@ func startDaemonStop(t testing.TB, dir, name string, stop os.Signal, bin string,
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 5 * time.Second
+	// Its own process group: wrappers (postfix start-fg, env, runuser) run
+	// the daemon as a child, and the whole group must stop with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if err := cmd.Start(); err != nil {
 		cancel()
 		out.Close()
@@ -194,17 +200,41 @@ func startDaemonStop(t testing.TB, dir, name string, stop os.Signal, bin string,
 	}
 	go func() { _ = cmd.Wait(); close(d.exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(stop)
+		sig, _ := stop.(syscall.Signal)
+		_ = syscall.Kill(-cmd.Process.Pid, sig)
 		select {
 		case <-d.exited:
 		case <-time.After(10 * time.Second):
 			cancel()
 			<-d.exited
 		}
+		// Whatever of the group outlived the leader goes too.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cancel()
 		out.Close()
 	})
 	return d
+}
+
+// stopPidFile stops the process named in a pid file: SIGTERM, then
+// SIGKILL if it is still there after 10 s.
+func stopPidFile(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
 
 // ready waits for the addresses to accept connections, failing at once

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -115,23 +116,17 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		postfixServices
 	writeFile(t, filepath.Join(dir, "etc", "master.cf"), master, 0o644)
 
+	// start-fg keeps master in the foreground, so that the test owns the
+	// process: "postfix start" daemonizes, and "postfix stop" at cleanup
+	// sometimes left masters running after their directory was gone.
 	etc := filepath.Join(dir, "etc")
-	if out, err := run(t, 30*time.Second, bins["postfix"], "-c", etc, "start"); err != nil {
-		os.RemoveAll(dir)
-		t.Fatalf("postfix start: %v\n%s\n%s", err, out, tail(filepath.Join(dir, "maillog")))
-	}
-	t.Cleanup(func() {
-		_, _ = run(t, 20*time.Second, bins["postfix"], "-c", etc, "stop")
-		// postfix stop returns before master exits; wait for its pid file to go.
-		for i := 0; i < 50; i++ {
-			if _, err := os.Stat(filepath.Join(dir, "spool", "pid", "master.pid")); err != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		os.RemoveAll(dir)
-	})
-	waitPorts(t, filepath.Join(dir, "maillog"), p.SMTPAddr, p.SubmissionAddr, p.SMTPSAddr)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	// master detaches into its own session; its pid file finds it after the
+	// wrapper has been stopped (cleanups run last-registered first).
+	t.Cleanup(func() { stopPidFile(filepath.Join(dir, "spool", "pid", "master.pid")) })
+	d := startDaemonStop(t, dir, "master", syscall.SIGTERM, bins["postfix"], "-c", etc, "start-fg")
+	d.log = filepath.Join(dir, "maillog")
+	d.ready(t, p.SMTPAddr, p.SubmissionAddr, p.SMTPSAddr)
 	return p
 }
 
