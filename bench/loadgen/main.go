@@ -1,0 +1,449 @@
+// Command loadgen drives bench/proxy-vs-stunnel.sh: a trivial SMTP-shaped
+// backend, a plain Go TLS relay (the baseline), and the load: full
+// handshakes per second, relay throughput, and idle connections.
+//
+//	loadgen backend -listen 127.0.0.1:0
+//	loadgen relay   -listen 127.0.0.1:0 -backend ADDR -cert F -key F
+//	loadgen hs      -target ADDR -mode starttls|implicit|plain -c 16 -d 10s -ca F
+//	loadgen tput    -target ADDR -mode ... -c 1 -bytes 268435456 -dir up|down -ca F
+//	loadgen idle    -target ADDR -mode ... -n 5000 -hold 10s -ca F
+//
+// Every result is one line of key=value pairs on stdout.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/starttls-go/starttls"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: loadgen backend|relay|hs|tput|idle [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address (backend, relay)")
+	backend := fs.String("backend", "", "backend address (relay)")
+	certFile := fs.String("cert", "", "certificate (relay)")
+	keyFile := fs.String("key", "", "key (relay)")
+	target := fs.String("target", "", "address to load")
+	mode := fs.String("mode", "starttls", "client side: starttls (SMTP STARTTLS), implicit (TLS first), plain (no TLS)")
+	caFile := fs.String("ca", "", "CA to verify the target")
+	conc := fs.Int("c", 16, "concurrent clients")
+	dur := fs.Duration("d", 10*time.Second, "duration (hs)")
+	total := fs.Int64("bytes", 256<<20, "bytes per connection (tput)")
+	dir := fs.String("dir", "up", "up (client to backend) or down (tput)")
+	n := fs.Int("n", 5000, "connections (idle)")
+	hold := fs.Duration("hold", 5*time.Second, "how long to hold idle connections")
+	_ = fs.Parse(os.Args[2:])
+
+	var err error
+	switch os.Args[1] {
+	case "backend":
+		err = runBackend(*listen)
+	case "relay":
+		err = runRelay(*listen, *backend, *certFile, *keyFile)
+	case "hs", "tput", "idle":
+		cl := &client{target: *target, mode: *mode}
+		if cl.tls, err = clientTLS(*caFile); err != nil {
+			break
+		}
+		switch os.Args[1] {
+		case "hs":
+			err = cl.handshakes(*conc, *dur)
+		case "tput":
+			err = cl.throughput(*conc, *total, *dir)
+		case "idle":
+			err = cl.idle(*n, *hold)
+		}
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func clientTLS(caFile string) (*tls.Config, error) {
+	tc := &tls.Config{ServerName: "localhost"}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificate", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}
+
+// ---- backend: greeting, EHLO, NOOP, QUIT; BULK n reads n bytes; BLOB n sends n bytes of lines.
+
+func runBackend(listen string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening=%s\n", ln.Addr())
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go serveBackend(c)
+	}
+}
+
+var blobLine = []byte(strings.Repeat("QUJDRGVm", 9) + "QUJD\r\n") // 78 bytes
+
+func serveBackend(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 64<<10)
+	bw := bufio.NewWriterSize(c, 64<<10)
+	bw.WriteString("220 bench.test ESMTP\r\n")
+	bw.Flush()
+	buf := make([]byte, 64<<10)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+		switch strings.ToUpper(verb) {
+		case "EHLO":
+			bw.WriteString("250-bench.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+		case "QUIT":
+			bw.WriteString("221 bye\r\n")
+			bw.Flush()
+			return
+		case "BULK":
+			n, _ := strconv.ParseInt(arg, 10, 64)
+			bw.WriteString("354 go\r\n")
+			bw.Flush()
+			for n > 0 {
+				k, err := br.Read(buf[:min(int64(len(buf)), n)])
+				if err != nil {
+					return
+				}
+				n -= int64(k)
+			}
+			bw.WriteString("250 bulk done\r\n")
+		case "BLOB":
+			n, _ := strconv.ParseInt(arg, 10, 64)
+			for sent := int64(0); sent < n; sent += int64(len(blobLine)) {
+				if _, err := bw.Write(blobLine); err != nil {
+					return
+				}
+			}
+			bw.WriteString("250 blob done\r\n")
+		default:
+			bw.WriteString("250 ok\r\n")
+		}
+		if err := bw.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// ---- relay: the plain Go TLS relay baseline (implicit TLS, io.Copy both ways).
+
+func runRelay(listen, backend, certFile, keyFile string) error {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	ln, err := tls.Listen("tcp", listen, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening=%s\n", ln.Addr())
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				return
+			}
+			defer b.Close()
+			done := make(chan struct{})
+			go func() { _, _ = io.Copy(b, c); b.(*net.TCPConn).CloseWrite(); close(done) }()
+			_, _ = io.Copy(c, b)
+			_ = c.(*tls.Conn).CloseWrite()
+			<-done
+		}()
+	}
+}
+
+// ---- clients
+
+type client struct {
+	target string
+	mode   string
+	tls    *tls.Config
+}
+
+// session opens a session ready for commands (greeting read, EHLO done
+// inside TLS) and returns it with a line reader.
+func (cl *client) session(ctx context.Context) (net.Conn, *bufio.Reader, error) {
+	switch cl.mode {
+	case "starttls":
+		c, err := starttls.Dial(ctx, starttls.SMTP, cl.target, &starttls.Config{TLSConfig: cl.tls})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, bufio.NewReaderSize(c, 64<<10), nil
+	case "implicit", "plain":
+		d := net.Dialer{Timeout: 10 * time.Second}
+		raw, err := d.DialContext(ctx, "tcp", cl.target)
+		if err != nil {
+			return nil, nil, err
+		}
+		var c net.Conn = raw
+		if cl.mode == "implicit" {
+			tc := tls.Client(raw, cl.tls)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, nil, err
+			}
+			c = tc
+		}
+		br := bufio.NewReaderSize(c, 64<<10)
+		if err := expect(br, "220"); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		if _, err := io.WriteString(c, "EHLO loadgen\r\n"); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		if err := expect(br, "250"); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		return c, br, nil
+	}
+	return nil, nil, fmt.Errorf("unknown mode %q", cl.mode)
+}
+
+// expect reads one reply and checks its code.
+func expect(br *bufio.Reader, code string) error {
+	for i := 0; i < 100; i++ {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(l, code) {
+			return fmt.Errorf("want %s, got %q", code, strings.TrimSpace(l))
+		}
+		if len(l) < 4 || l[3] != '-' {
+			return nil
+		}
+	}
+	return errors.New("reply too long")
+}
+
+// handshakes runs c clients that each open a session, say QUIT and close,
+// for d; it reports sessions per second.
+func (cl *client) handshakes(c int, d time.Duration) error {
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				conn, br, err := cl.session(ctx)
+				if err == nil {
+					_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+					if _, err = io.WriteString(conn, "QUIT\r\n"); err == nil {
+						err = expect(br, "221")
+					}
+					conn.Close()
+				}
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	fe, _ := firstErr.Load().(string)
+	fmt.Printf("test=hs mode=%s clients=%d sessions=%d failed=%d seconds=%.2f per_second=%.1f first_error=%q\n",
+		cl.mode, c, ok.Load(), failed.Load(), el, float64(ok.Load())/el, fe)
+	if ok.Load() == 0 {
+		return fmt.Errorf("no session completed: %s", fe)
+	}
+	return nil
+}
+
+// throughput moves total bytes on each of c sessions in one direction and
+// reports the aggregate MB/s (10^6 bytes).
+func (cl *client) throughput(c int, total int64, dir string) error {
+	var moved atomic.Int64
+	errs := make(chan error, c)
+	var ready, wg sync.WaitGroup
+	startGate := make(chan struct{})
+	type sess struct {
+		conn net.Conn
+		br   *bufio.Reader
+	}
+	sessions := make([]sess, c)
+	for i := 0; i < c; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		conn, br, err := cl.session(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		sessions[i] = sess{conn, br}
+	}
+	for i := 0; i < c; i++ {
+		wg.Add(1)
+		ready.Add(1)
+		go func(s sess) {
+			defer wg.Done()
+			defer s.conn.Close()
+			_ = s.conn.SetDeadline(time.Now().Add(10 * time.Minute))
+			ready.Done()
+			<-startGate
+			var err error
+			switch dir {
+			case "up":
+				err = bulkUp(s.conn, s.br, total)
+			default:
+				err = blobDown(s.conn, s.br, total)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			moved.Add(total)
+		}(sessions[i])
+	}
+	ready.Wait()
+	start := time.Now()
+	close(startGate)
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	fmt.Printf("test=tput mode=%s dir=%s clients=%d bytes=%d seconds=%.2f mb_per_second=%.1f\n",
+		cl.mode, dir, c, moved.Load(), el, float64(moved.Load())/el/1e6)
+	return nil
+}
+
+func bulkUp(c net.Conn, br *bufio.Reader, total int64) error {
+	if _, err := fmt.Fprintf(c, "BULK %d\r\n", total); err != nil {
+		return err
+	}
+	if err := expect(br, "354"); err != nil {
+		return err
+	}
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte('a' + i%26)
+	}
+	for sent := int64(0); sent < total; {
+		k := min(int64(len(chunk)), total-sent)
+		if _, err := c.Write(chunk[:k]); err != nil {
+			return err
+		}
+		sent += k
+	}
+	return expect(br, "250")
+}
+
+func blobDown(c net.Conn, br *bufio.Reader, total int64) error {
+	if _, err := fmt.Fprintf(c, "BLOB %d\r\n", total); err != nil {
+		return err
+	}
+	var got int64
+	for {
+		l, err := br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return err
+		}
+		if len(l) >= 4 && string(l[:4]) == "250 " {
+			if got < total {
+				return fmt.Errorf("short blob: %d of %d", got, total)
+			}
+			return nil
+		}
+		got += int64(len(l))
+	}
+}
+
+// idle opens n sessions, holds them for hold, and reports how many held.
+func (cl *client) idle(n int, hold time.Duration) error {
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	sem := make(chan struct{}, 32)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, _, err := cl.session(ctx)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("test=idle mode=%s open=%d failed=%d\n", cl.mode, len(conns), failed.Load())
+	// The script samples the proxy's memory now; a ready file says when.
+	if f := os.Getenv("LOADGEN_READY"); f != "" {
+		_ = os.WriteFile(f, []byte(strconv.Itoa(len(conns))), 0o644)
+	}
+	time.Sleep(hold)
+	return nil
+}
