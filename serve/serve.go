@@ -65,6 +65,8 @@ var apps = map[starttls.Protocol]app{
 	starttls.Sieve:      sieveApp,
 	starttls.IRC:        ircApp,
 	starttls.HTTP:       httpApp,
+	starttls.XMPP:       xmppApp,
+	starttls.XMPPServer: xmppApp,
 }
 
 // Start listens and serves in the background until ctx ends or Close.

@@ -124,6 +124,10 @@ func runDemo(ctx context.Context, out io.Writer, asJSON bool) error {
 	}
 	if !asJSON {
 		p.section(fmt.Sprintf("Summary: %d servers checked in %.1f s (CA: throwaway, removed at exit)", len(reports), elapsed.Seconds()))
+		width := 0
+		for _, r := range reports {
+			width = max(width, len(r.Target))
+		}
 		for i, r := range reports {
 			var worst []string
 			for _, f := range r.Findings {
@@ -131,7 +135,7 @@ func runDemo(ctx context.Context, out io.Writer, asJSON bool) error {
 					worst = append(worst, f.ID)
 				}
 			}
-			p.line("  %-28s %-14s grade %-3s %s", r.Target, servers[i].label, r.Grade, strings.Join(worst, ", "))
+			p.line("  %-*s %-14s grade %-3s %s", width, r.Target, servers[i].label, r.Grade, strings.Join(worst, ", "))
 		}
 	}
 	if len(failures) > 0 {
