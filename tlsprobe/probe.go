@@ -189,8 +189,10 @@ func enumerate(ctx context.Context, dial Dialer, v Version, o Options, remaining
 	return got, remaining, nil
 }
 
-// ServerPrefersOwnOrder offers the accepted suites in reverse: a server that
-// still picks its favourite imposes its own order.
+// ServerPrefersOwnOrder offers the accepted suites in two other orders,
+// reversed and rotated by one. A server that follows the client takes the
+// first suite of each; one that imposes its order, even partly (Go servers
+// follow the client only between AES-GCM and ChaCha20), does not.
 func ServerPrefersOwnOrder(ctx context.Context, dial Dialer, v Version, accepted []Suite, o Options) (bool, error) {
 	o = o.withDefaults()
 	if len(accepted) < 2 {
@@ -198,13 +200,19 @@ func ServerPrefersOwnOrder(ctx context.Context, dial Dialer, v Version, accepted
 	}
 	rev := slices.Clone(accepted)
 	slices.Reverse(rev)
-	ch := helloFor(v)
-	ch.Suites = suiteIDs(rev)
-	sh, err := one(ctx, dial, o, ch)
-	if err != nil {
-		return false, err
+	rot := append(slices.Clone(accepted[1:]), accepted[0])
+	for _, offer := range [][]Suite{rev, rot} {
+		ch := helloFor(v)
+		ch.Suites = suiteIDs(offer)
+		sh, err := one(ctx, dial, o, ch)
+		if err != nil {
+			return false, err
+		}
+		if sh.Suite != offer[0].ID {
+			return true, nil
+		}
 	}
-	return sh.Suite == accepted[0].ID, nil
+	return false, nil
 }
 
 // Groups returns the key-exchange groups the server accepts, using TLS 1.3

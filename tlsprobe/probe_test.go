@@ -770,3 +770,19 @@ func TestProbeOpenSSL(t *testing.T) {
 		})
 	}
 }
+
+// A Go server imposes its own suite order, except that it lets the client
+// choose between AES-GCM and ChaCha20: still server order, and the probe
+// must say so (offering the suites reversed alone would say "client").
+func TestServerOrderGoServer(t *testing.T) {
+	dial := goServer(t, &tls.Config{Certificates: []tls.Certificate{leafFor(t, certs.ECDSAP256).TLS}, MaxVersion: tls.VersionTLS12})
+	opts := Options{Timeout: 5 * time.Second, Concurrency: 4, ServerName: "127.0.0.1"}
+	suites, err := Suites(probeCtx(t), dial, TLS12, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := ServerPrefersOwnOrder(probeCtx(t), dial, TLS12, suites, opts)
+	if err != nil || !own {
+		t.Errorf("ServerPrefersOwnOrder = %v, %v; want true for a Go server (suites %v)", own, err, suites)
+	}
+}
