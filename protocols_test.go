@@ -1,9 +1,13 @@
 package starttls_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +163,44 @@ func TestServerHTTPUpgrade(t *testing.T) {
 		p.expect("HTTP/1.1 400 ")
 		wantErr(t, wait(t, res).err, starttls.ErrProtocol, "body")
 	})
+}
+
+// The HTTP server half as a net.Listener for net/http: the RFC 2817
+// upgrade is done by the listener, and the handler serves the request the
+// client sends inside TLS.
+func TestHTTPUpgradeListenerWithNetHTTP(t *testing.T) {
+	pki := newPKI(t)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := starttls.NewListener(inner, starttls.HTTP, &starttls.ServerConfig{TLSConfig: pki.Server}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "tls=%v path=%s", r.TLS != nil, r.URL.Path)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := starttls.Dial(ctx, starttls.HTTP, inner.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /inside HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "tls=true path=/inside") {
+		t.Errorf("status %d body %q", resp.StatusCode, body)
+	}
 }

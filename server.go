@@ -453,10 +453,17 @@ func NewListener(inner net.Listener, proto Protocol, cfg *ServerConfig, onError 
 }
 
 // Accept returns the next upgraded connection.
+//
+// Upgraded connections come as the *tls.Conn itself when nothing of them
+// has been read yet, so that net/http fills in Request.TLS; otherwise (and
+// for plaintext hand-offs) as the *Conn.
 func (l *Listener) Accept() (net.Conn, error) {
 	c, ok := <-l.conns
 	if !ok {
 		return nil, net.ErrClosed
+	}
+	if c.TLS != nil && (c.reader == nil || c.reader.Buffered() == 0) {
+		return c.TLS, nil
 	}
 	return c, nil
 }
