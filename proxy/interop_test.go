@@ -386,3 +386,31 @@ func TestInteropDovecot(t *testing.T) {
 		}
 	})
 }
+
+// Terminate in front of a PostgreSQL that accepts only plaintext from the
+// proxy: psql with sslmode=verify-full runs a query through it.
+func TestInteropPostgresTerminate(t *testing.T) {
+	bins := peer.Require(t, "psql")
+	pg := peer.StartPostgres(t, peer.PostgresOptions{AllowPlaintext: true})
+	t.Logf("PostgreSQL %s", pg.Version)
+	pki := newTestPKI(t)
+	srv := startProxy(t, Options{}, terminateListener(t, pki, starttls.Postgres, pg.Addr))
+	host, port := hostPort(srv.Addr(0).String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := fmt.Sprintf("host=%s port=%s sslmode=verify-full sslrootcert=%s dbname=postgres user=%s connect_timeout=10",
+		host, port, pki.caFile, pg.User)
+	out, err := exec.CommandContext(ctx, bins["psql"], conn, "-XAtc", "SELECT 'through-the-proxy', ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	// The query ran, and the backend saw a plaintext session: TLS ended at the proxy.
+	if got := strings.TrimSpace(string(out)); got != "through-the-proxy|f" {
+		t.Errorf("psql printed %q", got)
+	}
+	// Without TLS, psql is refused by the proxy's Required policy.
+	plain := fmt.Sprintf("host=%s port=%s sslmode=disable dbname=postgres user=%s connect_timeout=10", host, port, pg.User)
+	if out, err := exec.CommandContext(ctx, bins["psql"], plain, "-XAtc", "SELECT 1").CombinedOutput(); err == nil {
+		t.Errorf("plaintext psql got through the proxy: %s", out)
+	}
+}
