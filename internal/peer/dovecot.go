@@ -40,7 +40,7 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 		Require(t, "managesieve-login")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("a private Dovecot instance needs root (it switches to its own users)")
+		unavailable(t, "a private Dovecot instance needs root (it switches to its own users)")
 	}
 	dcUser, err := user.Lookup("dovecot")
 	if err != nil {

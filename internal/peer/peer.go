@@ -58,6 +58,16 @@ func Require(t testing.TB, binaries ...string) map[string]string {
 	return paths
 }
 
+// unavailable skips the test with the reason, except under CI (CI=true),
+// where the set-up is expected to provide everything and it fails.
+func unavailable(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()

@@ -59,7 +59,7 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 	t.Helper()
 	bins := Require(t, "postfix", "postconf")
 	if os.Geteuid() != 0 {
-		t.Skip("a private Postfix instance needs root (its daemons switch to the postfix user)")
+		unavailable(t, "a private Postfix instance needs root (its daemons switch to the postfix user)")
 	}
 	pfUser, err := user.Lookup("postfix")
 	if err != nil {

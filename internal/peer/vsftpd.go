@@ -22,7 +22,7 @@ func StartVSFTPD(t testing.TB) *VSFTPD {
 	t.Helper()
 	bins := Require(t, "vsftpd")
 	if os.Geteuid() != 0 {
-		t.Skip("a private vsftpd instance needs root")
+		unavailable(t, "a private vsftpd instance needs root")
 	}
 	dir := tempDir(t, "vsftpd")
 	pki := newPKI(t, dir, "mail.test")
