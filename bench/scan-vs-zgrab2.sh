@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): `starttls scan` against zgrab2's smtp module with
+# STARTTLS on the same loopback fleet of SMTP servers, same concurrency.
+# When zgrab2 cannot be installed (the module proxy may refuse it), the
+# reference is `openssl s_client -starttls smtp`, one process per target,
+# run C at a time by xargs -P.
+#
+#   bash bench/scan-vs-zgrab2.sh                 # 500 targets, concurrency 50
+#   N=2000 C=100 bash bench/scan-vs-zgrab2.sh
+#   ZGRAB2=/path/to/zgrab2 bash bench/scan-vs-zgrab2.sh
+#
+# Reports, for each tool: targets, successes, wall seconds, targets/s,
+# CPU seconds per target (user+sys of the tool and its children) and peak
+# RSS; then the ratio of targets/s. Everything runs on 127.0.0.0/8 and
+# stops at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-500}         # SMTP targets (good servers from package serve)
+C=${C:-50}          # concurrency of both tools
+ADDRS=${ADDRS:-50}  # loopback addresses the fleet spreads over
+DEPTH=${DEPTH:-quick}
+TIMEOUT=${TIMEOUT:-10s}
+
+work=$(mktemp -d /tmp/scan-bench.XXXXXX)
+fleet_pid=
+cleanup() {
+  exec 3>&- 2>/dev/null || true            # closing the fleet's stdin stops it
+  if [ -n "$fleet_pid" ]; then
+    for _ in $(seq 1 50); do kill -0 "$fleet_pid" 2>/dev/null || break; sleep 0.1; done
+    kill "$fleet_pid" 2>/dev/null || true
+    wait "$fleet_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== building"
+go build -o "$work/starttls" ./cmd/starttls
+go build -o "$work/scanfleet" ./scan/scantest/scanfleet
+
+echo "== fleet: $N SMTP servers on $ADDRS loopback addresses"
+mkfifo "$work/fleet.in"
+"$work/scanfleet" -dir "$work" -good "$N" -addrs "$ADDRS" <"$work/fleet.in" >"$work/fleet.log" 2>&1 &
+fleet_pid=$!
+exec 3>"$work/fleet.in"
+for _ in $(seq 1 200); do grep -q '^ready' "$work/fleet.log" 2>/dev/null && break; sleep 0.1; done
+grep -q '^ready' "$work/fleet.log" || { echo "fleet did not start:"; cat "$work/fleet.log"; exit 1; }
+ca="$work/ca.pem"
+sed 's|^smtp://||' "$work/targets.txt" >"$work/hostports.txt"
+
+# measure NAME OUTFILE CMD...: runs CMD under /usr/bin/time; prints a row.
+rows=()
+measure() {
+  local name=$1 ok_count=$2; shift 2
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time.$name" "$@"
+  read -r wall user sys rss <"$work/time.$name"
+  local ok; ok=$($ok_count)
+  local tps cpu
+  tps=$(awk -v n="$N" -v w="$wall" 'BEGIN { printf "%.1f", n / (w > 0 ? w : 0.01) }')
+  cpu=$(awk -v n="$N" -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", (u + s) * 1000 / n }')
+  rows+=("$(printf '%-28s %7s %7s %8s %10s %12s %10s' "$name" "$N" "$ok" "$wall" "$tps" "$cpu" "$((rss / 1024))")")
+  echo "$name: $ok/$N ok in ${wall}s = $tps targets/s, ${cpu} CPU-ms/target, peak RSS $((rss / 1024)) MiB"
+  last_tps=$tps
+}
+
+echo "== starttls scan --depth $DEPTH --concurrency $C"
+scan_ok() { grep -c '"status":"success"' "$work/scan.jsonl" || true; }
+measure "starttls scan ($DEPTH)" scan_ok \
+  "$work/starttls" scan --input "$work/targets.txt" --out "jsonl:$work/scan.jsonl" --depth "$DEPTH" \
+  --concurrency "$C" --per-24 0 --timeout "$TIMEOUT" --retries 0 --ca "$ca" --progress never
+scan_tps=$last_tps
+
+zgrab2=${ZGRAB2:-}
+if [ -z "$zgrab2" ] && command -v zgrab2 >/dev/null; then zgrab2=$(command -v zgrab2); fi
+if [ -z "$zgrab2" ]; then
+  echo "== installing zgrab2 (go install github.com/zmap/zgrab2/cmd/zgrab2@latest)"
+  if GOBIN="$work/bin" timeout 300 go install github.com/zmap/zgrab2/cmd/zgrab2@latest >"$work/zgrab2-install.log" 2>&1; then
+    zgrab2="$work/bin/zgrab2"
+  else
+    echo "zgrab2 could not be installed:"; tail -3 "$work/zgrab2-install.log"
+  fi
+fi
+
+if [ -n "$zgrab2" ]; then
+  echo "== zgrab2 smtp --starttls --senders $C"
+  # zgrab2 reads "IP, DOMAIN, TAG, PORT" lines.
+  awk -F: '{ print $1 ",,," $2 }' "$work/hostports.txt" >"$work/zgrab2.in"
+  zgrab_ok() { grep -c '"status":"success"' "$work/zgrab2.jsonl" || true; }
+  measure "zgrab2 smtp --starttls" zgrab_ok \
+    "$zgrab2" smtp --starttls --senders "$C" --timeout "$TIMEOUT" -f "$work/zgrab2.in" -o "$work/zgrab2.jsonl"
+  ref="zgrab2"
+else
+  echo "== reference: openssl s_client -starttls smtp, xargs -P $C"
+  ssl_ok() { grep -c '^ok' "$work/openssl.out" || true; }
+  # One s_client per target: the STARTTLS dialogue, a verified handshake, QUIT.
+  measure "openssl s_client (xargs -P)" ssl_ok sh -c "xargs -P '$C' -n 1 sh -c 'if echo QUIT | timeout 10 openssl s_client -starttls smtp -connect \"\$1\" -CAfile \"$ca\" -verify_return_error -verify_ip \"\${1%:*}\" -brief >/dev/null 2>&1; then echo ok; else echo fail \$1; fi' _ <'$work/hostports.txt' >'$work/openssl.out'"
+  ref="openssl s_client"
+fi
+ref_tps=$last_tps
+
+echo
+echo "== results: $N SMTP targets on loopback, concurrency $C, $(nproc) cores, $(date -u +%F)"
+printf '%-28s %7s %7s %8s %10s %12s %10s\n' tool targets ok wall_s targets/s CPU-ms/tgt RSS_MiB
+for r in "${rows[@]}"; do echo "$r"; done
+awk -v a="$scan_tps" -v b="$ref_tps" -v r="$ref" 'BEGIN { printf "ratio starttls scan / %s: %.2fx targets/s\n", r, a / b }'

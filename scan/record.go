@@ -1,0 +1,76 @@
+package scan
+
+import (
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/check"
+)
+
+// RecordSchema names the JSON-lines record; a field's meaning never
+// changes without a new one.
+const RecordSchema = "starttls.scan/v1"
+
+// StatusDNS is the class of a target whose host name did not resolve.
+const StatusDNS starttls.Status = "dns-error"
+
+// StatusBadInput is the class of an input line that is not a target.
+const StatusBadInput starttls.Status = "bad-input"
+
+// Record is the result for one target: a summary for queries and the
+// check's report (schema starttls.report/v1) embedded.
+type Record struct {
+	Schema      string          `json:"schema"`
+	Target      string          `json:"target"` // the key: proto://host:port
+	Protocol    string          `json:"protocol"`
+	Host        string          `json:"host"`
+	Port        int             `json:"port"`
+	IP          string          `json:"ip,omitempty"` // the address checked
+	Status      starttls.Status `json:"status"`
+	Error       string          `json:"error,omitempty"`
+	Grade       string          `json:"grade,omitempty"`
+	TLSVersion  string          `json:"tls_version,omitempty"`
+	CipherSuite string          `json:"cipher_suite,omitempty"`
+	Findings    []FindingRef    `json:"findings"`
+	Attempts    int             `json:"attempts"`
+	Shard       string          `json:"shard,omitempty"`
+	ScannedAt   time.Time       `json:"scanned_at"`
+	Timings     RecordTimings   `json:"timings"`
+	Report      *check.Report   `json:"report,omitempty"`
+}
+
+// FindingRef is a finding's id and severity.
+type FindingRef struct {
+	ID       string `json:"id"`
+	Severity string `json:"severity"`
+}
+
+// RecordTimings are in milliseconds.
+type RecordTimings struct {
+	TotalMS     float64 `json:"total_ms"`     // all attempts, DNS and waits for the rate and /24 limits included
+	CheckMS     float64 `json:"check_ms"`     // the last attempt's check
+	ConnectMS   float64 `json:"connect_ms"`   // from the report
+	HandshakeMS float64 `json:"handshake_ms"` // from the report
+}
+
+// newRecord summarises a report.
+func newRecord(t starttls.Target, ip string, r *check.Report) Record {
+	rec := Record{
+		Schema: RecordSchema, Target: Key(t), Protocol: string(t.Protocol), Host: t.Host, Port: t.Port, IP: ip,
+		Findings: []FindingRef{}, ScannedAt: time.Now().UTC(),
+	}
+	if r == nil {
+		return rec
+	}
+	rec.Status, rec.Error, rec.Grade, rec.Report = r.Status, r.Error, r.Grade, r
+	if n := r.TLS.Negotiated; n != nil {
+		rec.TLSVersion, rec.CipherSuite = n.Version, n.CipherSuite
+	}
+	for _, f := range r.Findings {
+		rec.Findings = append(rec.Findings, FindingRef{ID: f.ID, Severity: f.Severity.String()})
+	}
+	rec.Timings.CheckMS = r.Timings.TotalMS
+	rec.Timings.ConnectMS = r.Timings.ConnectMS
+	rec.Timings.HandshakeMS = r.Timings.HandshakeMS
+	return rec
+}

@@ -1,0 +1,238 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/check"
+)
+
+// resumeChunk is how many targets the reader looks up in the sink at once
+// under Resume.
+const resumeChunk = 256
+
+// hold counts a target taken into memory; release when it is written or dropped.
+func (e *engine) hold(n int64) {
+	v := e.held.Add(n)
+	raise(&e.maxHeld, v)
+}
+
+func raise(m *atomic.Int64, v int64) {
+	for {
+		old := m.Load()
+		if v <= old || m.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// read streams the input into jobs: shard filter, then (under Resume) a
+// look-up of each chunk in the sink.
+func (e *engine) read(ctx context.Context, in *Reader, jobs chan<- job) error {
+	var chunk []starttls.Target
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		keys := make([]string, len(chunk))
+		for i, t := range chunk {
+			keys[i] = Key(t)
+		}
+		stored, err := e.sink.Stored(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		for i, t := range chunk {
+			if stored[keys[i]] {
+				e.sum.Resumed++
+				e.hold(-1)
+				continue
+			}
+			select {
+			case jobs <- job{t}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		chunk = chunk[:0]
+		return nil
+	}
+	for {
+		l, err := in.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return flush()
+			}
+			return fmt.Errorf("input: %w", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if l.Err != nil {
+			e.sum.BadLines++
+			if e.o.BadLine != nil {
+				e.o.BadLine(l)
+			}
+			continue
+		}
+		e.sum.Read++
+		if !e.o.Shard.Contains(Key(l.Target)) {
+			e.sum.OtherShards++
+			continue
+		}
+		e.hold(1)
+		if !e.o.Resume {
+			select {
+			case jobs <- job{l.Target}:
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		chunk = append(chunk, l.Target)
+		if len(chunk) >= resumeChunk {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// retryable are the classes worth another attempt: the peer may have
+// been busy.
+func retryable(s starttls.Status) bool {
+	switch s {
+	case starttls.StatusConnectTimeout, starttls.StatusTimeout, starttls.StatusClosed, starttls.StatusError:
+		return true
+	}
+	return false
+}
+
+// process checks one target within its deadline and always returns a record.
+func (e *engine) process(ctx context.Context, t starttls.Target) Record {
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, e.o.TargetTimeout)
+	defer cancel()
+	fail := func(ip string, s starttls.Status, err error) Record {
+		rec := newRecord(t, ip, nil)
+		rec.Status, rec.Error, rec.Grade = s, err.Error(), "F"
+		rec.Timings.TotalMS = ms(time.Since(start))
+		return rec
+	}
+	ip, err := e.dns.lookup(tctx, t.Host)
+	if err != nil {
+		if tctx.Err() != nil {
+			return fail("", starttls.StatusTimeout, fmt.Errorf("dns %s: %w", t.Host, err))
+		}
+		return fail("", StatusDNS, fmt.Errorf("dns %s: %w", t.Host, err))
+	}
+	subnet := Subnet(ip)
+	if err := e.subnets.acquire(tctx, subnet); err != nil {
+		return fail(ip.String(), starttls.StatusTimeout, fmt.Errorf("waiting for a slot in %s: %w", subnet, err))
+	}
+	defer e.subnets.release(subnet)
+
+	o := check.Options{Roots: e.o.Roots, Timeout: e.o.Timeout, Depth: e.o.Depth, LocalName: e.o.LocalName, ServerName: t.Host}
+	at := starttls.Target{Protocol: t.Protocol, Host: ip.String(), Port: t.Port}
+	var r *check.Report
+	attempts := 0
+	for attempts <= e.o.Retries {
+		if e.limiter != nil {
+			if err := e.limiter.Wait(tctx); err != nil {
+				if r == nil {
+					return fail(ip.String(), starttls.StatusTimeout, fmt.Errorf("waiting for the rate limit: %w", err))
+				}
+				break
+			}
+		}
+		attempts++
+		r = e.attempt(tctx, at, o)
+		if !retryable(r.Status) || tctx.Err() != nil {
+			break
+		}
+		select { // a short pause before a retry
+		case <-time.After(time.Duration(attempts) * 100 * time.Millisecond):
+		case <-tctx.Done():
+		}
+	}
+	r.Target, r.Host = Key(t), t.Host
+	rec := newRecord(t, ip.String(), r)
+	rec.Attempts = attempts
+	rec.Timings.TotalMS = ms(time.Since(start))
+	return rec
+}
+
+// attempt runs one check; should the check overrun its deadline by more
+// than a grace period, the target is given up as a timeout so that it
+// cannot stall the scan (the check's goroutine ends on its own later).
+func (e *engine) attempt(ctx context.Context, t starttls.Target, o check.Options) *check.Report {
+	raise(&e.maxInFlight, e.inFlight.Add(1))
+	defer e.inFlight.Add(-1)
+	done := make(chan *check.Report, 1)
+	go func() { done <- e.o.Check(ctx, t, o) }()
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+	}
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(2 * e.o.Timeout):
+		return &check.Report{Schema: check.Schema, Target: t.String(), Protocol: string(t.Protocol), Host: t.Host, Port: t.Port,
+			Depth: o.Depth, Status: starttls.StatusTimeout, Error: "target deadline passed: " + ctx.Err().Error(), Grade: "F", Findings: []check.Finding{}}
+	}
+}
+
+// write batches records into the sink.
+func (e *engine) write(ctx context.Context, results <-chan Record) error {
+	batch := make([]Record, 0, e.o.BatchSize)
+	tick := time.NewTicker(e.o.FlushInterval)
+	defer tick.Stop()
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		// A canceled scan still stores what it finished.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := e.sink.Write(wctx, batch); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+		for _, r := range batch {
+			e.sum.Scanned++
+			e.sum.Attempts += int64(r.Attempts)
+			e.sum.Statuses[r.Status]++
+			e.o.Progress.Done(r.Status)
+		}
+		e.hold(-int64(len(batch)))
+		clear(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for {
+		select {
+		case r, ok := <-results:
+			if !ok {
+				return flush()
+			}
+			batch = append(batch, r)
+			if len(batch) >= e.o.BatchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-tick.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
