@@ -25,7 +25,7 @@ func results(r *Report) string {
 
 // Our own client passes every scenario of every protocol clienttest speaks.
 func TestLibraryClientPassesEveryScenario(t *testing.T) {
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP} {
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve} {
 		t.Run(string(p), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -133,6 +133,55 @@ func TestNaiveClientFails(t *testing.T) {
 			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
 		case res.Scenario.Name == "control" && res.Verdict != Pass:
 			t.Errorf("control: %s — %s", res.Verdict, res.Evidence)
+		}
+	}
+	t.Logf("\n%s", results(r))
+}
+
+// followReferral is an IMAP client that obeys a greeting's REFERRAL and
+// logs in to the referred server in plaintext, the flaw referral-* catch.
+func followReferral(ctx context.Context, addr, _ string) error {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	greeting, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if err != nil {
+		return err
+	}
+	_, rest, ok := strings.Cut(greeting, "[REFERRAL imap://user@")
+	if !ok {
+		return fmt.Errorf("no referral in %q", greeting)
+	}
+	target, _, _ := strings.Cut(rest, "/")
+	conn, err = d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	if _, err := br.ReadString('\n'); err != nil {
+		return err
+	}
+	fmt.Fprint(conn, "a1 LOGIN user secret\r\n")
+	_, err = br.ReadString('\n')
+	return err
+}
+
+func TestReferralFollowerFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Protocol: starttls.IMAP, Client: followReferral, Timeout: 5 * time.Second,
+		Scenarios: []string{"referral-ok", "referral-bye"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range r.Results {
+		if res.Verdict != Fail || !strings.Contains(res.Evidence, "followed the referral") {
+			t.Errorf("%s: %s — %s; want a failure for following the referral", res.Scenario.Name, res.Verdict, res.Evidence)
 		}
 	}
 	t.Logf("\n%s", results(r))

@@ -13,14 +13,23 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 	if !ob.connected {
 		return Inconclusive, "the client never connected"
 	}
-	if leak, ok := firstLeak(pers, ob.lines, false); ok && s.kind != kindControl {
-		return Fail, fmt.Sprintf("sent %q in plaintext", redact(leak))
-	}
-	var inTLS []Line
+	var own, referred, inTLS []Line
 	for _, l := range ob.lines {
-		if l.TLS {
+		switch {
+		case l.Referred:
+			referred = append(referred, l)
+		case l.TLS:
 			inTLS = append(inTLS, l)
+			own = append(own, l)
+		default:
+			own = append(own, l)
 		}
+	}
+	if leak, ok := firstLeak(pers, referred, false); ok {
+		return Fail, fmt.Sprintf("followed the referral to a server without STARTTLS and sent %q there in plaintext", redact(leak))
+	}
+	if leak, ok := firstLeak(pers, own, false); ok && s.kind != kindControl {
+		return Fail, fmt.Sprintf("sent %q in plaintext", redact(leak))
 	}
 	done := ob.handshake == "completed"
 	switch s.kind {
@@ -33,7 +42,7 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		if done {
 			return Pass, "upgraded anyway"
 		}
-		return Pass, "sent nothing sensitive in plaintext (commands: " + plainVerbs(pers, ob.lines) + ")"
+		return Pass, "sent nothing sensitive in plaintext (commands: " + plainVerbs(pers, own) + ")"
 	case kindInject:
 		if !done {
 			return Pass, "did not complete TLS after the injected bytes (handshake " + ob.handshake + ")"
@@ -43,6 +52,18 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 			if ob.firstTLSSent.IsZero() || l.AtMS < ms(ob.firstTLSSent.Sub(ob.start)) {
 				early = append(early, l.Text)
 			}
+		}
+		if pers.capsAfterTLS != "" {
+			// The server speaks first inside TLS: a command that needs the
+			// capabilities (not a NOOP or CAPABILITY to resynchronise)
+			// before the server sent its own answers the injected list.
+			for _, l := range early {
+				_, verb, _ := splitCommand(pers, l)
+				if verb != "NOOP" && !containsFold(pers.capsVerbs, verb) {
+					return Fail, fmt.Sprintf("acted on the injected capabilities: sent %q inside TLS before the server had sent its own", redact(l))
+				}
+			}
+			return Pass, "ignored the injected bytes and waited for the capabilities inside TLS"
 		}
 		if len(early) >= 2 {
 			return Fail, fmt.Sprintf("acted on the injected answer: sent %q inside TLS before the server had answered %q", redact(early[1]), redact(early[0]))
@@ -56,6 +77,12 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 			_, verb, _ := splitCommand(pers, l.Text)
 			if containsFold(pers.capsVerbs, verb) {
 				return Pass, fmt.Sprintf("asked for capabilities again inside TLS (%q)", l.Text)
+			}
+			if pers.capsAfterTLS != "" && containsFold(pers.leaks, verb) {
+				if ob.firstTLSSent.IsZero() || l.AtMS < ms(ob.firstTLSSent.Sub(ob.start)) {
+					return Fail, fmt.Sprintf("sent %q inside TLS before the server had re-sent its capabilities: it trusted the pre-TLS list", redact(l.Text))
+				}
+				return Pass, "waited for the capabilities the server re-sent inside TLS"
 			}
 			if containsFold(pers.leaks, verb) {
 				return Fail, fmt.Sprintf("sent %q inside TLS without asking for capabilities again: it trusted the pre-TLS list", redact(l.Text))
@@ -75,6 +102,14 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 			return Pass, "completed the handshake but sent nothing inside TLS"
 		}
 		return Pass, "rejected the handshake (" + strings.TrimPrefix(ob.handshake, "failed: ") + ")"
+	case kindReferral:
+		if len(referred) > 0 {
+			return Pass, "followed the referral but sent nothing sensitive there (commands: " + plainVerbs(pers, referred) + ")"
+		}
+		if done {
+			return Pass, "did not follow the referral; upgraded on the first server"
+		}
+		return Pass, "did not follow the referral (commands: " + plainVerbs(pers, own) + ")"
 	}
 	return Inconclusive, "unknown scenario kind"
 }
@@ -95,10 +130,17 @@ func firstLeak(pers *personality, lines []Line, inTLS bool) (string, bool) {
 func plainVerbs(pers *personality, lines []Line) string {
 	var v []string
 	for _, l := range lines {
-		if !l.TLS {
-			_, verb, _ := splitCommand(pers, l.Text)
-			v = append(v, verb)
+		if l.TLS {
+			continue
 		}
+		if strings.HasPrefix(l.Text, "\x16\x03") {
+			// A client that took a refusal for a go-ahead: what follows is
+			// the rest of its ClientHello, not commands.
+			v = append(v, "(TLS ClientHello)")
+			break
+		}
+		_, verb, _ := splitCommand(pers, l.Text)
+		v = append(v, verb)
 	}
 	if len(v) == 0 {
 		return "none"

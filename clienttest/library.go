@@ -35,6 +35,8 @@ func LibraryClient(proto starttls.Protocol) func(ctx context.Context, addr, caFi
 			starttls.IMAP:       "L1 LOGIN user secret",
 			starttls.POP3:       "USER user",
 			starttls.FTP:        "USER user",
+			starttls.NNTP:       "AUTHINFO USER user",
+			starttls.Sieve:      `AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + `"`,
 		}[proto]
 		if login == "" {
 			return fmt.Errorf("no login command for %s", proto)

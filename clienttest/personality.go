@@ -35,6 +35,13 @@ type personality struct {
 	mechanisms []string
 	// tagged reports whether commands carry tags (IMAP).
 	tagged bool
+	// capsInGreeting: the greeting is the capability list (ManageSieve),
+	// built by caps with an empty tag.
+	capsInGreeting bool
+	// capsAfterTLS is what the server sends unasked as soon as TLS is up
+	// (ManageSieve re-sends its capabilities, RFC 5804 §2.2); the client
+	// speaks second inside TLS.
+	capsAfterTLS string
 }
 
 var personalities = map[starttls.Protocol]*personality{
@@ -143,6 +150,95 @@ var personalities = map[starttls.Protocol]*personality{
 		},
 		inject: func(string) string { return "200 PBSZ=0\r\n200 Protection level set\r\n" },
 	},
+	starttls.NNTP: {
+		greeting:  "200 news.test NNTP clienttest ready\r\n",
+		capsVerbs: []string{"CAPABILITIES"},
+		caps: func(_ string, offer bool, extra []string) string {
+			lines := []string{"101 Capability list:", "VERSION 2", "READER"}
+			lines = append(lines, extra...)
+			if offer {
+				lines = append(lines, "STARTTLS")
+			}
+			return strings.Join(append(lines, "."), "\r\n") + "\r\n"
+		},
+		upgradeVerb: "STARTTLS",
+		goAhead:     func(string) string { return "382 Continue with TLS negotiation\r\n" },
+		leaks:       []string{"AUTHINFO", "POST", "ARTICLE", "BODY", "GROUP"},
+		ok:          func(_, verb string) string { return nntpOK(verb) },
+		quit:        []string{"QUIT"},
+		refusals: map[string]string{
+			"580": "580 Can not initiate TLS negotiation\r\n",
+			"502": "502 Command unavailable\r\n",
+			"483": "483 Command unavailable until suitable privacy has been arranged\r\n",
+		},
+		inject:     func(string) string { return "101 Capability list:\r\nVERSION 2\r\nREADER\r\nAUTHINFO USER\r\n.\r\n" },
+		mechanisms: []string{"AUTHINFO USER SASL", "SASL PLAIN LOGIN"},
+	},
+	starttls.Sieve: {
+		capsInGreeting: true,
+		capsVerbs:      []string{"CAPABILITY"},
+		caps: func(_ string, offer bool, extra []string) string {
+			lines := []string{`"IMPLEMENTATION" "clienttest"`, `"SIEVE" "fileinto vacation"`}
+			for _, e := range extra {
+				if !strings.HasPrefix(e, `"`) {
+					e = strconv.Quote(e)
+				}
+				lines = append(lines, e)
+			}
+			if offer {
+				lines = append(lines, `"STARTTLS"`)
+			}
+			return strings.Join(append(lines, `"VERSION" "1.0"`, `OK "clienttest ready"`), "\r\n") + "\r\n"
+		},
+		upgradeVerb: "STARTTLS",
+		goAhead:     func(string) string { return "OK \"Begin TLS negotiation now\"\r\n" },
+		leaks:       []string{"AUTHENTICATE", "PUTSCRIPT", "GETSCRIPT", "LISTSCRIPTS"},
+		ok: func(_, verb string) string {
+			switch verb {
+			case "NOOP":
+				return "OK \"NOOP completed\"\r\n"
+			case "LOGOUT":
+				return "OK \"Logout completed\"\r\n"
+			case "AUTHENTICATE":
+				return "NO \"Authentication failed\"\r\n"
+			}
+			return "NO \"Command not implemented\"\r\n"
+		},
+		quit: []string{"LOGOUT"},
+		refusals: map[string]string{
+			"NO":  "NO \"TLS not available\"\r\n",
+			"BYE": "BYE \"going away\"\r\n",
+		},
+		// The forged answer is the capability list the client awaits inside TLS.
+		inject:       func(string) string { return sieveCapsAfterTLS },
+		mechanisms:   []string{`"SASL" "PLAIN LOGIN"`},
+		capsAfterTLS: sieveCapsAfterTLS,
+	},
+}
+
+const sieveCapsAfterTLS = `"IMPLEMENTATION" "clienttest"` + "\r\n" + `"SASL" "PLAIN"` + "\r\n" +
+	`"SIEVE" "fileinto vacation"` + "\r\n" + `"VERSION" "1.0"` + "\r\n" + `OK "TLS negotiation successful"` + "\r\n"
+
+func nntpOK(verb string) string {
+	switch verb {
+	case "MODE":
+		return "201 Reader mode, posting not allowed\r\n"
+	case "QUIT":
+		return "205 Bye\r\n"
+	case "AUTHINFO":
+		return "481 Authentication failed\r\n"
+	case "POST":
+		return "440 Posting not permitted\r\n"
+	case "GROUP":
+		return "411 No such newsgroup\r\n"
+	case "ARTICLE", "BODY", "HEAD", "STAT":
+		return "412 No newsgroup selected\r\n"
+	case "LIST":
+		return "215 Newsgroups follow\r\n.\r\n"
+	case "DATE":
+		return "111 20260101000000\r\n"
+	}
+	return "500 Unknown command\r\n"
 }
 
 func smtpMulti(code int, lines []string) string {

@@ -35,7 +35,54 @@ type realClient struct {
 	client   func(ctx context.Context, addr, caFile string) error
 	version  []string // command printing the version
 	wantFail []string
+	// timeout per scenario when not the default 10 s (clients that hang
+	// until killed on some scenarios).
+	timeout time.Duration
 }
+
+// msmtpSh sends msg.eml with STARTTLS required and SASL PLAIN.
+const msmtpSh = `exec msmtp --host="$1" --port="$2" --tls=on --tls-starttls=on --tls-trust-file="$3" \
+  --auth=plain --user=user --passwordeval='echo secret' --from=a@x.test --timeout=5 b@x.test < "$4"
+`
+
+// fetchmailSh polls once (PROTO HOST PORT CA) with a run-control file in
+// a throwaway HOME: STARTTLS required (--sslproto auto), the certificate
+// checked against the CA, mail delivered to an MDA that discards it.
+const fetchmailSh = `h=$(mktemp -d) || exit 1
+trap 'rm -rf "$h"' EXIT
+printf 'set no syslog\npoll %s port %s proto %s timeout 5\n  user "user" password "secret" sslcertck sslcertfile "%s" mda "cat >/dev/null"\n' "$2" "$3" "$1" "$4" > "$h/rc"
+chmod 600 "$h/rc"
+HOME=$h FETCHMAILHOME=$h fetchmail --nodetach -N -v -f "$h/rc" --nokeep --sslproto auto
+`
+
+// neomuttSh sends msg.eml in batch mode (HOST PORT CA MSG) through
+// smtp_url with ssl_starttls and ssl_force_tls; certificate_file is the
+// trusted CA. Batch mode needs no terminal; reading IMAP would.
+const neomuttSh = `h=$(mktemp -d) || exit 1
+trap 'rm -rf "$h"' EXIT
+cat > "$h/muttrc" <<RC
+set from = "a@x.test"
+set use_from = yes
+set smtp_url = "smtp://user@$1:$2/"
+set smtp_pass = "secret"
+set smtp_authenticators = "plain"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set certificate_file = "$3"
+set record = ""
+set folder = "$h"
+set spoolfile = "$h/spool"
+set tmpdir = "$h"
+RC
+HOME=$h TERM=dumb neomutt -n -F "$h/muttrc" -s clienttest b@x.test < "$4"
+`
+
+// sieveConnectSh lists the scripts (HOST PORT CA), the password on fd 3.
+const sieveConnectSh = `exec 3<<PW
+secret
+PW
+exec sieve-connect --server "$1" --port "$2" --user user --passwordfd 3 --tlscafile "$3" --list
+`
 
 const pySMTP = `import smtplib, ssl, sys
 host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -126,11 +173,13 @@ func realClients(t *testing.T) []realClient {
 	}
 	msg := script("msg.eml", "Subject: clienttest\r\n\r\nhello\r\n")
 	curlSMTP := func(tlsFlag string) []string {
-		return []string{"curl", "-sS", "--max-time", "8", tlsFlag, "--cacert", "{ca}", "smtp://{addr}",
+		return []string{"curl", "-sS", "--max-time", "5", tlsFlag, "--cacert", "{ca}", "smtp://{addr}",
 			"--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret"}
 	}
 	curlVer := []string{"curl", "--version"}
 	pyVer := []string{"python3", "--version"}
+	// fetchmail warns on stderr when run as root.
+	fetchmailVer := []string{"sh", "-c", "fetchmail --version 2>/dev/null"}
 	opportunistic := []string{"strip-capability", "strip-mechanisms", "legacy-downgrade",
 		"refuse-221", "refuse-354", "refuse-454", "refuse-500", "refuse-501", "refuse-502"}
 	return []realClient{
@@ -140,15 +189,15 @@ func realClients(t *testing.T) []realClient {
 			command:  curlSMTP("--ssl"),
 			wantFail: opportunistic},
 		{name: "curl --ssl-reqd", proto: starttls.IMAP, bin: "curl", version: curlVer,
-			command:  []string{"curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", "{ca}", "imap://{addr}/INBOX", "-u", "user:secret"},
+			command:  []string{"curl", "-sS", "--max-time", "5", "--ssl-reqd", "--cacert", "{ca}", "imap://{addr}/INBOX", "-u", "user:secret"},
 			wantFail: []string{"early-tagged-ok"}},
 		{name: "curl --ssl (opportunistic)", proto: starttls.IMAP, bin: "curl", version: curlVer,
-			command:  []string{"curl", "-sS", "--max-time", "8", "--ssl", "--cacert", "{ca}", "imap://{addr}/INBOX", "-u", "user:secret"},
+			command:  []string{"curl", "-sS", "--max-time", "5", "--ssl", "--cacert", "{ca}", "imap://{addr}/INBOX", "-u", "user:secret"},
 			wantFail: []string{"early-tagged-ok", "preauth", "strip-capability", "strip-mechanisms"}},
 		{name: "curl --ssl-reqd", proto: starttls.POP3, bin: "curl", version: curlVer,
-			command: []string{"curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", "{ca}", "pop3://{addr}/", "-u", "user:secret"}},
+			command: []string{"curl", "-sS", "--max-time", "5", "--ssl-reqd", "--cacert", "{ca}", "pop3://{addr}/", "-u", "user:secret"}},
 		{name: "curl --ssl-reqd", proto: starttls.FTP, bin: "curl", version: curlVer,
-			command: []string{"curl", "-sS", "--max-time", "8", "--ssl-reqd", "--cacert", "{ca}", "ftp://{addr}/", "-u", "user:secret"}},
+			command: []string{"curl", "-sS", "--max-time", "5", "--ssl-reqd", "--cacert", "{ca}", "ftp://{addr}/", "-u", "user:secret"}},
 		{name: "swaks --tls --tls-verify", proto: starttls.SMTP, bin: "swaks", version: []string{"swaks", "--version"},
 			command: []string{"swaks", "--server", "{host}:{port}", "--tls", "--tls-verify", "--tls-ca-path", "{ca}", "--tls-sni", "localhost",
 				"--from", "a@x.test", "--to", "b@x.test", "--auth", "PLAIN", "--auth-user", "user", "--auth-password", "secret", "--timeout", "5"},
@@ -161,11 +210,31 @@ func realClients(t *testing.T) []realClient {
 		{name: "python3 poplib stls()", proto: starttls.POP3, bin: "python3", version: pyVer,
 			command:  []string{"python3", script("pop3.py", pyPOP3), "{host}", "{port}", "{ca}"},
 			wantFail: []string{"tamper-capabilities"}},
+		// msmtp checks the name against --host: localhost is in the certificate.
+		{name: "msmtp --tls=on --tls-starttls=on", proto: starttls.SMTP, bin: "msmtp", version: []string{"msmtp", "--version"},
+			command: []string{"sh", script("msmtp.sh", msmtpSh), "localhost", "{port}", "{ca}", msg}},
+		// fetchmail matches the DNS names of the certificate only, not its IP addresses.
+		{name: "fetchmail --sslproto auto --sslcertck", proto: starttls.IMAP, bin: "fetchmail", version: fetchmailVer,
+			command:  []string{"sh", script("fetchmail.sh", fetchmailSh), "IMAP", "localhost", "{port}", "{ca}"},
+			wantFail: []string{"early-tagged-ok"}},
+		{name: "fetchmail --sslproto auto --sslcertck", proto: starttls.POP3, bin: "fetchmail", version: fetchmailVer,
+			command: []string{"sh", script("fetchmail.sh", fetchmailSh), "POP3", "localhost", "{port}", "{ca}"}},
+		// neomutt hangs (until killed) on the injection scenarios: its
+		// pre-STARTTLS flush reads the socket for bytes it already buffered.
+		{name: "neomutt -n (batch send, ssl_force_tls)", proto: starttls.SMTP, bin: "neomutt", version: []string{"neomutt", "-v"},
+			command: []string{"sh", script("neomutt.sh", neomuttSh), "localhost", "{port}", "{ca}", msg},
+			timeout: 4 * time.Second},
+		// sieve-connect waits for a greeting after a malformed one until killed.
+		{name: "sieve-connect --list", proto: starttls.Sieve, bin: "sieve-connect", version: []string{"sh", "-c", "sieve-connect --version 2>&1"},
+			command: []string{"sh", script("sieve-connect.sh", sieveConnectSh), "localhost", "{port}", "{ca}"},
+			timeout: 4 * time.Second},
 		{name: "Go net/smtp (SendMail's logic)", proto: starttls.SMTP, client: goSendMail,
 			wantFail: []string{"legacy-downgrade", "strip-capability", "strip-mechanisms"}},
 		{name: "starttls-go (this module)", proto: starttls.SMTP, client: LibraryClient(starttls.SMTP)},
 		{name: "starttls-go (this module)", proto: starttls.IMAP, client: LibraryClient(starttls.IMAP)},
 		{name: "starttls-go (this module)", proto: starttls.POP3, client: LibraryClient(starttls.POP3)},
+		{name: "starttls-go (this module)", proto: starttls.NNTP, client: LibraryClient(starttls.NNTP)},
+		{name: "starttls-go (this module)", proto: starttls.Sieve, client: LibraryClient(starttls.Sieve)},
 	}
 }
 
@@ -212,7 +281,11 @@ func runRealClient(t *testing.T, rc realClient, docs *strings.Builder) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r, err := Run(ctx, Options{Protocol: rc.proto, Command: rc.command, Client: rc.client, Timeout: 10 * time.Second})
+	timeout := 10 * time.Second
+	if rc.timeout > 0 {
+		timeout = rc.timeout
+	}
+	r, err := Run(ctx, Options{Protocol: rc.proto, Command: rc.command, Client: rc.client, Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

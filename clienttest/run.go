@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,8 @@ type Line struct {
 	AtMS float64 `json:"at_ms"`
 	TLS  bool    `json:"tls"`
 	Text string  `json:"text"`
+	// Referred marks a line sent to the server a referral pointed to.
+	Referred bool `json:"referred,omitempty"`
 }
 
 // Result is one scenario's outcome.
@@ -141,7 +144,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		base = starttls.SMTP
 	}
 	if personalities[base] == nil || info.Implicit {
-		return nil, fmt.Errorf("clienttest speaks smtp, submission, imap, pop3 and ftp, not %s", o.Protocol)
+		return nil, fmt.Errorf("clienttest speaks %s, not %s", spoken(), o.Protocol)
 	}
 	if len(o.Command) == 0 && o.Client == nil {
 		return nil, errors.New("clienttest: no client to test")
@@ -191,6 +194,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// spoken lists the protocols clienttest has scenario servers for.
+func spoken() string {
+	names := []string{string(starttls.Submission), string(starttls.LMTP)}
+	for p := range personalities {
+		names = append(names, string(p))
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
 func clientName(o Options) string {
 	if len(o.Command) > 0 {
 		return strings.Join(o.Command, " ")
@@ -214,6 +227,63 @@ func (ob *observation) add(tlsOn bool, text string) {
 	ob.lines = append(ob.lines, Line{AtMS: ms(time.Since(ob.start)), TLS: tlsOn, Text: text})
 }
 
+func (ob *observation) addReferred(text string) {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	ob.lines = append(ob.lines, Line{AtMS: ms(time.Since(ob.start)), Text: text, Referred: true})
+}
+
+// referralServer listens for a client that follows a referral: a plaintext
+// IMAP server offering AUTH=PLAIN and no STARTTLS, recording what it is
+// sent, until ctx ends. It returns the address to refer to.
+func referralServer(ctx context.Context, ob *observation) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	context.AfterFunc(ctx, func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				stop := context.AfterFunc(ctx, func() { conn.Close() })
+				defer stop()
+				pers := personalities[starttls.IMAP]
+				br := bufio.NewReader(conn)
+				_, _ = io.WriteString(conn, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] referred server ready\r\n")
+				for i := 0; i < 50; i++ {
+					_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					raw, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					line := strings.TrimRight(raw, "\r\n")
+					ob.addReferred(line)
+					tag, verb, _ := splitCommand(pers, line)
+					reply := tag + " NO not here\r\n"
+					switch verb {
+					case "CAPABILITY":
+						reply = "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + " OK done\r\n"
+					case "AUTHENTICATE":
+						reply = "+ \r\n"
+					case "LOGOUT":
+						_, _ = io.WriteString(conn, "* BYE\r\n"+tag+" OK bye\r\n")
+						return
+					}
+					if _, err := io.WriteString(conn, reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), nil
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func runOne(ctx context.Context, o Options, base starttls.Protocol, p *pki, s Scenario) Result {
@@ -221,6 +291,13 @@ func runOne(ctx context.Context, o Options, base starttls.Protocol, p *pki, s Sc
 	ob := &observation{start: start, handshake: "not started"}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	if s.plan.referral {
+		addr, err := referralServer(ctx, ob)
+		if err != nil {
+			return Result{Scenario: s, Verdict: Inconclusive, Evidence: err.Error()}
+		}
+		s.plan.greeting = strings.ReplaceAll(s.plan.greeting, "{referral}", addr)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return Result{Scenario: s, Verdict: Inconclusive, Evidence: err.Error()}
@@ -355,11 +432,18 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 		_, err := io.WriteString(conn, text)
 		return err == nil
 	}
+	extra := s.plan.extraCaps
+	if s.plan.mechanisms {
+		extra = append(slices.Clone(extra), pers.mechanisms...)
+	}
 	greeting := pers.greeting
+	if pers.capsInGreeting {
+		greeting = pers.caps("", !s.plan.noOffer, extra)
+	}
 	if s.plan.greeting != "" {
 		greeting = s.plan.greeting
 	}
-	if !write(greeting) {
+	if !write(greeting) || strings.HasPrefix(greeting, "* BYE") {
 		return
 	}
 	for i := 0; i < 100 && ctx.Err() == nil; i++ {
@@ -384,10 +468,6 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 					return
 				}
 				continue
-			}
-			extra := s.plan.extraCaps
-			if s.plan.mechanisms {
-				extra = append(extra, pers.mechanisms...)
 			}
 			reply := pers.caps(tag, !s.plan.noOffer, extra)
 			if s.plan.earlyOK && pers.tagged {
@@ -441,7 +521,7 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 
 // refusalFor is the answer of a server that has no TLS at all.
 func refusalFor(pers *personality) string {
-	for _, k := range []string{"502", "BAD", "-ERR", "500"} {
+	for _, k := range []string{"502", "BAD", "-ERR", "NO", "500"} {
 		if r, ok := pers.refusals[k]; ok {
 			return r
 		}
@@ -482,8 +562,87 @@ func upgraded(ctx context.Context, conn net.Conn, br *bufio.Reader, base starttl
 		// acted on injected plaintext sends its next command before it.
 		rc.delayFirst = 700 * time.Millisecond
 	}
-	sc := &starttls.Conn{Conn: rc, Protocol: base, TLS: tc}
+	if pers := personalities[base]; pers.capsAfterTLS != "" {
+		if s.kind == kindTamper {
+			// A client that trusted the pre-TLS list authenticates before
+			// the list re-sent inside TLS has come.
+			rc.delayFirst = 700 * time.Millisecond
+		}
+		// The application (serve) does not re-send them itself.
+		if _, err := io.WriteString(rc, pers.capsAfterTLS); err != nil {
+			return
+		}
+	}
+	var app net.Conn = rc
+	if base == starttls.Sieve {
+		app = &sieveConn{Conn: rc, br: bufio.NewReader(rc)}
+	}
+	sc := &starttls.Conn{Conn: app, Protocol: base, TLS: tc}
 	serve.ServeConn(ctx, sc, serve.Options{Protocol: base, TLSConfig: cfg, MailDir: dir, IdleTimeout: 5 * time.Second, Hostname: "mail.test"})
+}
+
+// sieveConn stands between the client and the serve application for
+// ManageSieve and does two things that application does not: it answers
+// "NOOP <tag>" with the TAG response code (RFC 5804 §2.11) — clients such
+// as sieve-connect send NOOP "STARTTLS-RESYNC-CAPA" right after TLS and
+// wait for that tag — and it turns a client's non-synchronising literal
+// ({n+}, §4) into a quoted string, the only form the application parses.
+type sieveConn struct {
+	net.Conn
+	br      *bufio.Reader
+	pending []byte
+}
+
+func (c *sieveConn) Read(p []byte) (int, error) {
+	for len(c.pending) == 0 {
+		line, err := c.br.ReadString('\n')
+		if err == nil {
+			line, err = c.foldLiterals(line)
+		}
+		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+		if err == nil && strings.EqualFold(verb, "NOOP") && strings.HasPrefix(arg, `"`) {
+			if _, err := io.WriteString(c.Conn, "OK (TAG "+arg+") \"Done\"\r\n"); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		c.pending = []byte(line)
+		if err != nil {
+			if len(line) == 0 {
+				return 0, err
+			}
+			break
+		}
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// foldLiterals replaces each trailing {n+} of line by the n bytes that
+// follow, quoted, and appends the rest of the command line.
+func (c *sieveConn) foldLiterals(line string) (string, error) {
+	for i := 0; i < 16; i++ {
+		body := strings.TrimRight(line, "\r\n")
+		open := strings.LastIndexByte(body, '{')
+		if open < 0 || !strings.HasSuffix(body, "+}") {
+			return line, nil
+		}
+		n, err := strconv.Atoi(body[open+1 : len(body)-2])
+		if err != nil || n < 0 || n > 64<<10 {
+			return line, nil
+		}
+		lit := make([]byte, n)
+		if _, err := io.ReadFull(c.br, lit); err != nil {
+			return line, err
+		}
+		rest, err := c.br.ReadString('\n')
+		if err != nil {
+			return line, err
+		}
+		line = body[:open] + strconv.Quote(string(lit)) + rest
+	}
+	return line, nil
 }
 
 // prefixConn reads bytes already buffered before the connection's own.
@@ -605,7 +764,7 @@ func Serve(ctx context.Context, l net.Listener, proto starttls.Protocol, scenari
 		base = starttls.SMTP
 	}
 	if personalities[base] == nil {
-		return fmt.Errorf("clienttest speaks smtp, submission, imap, pop3 and ftp, not %s", proto)
+		return fmt.Errorf("clienttest speaks %s, not %s", spoken(), proto)
 	}
 	var s *Scenario
 	for _, sc := range Scenarios(base) {
@@ -636,10 +795,18 @@ func Serve(ctx context.Context, l net.Listener, proto starttls.Protocol, scenari
 			ob := &observation{start: start, handshake: "not started", connected: true}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
-			play(cctx, conn, base, p, *s, ob, dir)
+			sc := *s
+			if sc.plan.referral {
+				addr, err := referralServer(cctx, ob)
+				if err != nil {
+					return
+				}
+				sc.plan.greeting = strings.ReplaceAll(sc.plan.greeting, "{referral}", addr)
+			}
+			play(cctx, conn, base, p, sc, ob, dir)
 			ob.mu.Lock()
-			res := Result{Scenario: *s, Transcript: ob.lines, Handshake: ob.handshake, DurationMS: ms(time.Since(start))}
-			res.Verdict, res.Evidence = judge(base, *s, ob)
+			res := Result{Scenario: sc, Transcript: ob.lines, Handshake: ob.handshake, DurationMS: ms(time.Since(start))}
+			res.Verdict, res.Evidence = judge(base, sc, ob)
 			ob.mu.Unlock()
 			report(res)
 		}()

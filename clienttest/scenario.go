@@ -27,12 +27,13 @@ const (
 type kind int
 
 const (
-	kindControl kind = iota // an honest server: the client must upgrade and go on
-	kindStrip               // TLS not to be had: nothing sensitive may follow in plaintext
-	kindInject              // plaintext after the go-ahead: never acted on
-	kindTamper              // pre-TLS state: must be asked again inside TLS
-	kindEarlyOK             // a go-ahead before the command: never believed
-	kindCert                // a bad certificate: no data inside TLS
+	kindControl  kind = iota // an honest server: the client must upgrade and go on
+	kindStrip                // TLS not to be had: nothing sensitive may follow in plaintext
+	kindInject               // plaintext after the go-ahead: never acted on
+	kindTamper               // pre-TLS state: must be asked again inside TLS
+	kindEarlyOK              // a go-ahead before the command: never believed
+	kindCert                 // a bad certificate: no data inside TLS
+	kindReferral             // a referral to a plaintext server: no credentials sent there
 )
 
 // certKind is the certificate a scenario's server presents.
@@ -69,6 +70,9 @@ type plan struct {
 	partial    bool     // inject a line without its CRLF
 	earlyOK    bool     // append a go-ahead for the predicted tag to the capability reply
 	cert       certKind
+	// referral starts a second, plaintext-only server; "{referral}" in
+	// the greeting becomes its address.
+	referral bool
 }
 
 // Scenarios lists every scenario for a base protocol, the control first.
@@ -83,7 +87,8 @@ func Scenarios(proto starttls.Protocol) []Scenario {
 }
 
 func catalogue() []Scenario {
-	mail := []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3}
+	// Protocols whose capabilities carry authentication mechanisms.
+	mail := []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.NNTP, starttls.Sieve}
 	out := []Scenario{
 		{Name: "control", kind: kindControl, plan: plan{cert: certGood},
 			Summary: "an honest server offering STARTTLS with a trusted certificate",
@@ -103,7 +108,7 @@ func catalogue() []Scenario {
 			Expect:  "abort, or discard the fragment"},
 		{Name: "tamper-capabilities", kind: kindTamper, only: mail, plan: plan{extraCaps: []string{"X-TAMPERED"}, cert: certGood},
 			Summary: "pre-TLS capabilities carry extra, attacker-chosen entries",
-			Expect:  "ask for capabilities again inside TLS before authenticating"},
+			Expect:  "ask for capabilities again inside TLS (ManageSieve: wait for the list the server re-sends) before authenticating"},
 		{Name: "malformed-greeting", kind: kindStrip, plan: plan{greeting: "hello there\r\n"},
 			Summary: "a greeting that does not follow the protocol (CVE-2020-28896 class)",
 			Expect:  "abort; TLS enforcement still applies"},
@@ -129,8 +134,19 @@ func catalogue() []Scenario {
 			Summary: "a tagged OK for the predicted STARTTLS tag arrives before the client sends STARTTLS",
 			Expect:  "treat it as a protocol error, not as the go-ahead"},
 	)
+	// IMAP referrals (RFC 2221): the greeting sends the client to a second
+	// server, under the attacker's control, that offers no STARTTLS.
+	for _, r := range []struct{ name, greeting string }{
+		{"referral-ok", "* OK [REFERRAL imap://user@{referral}/] mailbox moved\r\n"},
+		{"referral-bye", "* BYE [REFERRAL imap://user@{referral}/] server moved\r\n"},
+	} {
+		out = append(out, Scenario{Name: r.name, kind: kindReferral, only: []starttls.Protocol{starttls.IMAP},
+			plan:    plan{greeting: r.greeting, referral: true, cert: certGood},
+			Summary: fmt.Sprintf("the greeting %q refers the client to a second server without STARTTLS", strings.TrimSpace(r.greeting)),
+			Expect:  "not follow the referral, or never send LOGIN/AUTHENTICATE to the referred server in plaintext"})
+	}
 	// One scenario per refusal the protocol knows.
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP} {
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve} {
 		for _, key := range sortedKeys(personalities[p].refusals) {
 			out = append(out, Scenario{Name: "refuse-" + strings.ToLower(strings.TrimPrefix(key, "-")), kind: kindStrip,
 				only: []starttls.Protocol{p}, plan: plan{refuse: key},
