@@ -198,7 +198,7 @@ ratio() { # a b
 {
   echo "### starttls proxy vs stunnel4 — $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m), loopback"
   echo
-  echo "Go $(go env GOVERSION), $("$STUNNEL" -version 2>&1 | grep -m1 -o 'stunnel [0-9.]*'), $(openssl version | cut -d' ' -f1-2); ECDSA P-256, TLS 1.3 (X25519), full handshakes (no resumption); clients, proxies and backend on the same machine."
+  echo "Go $(go env GOVERSION), $("$STUNNEL" -version 2>&1 | grep -m1 -o 'stunnel [0-9.]*'), $(openssl version | cut -d' ' -f1-2); ECDSA P-256, TLS 1.3 (Go clients and our proxies negotiate X25519MLKEM768, stunnel/OpenSSL 3.0 X25519), full handshakes (no resumption); clients, proxies and backend on the same machine."
   echo "Command: \`BENCH_D=$D BENCH_C=$C BENCH_BYTES=$BYTES BENCH_TPUT_C=$TPUT_C BENCH_TPUT_C_BYTES=$TPUT_C_BYTES BENCH_IDLE=$IDLE bench/proxy-vs-stunnel.sh\`"
   echo
   echo "| contestant | handshakes/s ($C clients) | MB/s up, 1 conn | MB/s down, 1 conn | MB/s up, $TPUT_C conns | kB per idle session ($IDLE) |"
