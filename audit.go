@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
-	"time"
 
 	"github.com/starttls-go/starttls/internal/wire"
 )
@@ -28,25 +26,14 @@ func (s *clientSession) auditPipeline() string {
 // dialer for raw TLS probes that crypto/tls cannot make (old versions,
 // chosen cipher suites). The returned Conn carries what was learned.
 func Negotiate(ctx context.Context, proto Protocol, addr string, cfg *Config) (net.Conn, *Conn, error) {
-	sp := lookupSpec(proto)
-	if sp == nil {
-		return nil, nil, fmt.Errorf("%w %q", ErrUnknownProtocol, proto)
-	}
-	host, port, err := SplitHostPort(addr, proto)
-	if err != nil {
-		return nil, nil, err
-	}
 	cfg = cfg.orDefault()
 	cfg.noHandshake = true
 	cfg.Opportunistic = false
-	hp := net.JoinHostPort(host, strconv.Itoa(port))
-	start := time.Now()
-	d := net.Dialer{Timeout: cfg.PhaseTimeout}
-	raw, err := d.DialContext(ctx, "tcp", hp)
+	sp, host, raw, took, cfg, err := dial(ctx, proto, addr, cfg)
 	if err != nil {
-		return nil, nil, &ProtocolError{Protocol: sp.name, Peer: hp, Phase: PhaseConnect, Err: classifyIO(ctx, err)}
+		return nil, nil, err
 	}
-	c, err := runClient(ctx, raw, sp, cfg, host, time.Since(start))
+	c, err := runClient(ctx, raw, sp, cfg, host, took)
 	if err != nil {
 		return nil, nil, err
 	}

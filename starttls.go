@@ -140,6 +140,9 @@ type Config struct {
 	MaxPreTLSBytes int
 	// Logger receives debug events; nil means silence.
 	Logger *slog.Logger
+	// LocalAddr is the address Dial connects from, for a scanner with
+	// several source addresses; nil lets the system choose.
+	LocalAddr net.Addr
 
 	// PipelineAfterUpgrade is for auditing servers, never for real
 	// sessions: these bytes are sent in the same write as the upgrade
@@ -217,23 +220,32 @@ func SplitHostPort(addr string, p Protocol) (host string, port int, err error) {
 // upgrade. The returned Conn speaks TLS unless cfg.Opportunistic allowed a
 // plaintext fallback (then Conn.TLS is nil and Conn.Fallback says why).
 func Dial(ctx context.Context, proto Protocol, addr string, cfg *Config) (*Conn, error) {
+	sp, host, raw, took, cfg, err := dial(ctx, proto, addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return runClient(ctx, raw, sp, cfg, host, took)
+}
+
+// dial resolves the protocol and connects; cfg comes back with its defaults.
+func dial(ctx context.Context, proto Protocol, addr string, cfg *Config) (*spec, string, net.Conn, time.Duration, *Config, error) {
 	sp := lookupSpec(proto)
 	if sp == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownProtocol, proto)
+		return nil, "", nil, 0, nil, fmt.Errorf("%w %q", ErrUnknownProtocol, proto)
 	}
 	host, port, err := SplitHostPort(addr, proto)
 	if err != nil {
-		return nil, err
+		return nil, "", nil, 0, nil, err
 	}
 	cfg = cfg.orDefault()
 	hp := net.JoinHostPort(host, strconv.Itoa(port))
 	start := time.Now()
-	d := net.Dialer{Timeout: cfg.PhaseTimeout}
+	d := net.Dialer{Timeout: cfg.PhaseTimeout, LocalAddr: cfg.LocalAddr}
 	raw, err := d.DialContext(ctx, "tcp", hp)
 	if err != nil {
-		return nil, &ProtocolError{Protocol: sp.name, Peer: hp, Phase: PhaseConnect, Err: classifyIO(ctx, err)}
+		return nil, "", nil, 0, nil, &ProtocolError{Protocol: sp.name, Peer: hp, Phase: PhaseConnect, Err: classifyIO(ctx, err)}
 	}
-	return runClient(ctx, raw, sp, cfg, host, time.Since(start))
+	return sp, host, raw, time.Since(start), cfg, nil
 }
 
 // Client performs the upgrade on an established connection (the greeting

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type Options struct {
 	LocalName string
 	// Now is the clock for certificate dates; default time.Now.
 	Now func() time.Time
+	// LocalAddr is the address every probe connects from; nil lets the
+	// system choose.
+	LocalAddr net.Addr
 }
 
 func (o Options) withDefaults(t starttls.Target) Options {
@@ -156,6 +160,7 @@ func (c *run) clientConfig() *starttls.Config {
 		PhaseTimeout: c.o.Timeout,
 		LocalName:    c.o.LocalName,
 		Domain:       c.o.ServerName,
+		LocalAddr:    c.o.LocalAddr,
 	}
 }
 

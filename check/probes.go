@@ -203,7 +203,7 @@ func (c *run) stateReset(ctx context.Context) {
 func (c *run) mailWithoutAnyHello(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
 	defer cancel()
-	var d net.Dialer
+	d := net.Dialer{LocalAddr: c.o.LocalAddr}
 	raw, err := d.DialContext(ctx, "tcp", c.t.Addr())
 	if err != nil {
 		return 0, err

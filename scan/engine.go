@@ -41,10 +41,14 @@ type Options struct {
 	Shard         Shard          // the part of the input to scan
 	Resume        bool           // skip targets the sink already holds
 	Resolver      *net.Resolver  // nil: net.DefaultResolver
-	BatchSize     int            // records per sink transaction. Default 256
-	FlushInterval time.Duration  // longest a record waits for its batch. Default 1 s
-	Progress      Progress       // nil: none
-	Check         CheckFunc      // nil: check.Run
+	// SourceIP is the local address every connection comes from (a
+	// scanner with several); names resolve to its family only. Zero: the
+	// system chooses.
+	SourceIP      netip.Addr
+	BatchSize     int           // records per sink transaction. Default 256
+	FlushInterval time.Duration // longest a record waits for its batch. Default 1 s
+	Progress      Progress      // nil: none
+	Check         CheckFunc     // nil: check.Run
 	// BadLine is told about input lines that are not targets; nil: counted only.
 	BadLine func(Line)
 }
@@ -170,7 +174,7 @@ func Run(ctx context.Context, in io.Reader, proto starttls.Protocol, sink Sink, 
 // RunReader is Run on a Reader.
 func RunReader(ctx context.Context, in *Reader, sink Sink, o Options) (Summary, error) {
 	o = o.withDefaults()
-	e := &engine{o: o, sink: sink, subnets: newSubnetLimiter(o.PerSubnet), dns: newResolver(o.Resolver, o.Timeout, 4096)}
+	e := &engine{o: o, sink: sink, subnets: newSubnetLimiter(o.PerSubnet), dns: newResolver(o.Resolver, o.SourceIP, o.Timeout, 4096)}
 	e.sum.Statuses = map[starttls.Status]int64{}
 	if o.PerSubnet > 0 {
 		e.subnets.max = map[netip.Prefix]int{}

@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -313,5 +315,57 @@ func TestCancel(t *testing.T) {
 	}
 	if sum.Read > 1000 || sink.n.Load() != sum.Scanned {
 		t.Errorf("read %d after cancel; stored %d, scanned %d", sum.Read, sink.n.Load(), sum.Scanned)
+	}
+}
+
+// Every connection of a check comes from SourceIP, names resolve to its
+// family, and a literal address of the other family is refused without
+// a connection.
+func TestSourceIP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	from := map[string]int{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			mu.Lock()
+			from[host]++
+			mu.Unlock()
+			_, _ = c.Write([]byte("554 5.3.2 not today\r\n"))
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	in := fmt.Sprintf("smtp://127.0.0.1:%d\nsmtp://localhost:%d\nsmtp://[::1]:%d\n", port, port, port)
+	sink := &memSink{}
+	_, err = Run(context.Background(), strings.NewReader(in), "", sink,
+		Options{Concurrency: 2, Timeout: 2 * time.Second, SourceIP: netip.MustParseAddr("127.0.0.7")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(from) != 1 || from["127.0.0.7"] < 2 {
+		t.Errorf("connections came from %v, want only 127.0.0.7 (at least one per IPv4 target)", from)
+	}
+	if len(sink.recs) != 3 {
+		t.Fatalf("%d records", len(sink.recs))
+	}
+	for _, r := range sink.recs {
+		v6 := strings.Contains(r.Target, "[::1]")
+		switch {
+		case v6 && (r.Status != starttls.StatusError || !strings.Contains(r.Error, "family")):
+			t.Errorf("%s: %s %q, want an error naming the address family", r.Target, r.Status, r.Error)
+		case !v6 && (r.IP != "127.0.0.1" || r.Status == StatusDNS || r.Status == starttls.StatusError):
+			t.Errorf("%s: ip %q status %s %q", r.Target, r.IP, r.Status, r.Error)
+		}
 	}
 }

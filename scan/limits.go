@@ -74,6 +74,7 @@ func (l *subnetLimiter) release(p netip.Prefix) {
 // and caches answers (negative ones too) in a bounded map.
 type resolver struct {
 	r       *net.Resolver
+	network string // "ip", or "ip4"/"ip6" to match a source address
 	timeout time.Duration
 	max     int
 	mu      sync.Mutex
@@ -86,17 +87,27 @@ type dnsEntry struct {
 	err  error
 }
 
-func newResolver(r *net.Resolver, timeout time.Duration, max int) *resolver {
+func newResolver(r *net.Resolver, source netip.Addr, timeout time.Duration, max int) *resolver {
 	if r == nil {
 		r = net.DefaultResolver
 	}
-	return &resolver{r: r, timeout: timeout, max: max, m: map[string]*dnsEntry{}}
+	network := "ip"
+	switch {
+	case source.Unmap().Is4():
+		network = "ip4"
+	case source.Is6():
+		network = "ip6"
+	}
+	return &resolver{r: r, network: network, timeout: timeout, max: max, m: map[string]*dnsEntry{}}
 }
 
 // lookup returns an address of host, IPv4 first. Concurrent lookups of
 // one name share one query.
 func (r *resolver) lookup(ctx context.Context, host string) (netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
+		if !r.family(ip) {
+			return netip.Addr{}, &net.AddrError{Err: "not of the source address's family (" + r.network + ")", Addr: host}
+		}
 		return ip, nil
 	}
 	r.mu.Lock()
@@ -118,11 +129,22 @@ func (r *resolver) lookup(ctx context.Context, host string) (netip.Addr, error) 
 	}
 }
 
+// family reports whether ip can be reached from the source address.
+func (r *resolver) family(ip netip.Addr) bool {
+	switch r.network {
+	case "ip4":
+		return ip.Unmap().Is4()
+	case "ip6":
+		return !ip.Unmap().Is4()
+	}
+	return true
+}
+
 // resolve runs without the caller's context: other targets may wait on it.
 func (r *resolver) resolve(host string, e *dnsEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	ips, err := r.r.LookupNetIP(ctx, "ip", host)
+	ips, err := r.r.LookupNetIP(ctx, r.network, host)
 	switch {
 	case err != nil:
 		e.err = err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,9 @@ func (e *engine) process(ctx context.Context, t starttls.Target) Record {
 		if tctx.Err() != nil {
 			return fail("", starttls.StatusTimeout, fmt.Errorf("dns %s: %w", t.Host, err))
 		}
+		if ae := (*net.AddrError)(nil); errors.As(err, &ae) {
+			return fail("", starttls.StatusError, err)
+		}
 		return fail("", StatusDNS, fmt.Errorf("dns %s: %w", t.Host, err))
 	}
 	subnet := Subnet(ip)
@@ -138,6 +142,9 @@ func (e *engine) process(ctx context.Context, t starttls.Target) Record {
 	defer e.subnets.release(subnet)
 
 	o := check.Options{Roots: e.o.Roots, Timeout: e.o.Timeout, Depth: e.o.Depth, LocalName: e.o.LocalName, ServerName: t.Host}
+	if e.o.SourceIP.IsValid() {
+		o.LocalAddr = &net.TCPAddr{IP: e.o.SourceIP.AsSlice(), Zone: e.o.SourceIP.Zone()}
+	}
 	at := starttls.Target{Protocol: t.Protocol, Host: ip.String(), Port: t.Port}
 	var r *check.Report
 	attempts := 0

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ type scanFlags struct {
 	summary     bool
 	progress    string
 	localName   string
+	sourceIP    string
 }
 
 func newScanCmd() *cobra.Command {
@@ -82,6 +84,7 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl.BoolVar(&f.summary, "summary", false, "print the summary as JSON on stdout at the end (it always goes to stderr as text)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (only on a terminal), always or never")
 	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO); default localhost")
+	fl.StringVar(&f.sourceIP, "source-ip", "", "local address every connection comes from (names resolve to its family only)")
 	return cmd
 }
 
@@ -102,6 +105,13 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 		var err error
 		if shard, err = scan.ParseShard(f.shard); err != nil {
 			return exitWith(exitUsage, fmt.Errorf("--shard: %w", err))
+		}
+	}
+	var source netip.Addr
+	if f.sourceIP != "" {
+		var err error
+		if source, err = netip.ParseAddr(f.sourceIP); err != nil {
+			return exitWith(exitUsage, fmt.Errorf("--source-ip: %w", err))
 		}
 	}
 	proto := starttls.Protocol(f.proto)
@@ -137,7 +147,7 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 	}
 	o := scan.Options{
 		Depth: f.depth, Concurrency: f.concurrency, Rate: f.rate, PerSubnet: f.perSubnet, Timeout: f.timeout,
-		Retries: f.retries, Roots: roots, LocalName: f.localName, Shard: shard, Resume: f.resume,
+		Retries: f.retries, Roots: roots, LocalName: f.localName, Shard: shard, Resume: f.resume, SourceIP: source,
 		BadLine: func(l scan.Line) { fmt.Fprintln(cmd.ErrOrStderr(), "starttls scan: skipped", l.Err) },
 	}
 	if showProgress(f.progress) {
