@@ -243,3 +243,98 @@ func TestCurlFTP(t *testing.T) {
 		t.Errorf("curl ftp with a wrong password succeeded: %s", out)
 	}
 }
+
+// swaks delivers a message over LMTP (LHLO, STARTTLS, verified).
+func TestSwaksLMTP(t *testing.T) {
+	bins := peer.Require(t, "swaks")
+	s := startServed(t, starttls.LMTP)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["swaks"], "--protocol", "LMTP", "--to", "b@x.test", "--from", "a@x.test",
+		"--server", s.host, "--port", s.port, "--tls", "--tls-verify", "--tls-ca-path", s.ca,
+		"--header", "Subject: swaks over LMTP").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks lmtp: %v\n%s", err, out)
+	}
+	for _, want := range []string{"-> LHLO", "TLS started", "~> LHLO"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("swaks transcript lacks %q:\n%s", want, out)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
+		t.Errorf("%d messages stored, want 1", len(files))
+	}
+}
+
+// Python's nntplib upgrades with STARTTLS (RFC 4642), verifying the
+// certificate, and asks for capabilities and the group list inside TLS.
+func TestPythonNNTP(t *testing.T) {
+	bins := peer.Require(t, "python3")
+	s := startServed(t, starttls.NNTP)
+	script := `
+import nntplib, ssl, sys, warnings
+warnings.simplefilter("ignore")
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+s = nntplib.NNTP(sys.argv[1], int(sys.argv[2]), readermode=False, timeout=10)
+s.starttls(ctx)
+print("tls", s.sock.version())
+print("caps", sorted(s.getcapabilities()))
+print("list", s.list()[0])
+s.quit()
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["python3"], "-c", script, s.host, s.port, s.ca).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python nntplib: %v\n%s", err, out)
+	}
+	for _, want := range []string{"tls TLSv1.3", "'READER'", "list 215"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("nntplib output lacks %q:\n%s", want, out)
+		}
+	}
+	// Without the CA the handshake must fail: verification is on.
+	out, err = exec.CommandContext(ctx, bins["python3"], "-c", strings.Replace(script, "cafile=sys.argv[3]", "", 1), s.host, s.port, s.ca).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "CERTIFICATE_VERIFY_FAILED") {
+		t.Errorf("nntplib trusted a CA it was not given: %v\n%s", err, out)
+	}
+}
+
+// go-sendxmpp (Debian's, go-xmpp inside) upgrades with <starttls/>,
+// verifies the certificate, logs in with SASL PLAIN inside TLS, binds a
+// resource and sends a message, which the server stores.
+func TestGoSendXMPP(t *testing.T) {
+	bins := peer.Require(t, "go-sendxmpp")
+	s := startServed(t, starttls.XMPP)
+	run := func(pass, ca string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bins["go-sendxmpp"], "-u", "user@localhost", "-p", pass, "-j", s.addr, "--timeout", "5", "b@localhost")
+		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+t.TempDir())
+		cmd.Stdin = strings.NewReader("hello over xmpp starttls\n")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("secret", s.ca); err != nil {
+		t.Fatalf("go-sendxmpp: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.xmpp"))
+	if len(files) != 1 {
+		t.Fatalf("%d messages stored, want 1", len(files))
+	}
+	if got, _ := os.ReadFile(files[0]); !strings.Contains(string(got), "hello over xmpp starttls") || !strings.Contains(string(got), "X-XMPP-To: b@localhost") {
+		t.Errorf("stored message:\n%s", got)
+	}
+	if out, err := run("wrong", s.ca); err == nil || !strings.Contains(out, "not-authorized") {
+		t.Errorf("go-sendxmpp with a wrong password: %v\n%s", err, out)
+	}
+	// A CA it was not given: the handshake fails before any credentials.
+	other, err := os.CreateTemp(t.TempDir(), "empty*.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if out, err := run("secret", other.Name()); err == nil || !strings.Contains(out, "certificate") {
+		t.Errorf("go-sendxmpp trusted a CA it was not given: %v\n%s", err, out)
+	}
+}

@@ -32,7 +32,8 @@ type Options struct {
 	// library drops AUTH-like ones under the Required policy).
 	Capabilities []string
 	Hostname     string // default localhost
-	// MailDir, when set, receives each SMTP/LMTP message as a file.
+	// MailDir, when set, receives each SMTP/LMTP message and each XMPP
+	// message body as a file.
 	MailDir string
 	// Users maps user names to passwords; nil accepts any.
 	Users map[string]string

@@ -223,6 +223,13 @@ func (s *session) readData() ([]byte, error) {
 
 // store writes the message into MailDir (if set) and returns its id.
 func (s *session) store(from string, rcpts []string, msg []byte) (string, error) {
+	head := fmt.Sprintf("X-Envelope-From: %s\r\nX-Envelope-To: %s\r\n", from, strings.Join(rcpts, ", "))
+	return s.storeFile(".eml", head+string(msg))
+}
+
+// storeFile writes content as a new file in MailDir (if set) and returns
+// its id.
+func (s *session) storeFile(ext, content string) (string, error) {
 	mailSeq.Lock()
 	mailSeq.n++
 	id := fmt.Sprintf("%d.%d", time.Now().UnixNano(), mailSeq.n)
@@ -230,9 +237,7 @@ func (s *session) store(from string, rcpts []string, msg []byte) (string, error)
 	if s.o.MailDir == "" {
 		return id, nil
 	}
-	head := fmt.Sprintf("X-Envelope-From: %s\r\nX-Envelope-To: %s\r\n", from, strings.Join(rcpts, ", "))
-	path := filepath.Join(s.o.MailDir, id+".eml")
-	return id, os.WriteFile(path, append([]byte(head), msg...), 0o600)
+	return id, os.WriteFile(filepath.Join(s.o.MailDir, id+ext), []byte(content), 0o600)
 }
 
 func multiline(code int, lines []string) []string {

@@ -3,19 +3,21 @@ package serve
 import (
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strings"
 	"time"
 )
 
 // xmppApp answers the stream a client restarts inside TLS (RFC 6120
-// §5.4.3.3) with post-TLS features (SASL PLAIN, resource binding), answers
-// stanzas with service-unavailable and closes the stream when the client
-// does. Enough for a client to see it is talking XMPP inside TLS.
+// §5.4.3.3): SASL PLAIN against Options.Users, the stream restart after
+// it, resource binding and the legacy session; messages are stored in
+// MailDir, other requests get service-unavailable. Enough for a real
+// client to log in and send a message inside TLS, nothing more.
 func xmppApp(ctx context.Context, s *session) {
 	// One byte at a time through the session's buffer, bounded in total.
 	dec := xml.NewDecoder(io.LimitReader(s.br, 1<<20))
-	ns, streams := "jabber:client", 0
+	ns, streams, user, authed := "jabber:client", 0, "", false
 	for i := 0; i < 10000 && ctx.Err() == nil; i++ {
 		_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
 		tok, err := dec.Token()
@@ -24,46 +26,29 @@ func xmppApp(ctx context.Context, s *session) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			switch {
-			case t.Name.Local == "stream" && streams < 3:
+			if t.Name.Local == "stream" && streams < 3 {
 				streams++
 				for _, a := range t.Attr {
 					if a.Name.Local == "xmlns" && a.Name.Space == "" {
 						ns = a.Value
 					}
 				}
+				features := "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>"
+				if authed {
+					features = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+				}
 				if !s.xmppWrite("<?xml version='1.0'?><stream:stream xmlns='" + ns + "' xmlns:stream='http://etherx.jabber.org/streams' id='starttls-serve' from='" +
-					s.o.Hostname + "' version='1.0'><stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>" +
-					"<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>") {
+					s.o.Hostname + "' version='1.0'><stream:features>" + features + "</stream:features>") {
 					return
 				}
-			case t.Name.Local == "starttls":
-				// TLS is already on: a second STARTTLS fails and ends the stream (RFC 6120 §5.4.2.2).
-				s.xmppWrite("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>")
+				continue
+			}
+			var st xmppElement
+			if err := dec.DecodeElement(&st, &t); err != nil {
 				return
-			case t.Name.Local == "iq" || t.Name.Local == "message" || t.Name.Local == "presence" || t.Name.Local == "auth":
-				id := ""
-				for _, a := range t.Attr {
-					if a.Name.Local == "id" {
-						id = a.Value
-					}
-				}
-				if err := dec.Skip(); err != nil {
-					return
-				}
-				if t.Name.Local == "auth" {
-					if !s.xmppWrite("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>") {
-						return
-					}
-					continue
-				}
-				if !s.xmppWrite("<" + t.Name.Local + " type='error' id='" + xmlEscape(id) + "'><error type='cancel'>" +
-					"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></" + t.Name.Local + ">") {
-					return
-				}
-			default:
-				// Anything else at stream level ends the stream.
-				s.xmppWrite("<stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
+			}
+			reply, end := s.xmppAnswer(&st, &user, &authed)
+			if reply != "" && !s.xmppWrite(reply) || end {
 				return
 			}
 		case xml.EndElement:
@@ -73,6 +58,61 @@ func xmppApp(ctx context.Context, s *session) {
 			}
 		}
 	}
+}
+
+// xmppElement is a top-level element inside the stream, with the children
+// this server understands.
+type xmppElement struct {
+	XMLName   xml.Name
+	ID        string    `xml:"id,attr"`
+	Type      string    `xml:"type,attr"`
+	To        string    `xml:"to,attr"`
+	Mechanism string    `xml:"mechanism,attr"`
+	Text      string    `xml:",chardata"`
+	Body      string    `xml:"body"`
+	Bind      *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-bind bind"`
+	Session   *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-session session"`
+}
+
+// xmppAnswer is the reply to one element; end says the stream is over.
+func (s *session) xmppAnswer(st *xmppElement, user *string, authed *bool) (reply string, end bool) {
+	id := xmlEscape(st.ID)
+	switch name := st.XMLName.Local; {
+	case name == "starttls":
+		// TLS is already on: a second STARTTLS fails and ends the stream (RFC 6120 §5.4.2.2).
+		return "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>", true
+	case name == "auth" && !*authed:
+		u, p, ok := plainCreds(st.Text)
+		u, _, _ = strings.Cut(u, "@")
+		if !strings.EqualFold(st.Mechanism, "PLAIN") || !ok || !s.checkUser(u, p) {
+			return "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>", false
+		}
+		*user, *authed = u, true
+		return "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", false
+	case !*authed && (name == "iq" || name == "message" || name == "presence"):
+		// Stanzas before authentication end the stream (RFC 6120 §6.4.1).
+		return "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>", true
+	case name == "iq" && st.Type == "set" && st.Bind != nil:
+		return "<iq type='result' id='" + id + "'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>" +
+			xmlEscape(*user+"@"+s.o.Hostname+"/starttls-serve") + "</jid></bind></iq>", false
+	case name == "iq" && st.Type == "set" && st.Session != nil:
+		return "<iq type='result' id='" + id + "'/>", false
+	case name == "iq" && (st.Type == "get" || st.Type == "set"):
+		return "<iq type='error' id='" + id + "'><error type='cancel'>" +
+			"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", false
+	case name == "message":
+		if st.Body != "" {
+			if _, err := s.storeFile(".xmpp", fmt.Sprintf("X-XMPP-From: %s\r\nX-XMPP-To: %s\r\n\r\n%s\r\n", *user, st.To, st.Body)); err != nil {
+				return "<message type='error' id='" + id + "'><error type='wait'>" +
+					"<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>", false
+			}
+		}
+		return "", false
+	case name == "iq" || name == "presence":
+		return "", false // results, errors and presence need no answer
+	}
+	// Anything else at stream level ends the stream.
+	return "<stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>", true
 }
 
 func (s *session) xmppWrite(x string) bool {
