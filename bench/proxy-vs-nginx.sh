@@ -9,7 +9,7 @@
 #
 # Needs: go, openssl, nginx with the mail module (Debian: nginx + libnginx-mod-mail).
 #
-# Backend: `nginxauth sink` (bench/nginxauth, built with -tags bench), a
+# Backend: `loadgen sink` (bench/loadgen), a
 # plaintext SMTP sink whose DATA reply is "250 2.0.0 queued as bench-N".
 # Contestants, all in front of that sink:
 #   ours-starttls   starttls proxy --mode terminate --proto smtp
@@ -18,11 +18,11 @@
 #   nginx-implicit  nginx mail server: listen ... ssl
 # nginx picks the backend per session through auth_http; the auth service is
 # an http server block of the same nginx (add_header Auth-Status/Server/Port):
-# the cheapest auth_http there is. BENCH_AUTH=go uses `nginxauth auth`, a
+# the cheapest auth_http there is. BENCH_AUTH=go uses `loadgen auth`, a
 # separate Go process, instead.
 #
 # Load (BENCH_C clients for BENCH_D each, one session after the other):
-#   mail  `nginxauth mail`: TCP, (greeting, EHLO, STARTTLS,) full TLS 1.3
+#   mail  `loadgen mail`: TCP, (greeting, EHLO, STARTTLS,) full TLS 1.3
 #         handshake (X25519 for both), EHLO, MAIL, RCPT, DATA with a
 #         BENCH_SIZE-byte message, QUIT. Counted only if the DATA reply comes
 #         from the sink. nginx only reaches the backend at RCPT, so this is the
@@ -81,8 +81,7 @@ wait_line() { # FILE PREFIX: the value after PREFIX once it appears (10 s)
 log "building"
 timeout 600 go build -o "$tmp/starttls" ./cmd/starttls
 timeout 600 go build -o "$tmp/loadgen" ./bench/loadgen
-timeout 600 go build -tags bench -o "$tmp/nginxauth" ./bench/nginxauth
-LG=$tmp/loadgen NA=$tmp/nginxauth
+LG=$tmp/loadgen
 
 log "PKI (ECDSA P-256, the same certificate for both)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
@@ -95,7 +94,7 @@ openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -
 chmod 644 "$tmp/server.key"
 CA=$tmp/ca.pem
 
-"$NA" sink >"$tmp/sink.out" 2>&1 & pids+=($!)
+"$LG" sink >"$tmp/sink.out" 2>&1 & pids+=($!)
 BACKEND=$(wait_line "$tmp/sink.out" "listening=")
 BPORT=${BACKEND##*:}
 log "backend $BACKEND"
@@ -114,7 +113,7 @@ start_ours ours-implicit implicit smtps
 # nginx: its own prefix, config, pid, logs and temp paths in $tmp.
 NS=$(freeport) NI=$(freeport)
 if [ "$AUTH" = go ]; then
-  "$NA" auth -server 127.0.0.1 -port "$BPORT" >"$tmp/auth.out" 2>&1 & pids+=($!)
+  "$LG" auth -server 127.0.0.1 -port "$BPORT" >"$tmp/auth.out" 2>&1 & pids+=($!)
   AUTHADDR=$(wait_line "$tmp/auth.out" "listening=")
   AUTHBLOCK=""
 else
@@ -183,7 +182,7 @@ contestants=(ours-starttls nginx-starttls ours-implicit nginx-implicit)
 # What a STARTTLS client sees from each (before and after TLS).
 declare -A CAPS
 for who in ours-starttls nginx-starttls; do
-  CAPS[$who]=$(timeout 30 "$NA" caps -target "${ADDR[$who]}" -ca "$CA" 2>&1 || true)
+  CAPS[$who]=$(timeout 30 "$LG" caps -target "${ADDR[$who]}" -ca "$CA" 2>&1 || true)
   log "caps $who:"; echo "${CAPS[$who]}" | sed 's/^/#   /' >&2
 done
 
@@ -197,7 +196,7 @@ run() { # key tool args...
 }
 for round in 1 2; do   # alternate, twice: the second round is reported
   for who in "${contestants[@]}"; do
-    run "mail/$who" "$NA" mail -target "${ADDR[$who]}" -mode "${MODE[$who]}" -ca "$CA" -c "$C" -d "$D" -size "$SIZE"
+    run "mail/$who" "$LG" mail -target "${ADDR[$who]}" -mode "${MODE[$who]}" -ca "$CA" -c "$C" -d "$D" -size "$SIZE"
   done
   for who in "${contestants[@]}"; do
     run "hs/$who" "$LG" hs -target "${ADDR[$who]}" -mode "${MODE[$who]}" -ca "$CA" -c "$C" -d "$D"
@@ -213,7 +212,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b+0 == 0) p
 {
   echo "#### starttls proxy vs nginx mail proxy — $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m), loopback"
   echo
-  echo "Go $(go env GOVERSION), $("$NGINX" -v 2>&1 | sed 's/.*: //') (mail module, worker_processes 2), $(openssl version | cut -d' ' -f1-2); ECDSA P-256, TLS 1.3, full handshakes; auth_http: $([ "$AUTH" = go ] && echo "a Go process (nginxauth auth)" || echo "a location in the same nginx"); clients, proxies, auth and backend on the same machine."
+  echo "Go $(go env GOVERSION), $("$NGINX" -v 2>&1 | sed 's/.*: //') (mail module, worker_processes 2), $(openssl version | cut -d' ' -f1-2); ECDSA P-256, TLS 1.3, full handshakes; auth_http: $([ "$AUTH" = go ] && echo "a Go process (loadgen auth)" || echo "a location in the same nginx"); clients, proxies, auth and backend on the same machine."
   echo "Command: \`BENCH_D=$D BENCH_C=$C BENCH_SIZE=$SIZE BENCH_AUTH=$AUTH bench/proxy-vs-nginx.sh\`"
   echo
   echo "| contestant | mail sessions/s ($C clients, ${SIZE}-byte message) | earlier round | failed | loadgen hs sessions/s (no mail) | earlier round |"

@@ -33,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: loadgen backend|relay|hs|tput|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: loadgen backend|relay|hs|tput|idle|sink|auth|mail|caps [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -50,6 +50,10 @@ func main() {
 	dir := fs.String("dir", "up", "up (client to backend) or down (tput)")
 	n := fs.Int("n", 5000, "connections (idle)")
 	hold := fs.Duration("hold", 5*time.Second, "how long to hold idle connections")
+	server := fs.String("server", "127.0.0.1", "Auth-Server (auth)")
+	port := fs.Int("port", 0, "Auth-Port (auth)")
+	size := fs.Int("size", 1024, "message size in bytes, headers included (mail)")
+	groups := fs.String("groups", "x25519", "client key-exchange groups (mail, caps): x25519 (what OpenSSL 3.0 picks) or default (Go's, X25519MLKEM768 first)")
 	_ = fs.Parse(os.Args[2:])
 
 	var err error
@@ -70,6 +74,30 @@ func main() {
 			err = cl.throughput(*conc, *total, *dir)
 		case "idle":
 			err = cl.idle(*n, *hold)
+		}
+	case "sink":
+		err = runSink(*listen)
+	case "auth":
+		err = runAuth(*listen, *server, *port)
+	case "mail", "caps":
+		var tc *tls.Config
+		if tc, err = clientTLS(*caFile); err != nil {
+			break
+		}
+		switch *groups {
+		case "x25519":
+			tc.CurvePreferences = []tls.CurveID{tls.X25519}
+		case "default":
+		default:
+			err = fmt.Errorf("-groups: want x25519 or default, got %q", *groups)
+		}
+		if err != nil {
+			break
+		}
+		if os.Args[1] == "mail" {
+			err = runMail(*target, *mode, tc, *conc, *dur, *size)
+		} else {
+			err = runCaps(*target, tc)
 		}
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])

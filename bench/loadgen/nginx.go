@@ -1,109 +1,34 @@
-//go:build bench
-
-// Command nginxauth drives bench/proxy-vs-nginx.sh (build with -tags bench):
+// The nginx commands of loadgen drive bench/proxy-vs-nginx.sh:
 //
-//	nginxauth sink -listen 127.0.0.1:0
+//	loadgen sink -listen 127.0.0.1:0
 //	    a plaintext SMTP sink: the backend of both proxies. EHLO, MAIL,
 //	    RCPT, DATA (the final reply is "250 2.0.0 queued as bench-N"), QUIT.
-//	nginxauth auth -listen 127.0.0.1:0 -server 127.0.0.1 -port N
+//	loadgen auth -listen 127.0.0.1:0 -server 127.0.0.1 -port N
 //	    an nginx auth_http service that sends every session to one backend.
-//	nginxauth mail -target ADDR -mode starttls|implicit -ca F -c 16 -d 10s -size 1024
+//	loadgen mail -target ADDR -mode starttls|implicit -ca F -c 16 -d 10s -size 1024
 //	    mail sessions per second: connect, (EHLO, STARTTLS,) TLS handshake,
 //	    EHLO, MAIL, RCPT, DATA with a small message, QUIT. A session only
 //	    counts when the DATA reply comes from the sink ("queued as bench").
-//	nginxauth caps -target ADDR -ca F
+//	loadgen caps -target ADDR -ca F
 //	    prints the greeting and EHLO replies before and after STARTTLS, and
 //	    what a mail transaction without STARTTLS gets.
-//
-// Results are one line of key=value pairs on stdout.
+
 package main
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: nginxauth sink|auth|mail|caps [flags]")
-		os.Exit(2)
-	}
-	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "listen address (sink, auth)")
-	server := fs.String("server", "127.0.0.1", "Auth-Server (auth)")
-	port := fs.Int("port", 0, "Auth-Port (auth)")
-	target := fs.String("target", "", "address to load (mail, caps)")
-	mode := fs.String("mode", "starttls", "starttls or implicit (mail)")
-	caFile := fs.String("ca", "", "CA that signed the proxies' certificate")
-	conc := fs.Int("c", 16, "concurrent clients (mail)")
-	dur := fs.Duration("d", 10*time.Second, "duration (mail)")
-	size := fs.Int("size", 1024, "message size in bytes, headers included (mail)")
-	groups := fs.String("groups", "x25519", "client key-exchange groups: x25519 (what OpenSSL 3.0 picks) or default (Go's, X25519MLKEM768 first)")
-	_ = fs.Parse(os.Args[2:])
-
-	var err error
-	switch os.Args[1] {
-	case "sink":
-		err = runSink(*listen)
-	case "auth":
-		err = runAuth(*listen, *server, *port)
-	case "mail", "caps":
-		var tc *tls.Config
-		if tc, err = clientTLS(*caFile); err != nil {
-			break
-		}
-		switch *groups {
-		case "x25519":
-			tc.CurvePreferences = []tls.CurveID{tls.X25519}
-		case "default":
-		default:
-			err = fmt.Errorf("-groups: want x25519 or default, got %q", *groups)
-		}
-		if err != nil {
-			break
-		}
-		if os.Args[1] == "mail" {
-			err = runMail(*target, *mode, tc, *conc, *dur, *size)
-		} else {
-			err = runCaps(*target, tc)
-		}
-	default:
-		err = fmt.Errorf("unknown command %q", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "nginxauth:", err)
-		os.Exit(1)
-	}
-}
-
-func clientTLS(caFile string) (*tls.Config, error) {
-	tc := &tls.Config{ServerName: "localhost"} // no ClientSessionCache: full handshakes
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no certificate", caFile)
-		}
-		tc.RootCAs = pool
-	}
-	return tc, nil
-}
 
 // ---- sink
 
