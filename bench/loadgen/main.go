@@ -297,44 +297,52 @@ func expect(br *bufio.Reader, code string) error {
 // handshakes runs c clients that each open a session, say QUIT and close,
 // for d; it reports sessions per second.
 func (cl *client) handshakes(c int, d time.Duration) error {
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < c; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				conn, br, err := cl.session(ctx)
-				if err == nil {
-					_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-					if _, err = io.WriteString(conn, "QUIT\r\n"); err == nil {
-						err = expect(br, "221")
-					}
-					conn.Close()
-				}
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	fe, _ := firstErr.Load().(string)
+	ok, failed, el, fe := closedLoop(c, d, func(ctx context.Context) error {
+		conn, br, err := cl.session(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err = io.WriteString(conn, "QUIT\r\n"); err != nil {
+			return err
+		}
+		return expect(br, "221")
+	})
 	fmt.Printf("test=hs mode=%s clients=%d sessions=%d failed=%d seconds=%.2f per_second=%.1f first_error=%q\n",
-		cl.mode, c, ok.Load(), failed.Load(), el, float64(ok.Load())/el, fe)
-	if ok.Load() == 0 {
+		cl.mode, c, ok, failed, el, float64(ok)/el, fe)
+	if ok == 0 {
 		return fmt.Errorf("no session completed: %s", fe)
 	}
 	return nil
+}
+
+// closedLoop runs c clients that each run one session after the other
+// until d has passed, and counts the sessions that succeeded and failed.
+func closedLoop(c int, d time.Duration, one func(context.Context) error) (ok, failed int64, seconds float64, firstErr string) {
+	var nOK, nFailed atomic.Int64
+	var first atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				err := one(ctx)
+				cancel()
+				if err != nil {
+					nFailed.Add(1)
+					first.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				nOK.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	firstErr, _ = first.Load().(string)
+	return nOK.Load(), nFailed.Load(), time.Since(start).Seconds(), firstErr
 }
 
 // throughput moves total bytes on each of c sessions in one direction and

@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -247,34 +246,12 @@ func session(ctx context.Context, target, mode string, tc *tls.Config, msg []byt
 
 func runMail(target, mode string, tc *tls.Config, conc int, d time.Duration, size int) error {
 	msg := message(size)
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < conc; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				err := session(ctx, target, mode, tc, msg)
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	fe, _ := firstErr.Load().(string)
+	ok, failed, el, fe := closedLoop(conc, d, func(ctx context.Context) error {
+		return session(ctx, target, mode, tc, msg)
+	})
 	fmt.Printf("test=mail mode=%s clients=%d size=%d sessions=%d failed=%d seconds=%.2f per_second=%.1f first_error=%q\n",
-		mode, conc, len(msg)-3, ok.Load(), failed.Load(), el, float64(ok.Load())/el, fe)
-	if ok.Load() == 0 {
+		mode, conc, len(msg)-3, ok, failed, el, float64(ok)/el, fe)
+	if ok == 0 {
 		return fmt.Errorf("no session completed: %s", fe)
 	}
 	return nil
