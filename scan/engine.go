@@ -3,6 +3,7 @@ package scan
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -51,6 +52,18 @@ type Options struct {
 	Check         CheckFunc     // nil: check.Run
 	// BadLine is told about input lines that are not targets; nil: counted only.
 	BadLine func(Line)
+
+	// MX makes every input line a mail domain (Run reads with
+	// NewDomainReader): the domain's MX hosts, at most MaxMXHosts by
+	// preference, are each checked as smtp://HOST:MXPort. Keys are
+	// DomainKey(domain), for Shard and Resume alike.
+	MX bool
+	// MXPort is the port of the MX hosts; default 25 (others are for
+	// tests and non-standard setups).
+	MXPort int
+	// MXCache bounds the MX hosts whose records are kept, so that a host
+	// shared by many domains is checked once per scan. Default 65536.
+	MXCache int
 }
 
 func (o Options) withDefaults() Options {
@@ -84,10 +97,16 @@ func (o Options) withDefaults() Options {
 	if o.Progress == nil {
 		o.Progress = nopProgress{}
 	}
+	if o.MXPort <= 0 {
+		o.MXPort = 25
+	}
+	if o.MXCache <= 0 {
+		o.MXCache = 65536
+	}
 	return o
 }
 
-// Progress is told as targets start and finish.
+// Progress is told as targets (MX scans: domains) finish.
 type Progress interface {
 	Done(s starttls.Status)
 	Finish()
@@ -100,16 +119,18 @@ func (nopProgress) Finish()              {}
 
 // Summary is what a scan did.
 type Summary struct {
-	Read        int64                     `json:"read"`          // targets read from the input
-	BadLines    int64                     `json:"bad_lines"`     // lines that are not targets
-	OtherShards int64                     `json:"other_shards"`  // targets left to other shards
-	Resumed     int64                     `json:"resumed"`       // targets skipped: already stored
-	Scanned     int64                     `json:"scanned"`       // targets checked and stored
-	Attempts    int64                     `json:"attempts"`      // checks run, retries included
-	Statuses    map[starttls.Status]int64 `json:"statuses"`      // scanned targets per outcome
-	Elapsed     time.Duration             `json:"elapsed_ns"`    // wall time
-	MaxInFlight int64                     `json:"max_in_flight"` // most checks running at once
-	MaxHeld     int64                     `json:"max_held"`      // most targets held in memory at once
+	Read        int64                     `json:"read"`                // targets (MX: domains) read from the input
+	BadLines    int64                     `json:"bad_lines"`           // lines that are not targets
+	OtherShards int64                     `json:"other_shards"`        // targets (MX: domains) left to other shards
+	Resumed     int64                     `json:"resumed"`             // targets (MX: domains) skipped: already stored
+	Scanned     int64                     `json:"scanned"`             // records stored (MX: one per MX host or domain-level outcome)
+	Attempts    int64                     `json:"attempts"`            // checks run, retries included
+	Statuses    map[starttls.Status]int64 `json:"statuses"`            // scanned targets per outcome
+	Elapsed     time.Duration             `json:"elapsed_ns"`          // wall time
+	MaxInFlight int64                     `json:"max_in_flight"`       // most checks running at once
+	MaxHeld     int64                     `json:"max_held"`            // most targets (MX: domains) held in memory at once
+	Domains     int64                     `json:"domains,omitempty"`   // MX: domains stored
+	MXCached    int64                     `json:"mx_cached,omitempty"` // MX: host records copied from the cache, not checked again
 	// MaxPerSubnet is the most checks seen at once in one /24 (only
 	// tracked when PerSubnet is set).
 	MaxPerSubnet int `json:"max_per_subnet,omitempty"`
@@ -143,8 +164,12 @@ func (s Summary) String() string {
 	for _, e := range kvs {
 		parts = append(parts, fmt.Sprintf("%s %d", e.k, e.v))
 	}
-	return fmt.Sprintf("scanned %d targets in %s (%.1f/s): %s; read %d, other shards %d, resumed %d, bad lines %d",
-		s.Scanned, s.Elapsed.Round(time.Millisecond), s.Rate(), strings.Join(parts, ", "), s.Read, s.OtherShards, s.Resumed, s.BadLines)
+	mx := ""
+	if s.Domains > 0 {
+		mx = fmt.Sprintf(" of %d domains (%d cached)", s.Domains, s.MXCached)
+	}
+	return fmt.Sprintf("scanned %d targets%s in %s (%.1f/s): %s; read %d, other shards %d, resumed %d, bad lines %d",
+		s.Scanned, mx, s.Elapsed.Round(time.Millisecond), s.Rate(), strings.Join(parts, ", "), s.Read, s.OtherShards, s.Resumed, s.BadLines)
 }
 
 // engine is one scan in progress.
@@ -154,6 +179,7 @@ type engine struct {
 	limiter     *rate.Limiter
 	subnets     *subnetLimiter
 	dns         *resolver
+	mx          *hostCache
 	inFlight    atomic.Int64
 	held        atomic.Int64
 	maxInFlight atomic.Int64
@@ -161,20 +187,34 @@ type engine struct {
 	sum         Summary // counters written by the reader, statuses by the writer
 }
 
-type job struct{ t starttls.Target }
+// job is one target or, in an MX scan, one domain.
+type job struct {
+	t      starttls.Target
+	domain string
+}
 
 // Run scans the targets read from in and writes one record per target to
-// sink. It returns when the input is exhausted and every record is
+// sink (with Options.MX, in holds mail domains: see Options.MX). It returns when the input is exhausted and every record is
 // stored, or on the first sink or input error, or when ctx ends (records
 // finished by then are stored).
 func Run(ctx context.Context, in io.Reader, proto starttls.Protocol, sink Sink, o Options) (Summary, error) {
+	if o.MX {
+		return RunReader(ctx, NewDomainReader(in), sink, o)
+	}
 	return RunReader(ctx, NewReader(in, proto), sink, o)
 }
 
-// RunReader is Run on a Reader.
+// RunReader is Run on a Reader: a NewDomainReader one if and only if
+// Options.MX.
 func RunReader(ctx context.Context, in *Reader, sink Sink, o Options) (Summary, error) {
+	if in.domains != o.MX {
+		return Summary{}, errors.New("scan: Options.MX needs a domain reader (NewDomainReader), and only it")
+	}
 	o = o.withDefaults()
 	e := &engine{o: o, sink: sink, subnets: newSubnetLimiter(o.PerSubnet), dns: newResolver(o.Resolver, o.SourceIP, o.Timeout, 4096)}
+	if o.MX {
+		e.mx = newHostCache(o.MXCache)
+	}
 	e.sum.Statuses = map[starttls.Status]int64{}
 	if o.PerSubnet > 0 {
 		e.subnets.max = map[netip.Prefix]int{}
@@ -187,7 +227,7 @@ func RunReader(ctx context.Context, in *Reader, sink Sink, o Options) (Summary, 
 	defer cancel(nil)
 
 	jobs := make(chan job, o.Concurrency)
-	results := make(chan Record, o.Concurrency)
+	results := make(chan []Record, o.Concurrency) // the records of one job
 	var readErr error
 	go func() {
 		defer close(jobs)
@@ -200,7 +240,11 @@ func RunReader(ctx context.Context, in *Reader, sink Sink, o Options) (Summary, 
 	for range o.Concurrency {
 		wg.Go(func() {
 			for j := range jobs {
-				results <- e.process(ctx, j.t)
+				if j.domain != "" {
+					results <- e.processDomain(ctx, j.domain)
+					continue
+				}
+				results <- []Record{e.process(ctx, j.t)}
 			}
 		})
 	}

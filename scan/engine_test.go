@@ -40,6 +40,9 @@ func (m *memSink) Stored(_ context.Context, keys []string) (map[string]bool, err
 	out := map[string]bool{}
 	for _, r := range m.recs {
 		out[r.Target] = true
+		if r.Domain != "" {
+			out[DomainKey(r.Domain)] = true
+		}
 	}
 	for k := range out {
 		found := false

@@ -68,6 +68,33 @@ func validHost(h string) bool {
 	return !strings.HasPrefix(h, ".") && !strings.Contains(h, "..")
 }
 
+// ParseDomain reads one input line of an MX scan: a mail domain (a DNS
+// name, not an address, a URL or host:port), returned lowercased without
+// a trailing dot. Blank lines and comments are skipped as in ParseLine.
+func ParseDomain(line string) (domain string, ok bool, err error) {
+	if i := strings.Index(line, "#"); i >= 0 {
+		line = line[:i]
+	}
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", false, nil
+	}
+	d := strings.ToLower(strings.TrimSuffix(line, "."))
+	if !validHost(d) {
+		return "", false, fmt.Errorf("bad domain %q: want a DNS name (no URL, port or spaces)", line)
+	}
+	if _, err := netip.ParseAddr(d); err == nil {
+		return "", false, fmt.Errorf("bad domain %q: an address has no MX records", line)
+	}
+	return d, true, nil
+}
+
+// DomainKey is the key of a mail domain in an MX scan ("mx:example.org"):
+// what --shard hashes and --resume looks up.
+func DomainKey(domain string) string { return mxPrefix + domain }
+
+const mxPrefix = "mx:"
+
 // Key is the canonical string of a target: the identity used by sinks,
 // --resume and sharding ("smtp://mx.example.org:25").
 func Key(t starttls.Target) string { return t.String() }
@@ -110,24 +137,41 @@ func ShardOf(key string, n int) int {
 	return int(h.Sum64() % uint64(n))
 }
 
-// Line is one line of input: a target, or an error that names the line.
+// Line is one line of input: a target (or, from a domain reader, a mail
+// domain), or an error that names the line.
 type Line struct {
 	N      int // 1-based line number
 	Target starttls.Target
+	Domain string // a domain reader's line; Target is then zero
 	Err    error
+}
+
+// Key is the line's identity: Key(Target), or DomainKey(Domain).
+func (l Line) Key() string {
+	if l.Domain != "" {
+		return DomainKey(l.Domain)
+	}
+	return Key(l.Target)
 }
 
 // Reader streams targets from r, one a line, without holding more than
 // one line in memory.
 type Reader struct {
-	s     *bufio.Reader
-	proto starttls.Protocol
-	n     int
+	s       *bufio.Reader
+	proto   starttls.Protocol
+	domains bool
+	n       int
 }
 
 // NewReader reads targets from r; proto applies to lines without a scheme.
 func NewReader(r io.Reader, proto starttls.Protocol) *Reader {
 	return &Reader{s: bufio.NewReaderSize(r, 64<<10), proto: proto}
+}
+
+// NewDomainReader reads mail domains from r, one a line (ParseDomain),
+// for an MX scan (Options.MX).
+func NewDomainReader(r io.Reader) *Reader {
+	return &Reader{s: bufio.NewReaderSize(r, 64<<10), domains: true}
 }
 
 // errLong marks an overlong line.
@@ -146,6 +190,16 @@ func (r *Reader) Next() (Line, error) {
 		}
 		if err != nil {
 			return Line{}, err
+		}
+		if r.domains {
+			d, ok, perr := ParseDomain(raw)
+			if perr != nil {
+				return Line{N: r.n, Err: fmt.Errorf("line %d: %w", r.n, perr)}, nil
+			}
+			if ok {
+				return Line{N: r.n, Domain: d}, nil
+			}
+			continue
 		}
 		t, ok, perr := ParseLine(raw, r.proto)
 		if perr != nil {

@@ -137,3 +137,67 @@ func TestPostgresShards(t *testing.T) {
 		t.Errorf("resume: %s, %v", again, err)
 	}
 }
+
+// An MX scan in 3 shards written at once into one PostgreSQL (shards
+// write shared MX hosts concurrently) holds exactly the rows of a single
+// scan; --resume by domain then checks nothing.
+func TestPostgresMX(t *testing.T) {
+	p := peer.StartPostgres(t, peer.PostgresOptions{})
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", pgURL(p, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, db := range []string{"mxwhole", "mxsharded"} {
+		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := startMXEnv(t)
+	whole, err := OpenPostgres(ctx, pgURL(p, "mxwhole"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer whole.Close()
+	o := e.options(nil)
+	o.BatchSize = 3
+	sum, err := Run(ctx, strings.NewReader(e.input), "", whole, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMXTables(t, e, whole)
+
+	const n = 3
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			s, err := OpenPostgres(ctx, pgURL(p, "mxsharded"))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			so := o
+			so.Shard = Shard{I: i, N: n}
+			_, errs[i] = Run(ctx, strings.NewReader(e.input), "", s, so)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("shard %d: %v", i, err)
+		}
+	}
+	sharded, err := OpenPostgres(ctx, pgURL(p, "mxsharded"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sharded.Close()
+	checkMXTables(t, e, sharded)
+	again, err := Run(ctx, strings.NewReader(e.input), "", sharded, Options{MX: true, Resume: true, Resolver: e.dns.Resolver(), Concurrency: 4})
+	if err != nil || again.Scanned != 0 || again.Resumed != sum.Domains {
+		t.Errorf("resume: %s, %v", again, err)
+	}
+}

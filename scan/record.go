@@ -14,6 +14,12 @@ const RecordSchema = "starttls.scan/v1"
 // StatusDNS is the class of a target whose host name did not resolve.
 const StatusDNS starttls.Status = "dns-error"
 
+// StatusNullMX is the class of a mail domain that publishes a null MX
+// (RFC 7505: a single MX record "."): it accepts no mail, so there is
+// nothing to check. A domain whose MX records did not resolve (or that
+// does not exist) gets StatusDNS.
+const StatusNullMX starttls.Status = "null-mx"
+
 // StatusBadInput is the class of an input line that is not a target.
 const StatusBadInput starttls.Status = "bad-input"
 
@@ -37,6 +43,20 @@ type Record struct {
 	ScannedAt   time.Time       `json:"scanned_at"`
 	Timings     RecordTimings   `json:"timings"`
 	Report      *check.Report   `json:"report,omitempty"`
+
+	// MX scans (Options.MX) only. Domain is the mail domain the record
+	// belongs to. A record of one MX host (target smtp://HOST:PORT) has
+	// the host's preference; a domain-level record (target "mx:DOMAIN",
+	// status null-mx or dns-error) has none.
+	Domain       string `json:"domain,omitempty"`
+	MXPreference *int   `json:"mx_preference,omitempty"`
+	// ImplicitMX: the domain has no MX records and is its own mail host
+	// (RFC 5321 section 5.1), at preference 0.
+	ImplicitMX bool `json:"implicit_mx,omitempty"`
+	// Cached: the host was checked earlier in this scan for another
+	// domain; this is a copy of that record (same outcome, grade,
+	// findings and time) with Attempts 0 and without the report.
+	Cached bool `json:"cached,omitempty"`
 }
 
 // FindingRef is a finding's id and severity.

@@ -18,6 +18,7 @@ type Sink interface {
 	// Write stores a batch of records, atomically where the store allows.
 	Write(ctx context.Context, recs []Record) error
 	// Stored reports which of keys already have a record (for --resume).
+	// A key DomainKey(d) is stored when some record has Domain d.
 	Stored(ctx context.Context, keys []string) (map[string]bool, error)
 	Close() error
 }
@@ -65,7 +66,8 @@ func NewJSONL(w io.WriteCloser, done map[uint64]bool) *JSONL {
 }
 
 // OpenJSONL opens path; with resume it appends and first reads the keys
-// already there (8 bytes of memory per stored record), else it truncates.
+// already there (8 bytes of memory per stored record; with a domain, its
+// DomainKey too), else it truncates.
 func OpenJSONL(path string, resume bool) (*JSONL, error) {
 	if !resume {
 		f, err := os.Create(path)
@@ -87,9 +89,13 @@ func OpenJSONL(path string, resume bool) (*JSONL, error) {
 			last = line[len(line)-1]
 			var rec struct {
 				Target string `json:"target"`
+				Domain string `json:"domain"`
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Target != "" {
 				done[hashKey(rec.Target)] = true
+				if rec.Domain != "" { // an MX scan's record: its domain is done too
+					done[hashKey(DomainKey(rec.Domain))] = true
+				}
 			}
 		}
 		if err == io.EOF {

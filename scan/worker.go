@@ -33,30 +33,37 @@ func raise(m *atomic.Int64, v int64) {
 }
 
 // read streams the input into jobs: shard filter, then (under Resume) a
-// look-up of each chunk in the sink.
+// look-up of each chunk in the sink. A job is a target or, in an MX
+// scan, a domain; its key is Line.Key.
 func (e *engine) read(ctx context.Context, in *Reader, jobs chan<- job) error {
-	var chunk []starttls.Target
+	var chunk []Line
+	send := func(l Line) bool {
+		select {
+		case jobs <- job{t: l.Target, domain: l.Domain}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
 		keys := make([]string, len(chunk))
-		for i, t := range chunk {
-			keys[i] = Key(t)
+		for i, l := range chunk {
+			keys[i] = l.Key()
 		}
 		stored, err := e.sink.Stored(ctx, keys)
 		if err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
-		for i, t := range chunk {
+		for i, l := range chunk {
 			if stored[keys[i]] {
 				e.sum.Resumed++
 				e.hold(-1)
 				continue
 			}
-			select {
-			case jobs <- job{t}:
-			case <-ctx.Done():
+			if !send(l) {
 				return nil
 			}
 		}
@@ -82,20 +89,18 @@ func (e *engine) read(ctx context.Context, in *Reader, jobs chan<- job) error {
 			continue
 		}
 		e.sum.Read++
-		if !e.o.Shard.Contains(Key(l.Target)) {
+		if !e.o.Shard.Contains(l.Key()) {
 			e.sum.OtherShards++
 			continue
 		}
 		e.hold(1)
 		if !e.o.Resume {
-			select {
-			case jobs <- job{l.Target}:
-			case <-ctx.Done():
+			if !send(l) {
 				return nil
 			}
 			continue
 		}
-		chunk = append(chunk, l.Target)
+		chunk = append(chunk, l)
 		if len(chunk) >= resumeChunk {
 			if err := flush(); err != nil {
 				return err
@@ -196,9 +201,11 @@ func (e *engine) attempt(ctx context.Context, t starttls.Target, o check.Options
 	}
 }
 
-// write batches records into the sink.
-func (e *engine) write(ctx context.Context, results <-chan Record) error {
+// write batches records into the sink. The records of one job (an MX
+// scan's domain) go into one batch: a domain is stored whole or not at all.
+func (e *engine) write(ctx context.Context, results <-chan []Record) error {
 	batch := make([]Record, 0, e.o.BatchSize)
+	var jobs []starttls.Status // per job in the batch: the status the progress shows
 	tick := time.NewTicker(e.o.FlushInterval)
 	defer tick.Stop()
 	flush := func() error {
@@ -215,20 +222,33 @@ func (e *engine) write(ctx context.Context, results <-chan Record) error {
 			e.sum.Scanned++
 			e.sum.Attempts += int64(r.Attempts)
 			e.sum.Statuses[r.Status]++
-			e.o.Progress.Done(r.Status)
+			if r.Cached {
+				e.sum.MXCached++
+			}
 		}
-		e.hold(-int64(len(batch)))
+		for _, s := range jobs {
+			if e.o.MX {
+				e.sum.Domains++
+			}
+			e.o.Progress.Done(s)
+		}
+		e.hold(-int64(len(jobs)))
 		clear(batch)
-		batch = batch[:0]
+		batch, jobs = batch[:0], jobs[:0]
 		return nil
 	}
 	for {
 		select {
-		case r, ok := <-results:
+		case rs, ok := <-results:
 			if !ok {
 				return flush()
 			}
-			batch = append(batch, r)
+			if len(rs) == 0 { // not made by the workers; keep the count right
+				e.hold(-1)
+				continue
+			}
+			batch = append(batch, rs...)
+			jobs = append(jobs, rs[0].Status)
 			if len(batch) >= e.o.BatchSize {
 				if err := flush(); err != nil {
 					return err

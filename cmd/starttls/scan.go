@@ -36,6 +36,8 @@ type scanFlags struct {
 	progress    string
 	localName   string
 	sourceIP    string
+	mx          bool
+	mxPort      int
 }
 
 func newScanCmd() *cobra.Command {
@@ -50,7 +52,7 @@ with --proto; # starts a comment). The input is streamed: memory stays bounded b
 
 Each target gets one record with an outcome (success, connect-refused, connect-timeout,
 timeout, closed, not-offered, refused, injection, handshake-error, certificate-error,
-protocol-error, dns-error, error), the grade, the findings and the check's report. Records
+protocol-error, dns-error, error; with --mx also null-mx), the grade, the findings and the check's report. Records
 go to --out: sqlite:FILE (default scan.db), jsonl:FILE, - (JSON lines on stdout) or a
 PostgreSQL URL. The tables (targets, results, findings) are created by the tool; see
 docs/scan.md.
@@ -59,12 +61,19 @@ docs/scan.md.
 machines (a Kubernetes Indexed Job, see deploy/) split one list without coordination.
 --resume skips targets already stored in --out.
 
+--mx makes every line and argument a mail domain: its MX hosts (at most 10, by
+preference; the domain itself when it has no MX records) are each checked on port 25
+(--mx-port), a host shared by many domains once per scan. Records carry the domain
+and the MX preference; SQL sinks fill an mx table. --shard and --resume then work
+by domain.
+
 Exit status: 0 when the scan completed (whatever the servers' outcomes), 1 when the sink
 or the input failed or the scan was interrupted, 2 on usage errors.`,
 		Example: `  starttls scan --proto smtp --input hosts.txt --out sqlite:scan.db
   zcat targets.gz | starttls scan --input - --rate 500 --concurrency 1000 --out jsonl:out.jsonl
   starttls scan --input list.txt --shard 3/16 --out 'postgres://scan@db:5432/scan?sslmode=verify-full'
   starttls scan --input list.txt --out sqlite:scan.db --resume --summary
+  starttls scan --mx --input domains.txt --out sqlite:mx.db
   starttls scan smtp://127.0.0.1:2525 imap://127.0.0.1:1143 --ca ca.pem --out -`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runScan(cmd, f, args) },
 	}
@@ -85,6 +94,8 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (only on a terminal), always or never")
 	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO); default localhost")
 	fl.StringVar(&f.sourceIP, "source-ip", "", "local address every connection comes from (names resolve to its family only)")
+	fl.BoolVar(&f.mx, "mx", false, "targets are mail domains: check each domain's MX hosts (SMTP)")
+	fl.IntVar(&f.mxPort, "mx-port", 25, "port of the MX hosts with --mx (for tests and non-standard setups)")
 	return cmd
 }
 
@@ -96,6 +107,12 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 	}
 	if f.concurrency < 1 || f.retries < 0 || f.rate < 0 || f.perSubnet < 0 || f.timeout <= 0 {
 		return exitWith(exitUsage, errors.New("--concurrency must be at least 1; --retries, --rate and --per-24 not negative; --timeout positive"))
+	}
+	if f.mx && f.proto != "" && f.proto != string(starttls.SMTP) {
+		return exitWith(exitUsage, fmt.Errorf("--mx checks SMTP: --proto %q does not apply", f.proto))
+	}
+	if f.mxPort < 1 || f.mxPort > 65535 {
+		return exitWith(exitUsage, fmt.Errorf("--mx-port %d: want 1-65535", f.mxPort))
 	}
 	if len(args) == 0 && f.input == "" {
 		return exitWith(exitUsage, errors.New("no targets: give TARGET arguments or --input FILE|-"))
@@ -116,7 +133,13 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 	}
 	proto := starttls.Protocol(f.proto)
 	for _, a := range args { // arguments are checked before anything starts
-		if _, _, err := scan.ParseLine(a, proto); err != nil {
+		var err error
+		if f.mx {
+			_, _, err = scan.ParseDomain(a)
+		} else {
+			_, _, err = scan.ParseLine(a, proto)
+		}
+		if err != nil {
 			return exitWith(exitUsage, err)
 		}
 	}
@@ -148,11 +171,12 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 	o := scan.Options{
 		Depth: f.depth, Concurrency: f.concurrency, Rate: f.rate, PerSubnet: f.perSubnet, Timeout: f.timeout,
 		Retries: f.retries, Roots: roots, LocalName: f.localName, Shard: shard, Resume: f.resume, SourceIP: source,
+		MX: f.mx, MXPort: f.mxPort,
 		BadLine: func(l scan.Line) { fmt.Fprintln(cmd.ErrOrStderr(), "starttls scan: skipped", l.Err) },
 	}
 	if showProgress(f.progress) {
 		if f.input != "" && f.input != "-" {
-			total = countTargets(f.input, proto, shard) + int64(len(args))
+			total = countTargets(f.input, proto, shard, f.mx) + int64(len(args))
 		}
 		o.Progress = scan.NewBar(os.Stderr, max(total, 0))
 	}
@@ -195,22 +219,25 @@ func showProgress(mode string) bool {
 	return scan.IsTerminal(os.Stderr.Fd())
 }
 
-// countTargets counts the targets of shard in a file, for the bar's ETA
-// (a second pass over the file; memory stays flat).
-func countTargets(path string, proto starttls.Protocol, shard scan.Shard) int64 {
+// countTargets counts the targets (domains with mx) of shard in a file,
+// for the bar's ETA (a second pass over the file; memory stays flat).
+func countTargets(path string, proto starttls.Protocol, shard scan.Shard, mx bool) int64 {
 	file, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
 	defer file.Close()
 	r := scan.NewReader(file, proto)
+	if mx {
+		r = scan.NewDomainReader(file)
+	}
 	var n int64
 	for {
 		l, err := r.Next()
 		if err != nil {
 			return n
 		}
-		if l.Err == nil && shard.Contains(scan.Key(l.Target)) {
+		if l.Err == nil && shard.Contains(l.Key()) {
 			n++
 		}
 	}

@@ -133,6 +133,34 @@ func TestScanCLIUsage(t *testing.T) {
 	}
 }
 
+// --mx: usage errors, and lines that are not domains are bad lines. (The
+// MX scan itself needs DNS, which the CLI takes from the system: it is
+// tested in package scan with a resolver on loopback.)
+func TestScanCLIMX(t *testing.T) {
+	for _, args := range [][]string{
+		{"scan", "--mx", "smtp://mx.example.org:25"},
+		{"scan", "--mx", "mx.example.org:25"},
+		{"scan", "--mx", "127.0.0.1"},
+		{"scan", "--mx", "--proto", "imap", "example.org"},
+		{"scan", "--mx", "--mx-port", "0", "example.org"},
+		{"scan", "--mx", "--mx-port", "65536", "example.org"},
+	} {
+		if code, _, errs := runCLI(t, "", args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d: %s", args, code, exitUsage, errs)
+		}
+	}
+	// No domain in the input: nothing is looked up.
+	code, out, errs := runCLI(t, "smtp://mx.example.org:25\n127.0.0.1\n# c\nmx.example.org:25\n", "scan", "--mx", "--input", "-",
+		"--out", "jsonl:"+filepath.Join(t.TempDir(), "o.jsonl"), "--summary", "--progress", "never")
+	var s scan.Summary
+	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s.BadLines != 3 || s.Read != 0 || s.Scanned != 0 {
+		t.Errorf("exit %d, summary %s, stderr %s", code, out, errs)
+	}
+	if !strings.Contains(errs, "bad domain") {
+		t.Errorf("stderr: %s", errs)
+	}
+}
+
 // A large input from stdin: memory stays bounded by the concurrency
 // (the engine's own count of targets held), whatever the input's length.
 func TestScanCLIStreamsInput(t *testing.T) {

@@ -58,6 +58,7 @@ type Target struct {
 type Fleet struct {
 	Targets []Target
 	CAFile  string // the good servers' CA
+	tc      *tls.Config
 	ctx     context.Context
 	cancel  context.CancelFunc
 	servers []*serve.Server
@@ -85,7 +86,7 @@ func Start(dir string, n map[Kind]int, addrs int) (*Fleet, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fleet{CAFile: caFile, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}}
+	f := &Fleet{CAFile: caFile, tc: tc, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}}
 	i := 0
 	for _, k := range Kinds {
 		for range n[k] {
@@ -102,17 +103,40 @@ func Start(dir string, n map[Kind]int, addrs int) (*Fleet, error) {
 	return f, nil
 }
 
+// Add starts one more target of kind k listening on addr (host:port, port
+// 0 for an ephemeral one; a Closed target's port is probed and left
+// free). Tests of MX scans use it to put several kinds on one port of
+// different loopback addresses.
+func (f *Fleet) Add(k Kind, addr string) (Target, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return Target{}, err
+	}
+	a, err := f.listen(k, host, port, f.tc)
+	if err != nil {
+		return Target{}, err
+	}
+	t := Target{URL: "smtp://" + a, Kind: k}
+	f.Targets = append(f.Targets, t)
+	return t, nil
+}
+
 func (f *Fleet) start(k Kind, host string, tc *tls.Config) (string, error) {
+	return f.listen(k, host, "0", tc)
+}
+
+func (f *Fleet) listen(k Kind, host, port string, tc *tls.Config) (string, error) {
+	addr := net.JoinHostPort(host, port)
 	switch k {
 	case Good:
-		s, err := serve.Start(f.ctx, serve.Options{Protocol: starttls.SMTP, Listen: host + ":0", TLSConfig: tc, IdleTimeout: 30 * time.Second})
+		s, err := serve.Start(f.ctx, serve.Options{Protocol: starttls.SMTP, Listen: addr, TLSConfig: tc, IdleTimeout: 30 * time.Second})
 		if err != nil {
 			return "", err
 		}
 		f.servers = append(f.servers, s)
 		return s.Addr.String(), nil
 	case Closed:
-		l, err := net.Listen("tcp", host+":0")
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return "", err
 		}
@@ -120,7 +144,7 @@ func (f *Fleet) start(k Kind, host string, tc *tls.Config) (string, error) {
 		l.Close()
 		return a, nil
 	}
-	l, err := net.Listen("tcp", host+":0")
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}
