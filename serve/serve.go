@@ -24,8 +24,11 @@ import (
 
 // Options configure one server.
 type Options struct {
-	Protocol  starttls.Protocol
-	Listen    string // default 127.0.0.1:0
+	Protocol starttls.Protocol
+	Listen   string // default 127.0.0.1:0
+	// Listener, when set, is served instead of listening on Listen (a
+	// benchmark wraps one to delay the server's replies).
+	Listener  net.Listener
 	TLSConfig *tls.Config
 	Policy    starttls.ServerPolicy
 	// Capabilities are extra capabilities advertised before TLS (the
@@ -94,9 +97,12 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	l, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, err
+	l := o.Listener
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", o.Listen); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	a := apps[info.Base]

@@ -66,11 +66,20 @@ type Fleet struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   map[net.Conn]bool
+	delay   time.Duration
 }
 
 // Start runs n[k] targets of each kind k, spread round-robin over the
 // addresses 127.0.0.2 … 127.0.0.(1+addrs), in dir (for the CA file).
 func Start(dir string, n map[Kind]int, addrs int) (*Fleet, error) {
+	return StartDelayed(dir, n, addrs, 0)
+}
+
+// StartDelayed is Start with the good servers waiting delay before each
+// write: latency for benchmarks on a machine where tc netem is missing.
+// Every server reply (greeting, each dialogue answer, each handshake
+// flight) arrives delay later; the TCP connect itself is not delayed.
+func StartDelayed(dir string, n map[Kind]int, addrs int, delay time.Duration) (*Fleet, error) {
 	if addrs < 1 {
 		addrs = 1
 	}
@@ -86,7 +95,7 @@ func Start(dir string, n map[Kind]int, addrs int) (*Fleet, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fleet{CAFile: caFile, tc: tc, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}}
+	f := &Fleet{CAFile: caFile, tc: tc, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}, delay: delay}
 	i := 0
 	for _, k := range Kinds {
 		for range n[k] {
@@ -129,8 +138,16 @@ func (f *Fleet) listen(k Kind, host, port string, tc *tls.Config) (string, error
 	addr := net.JoinHostPort(host, port)
 	switch k {
 	case Good:
-		s, err := serve.Start(f.ctx, serve.Options{Protocol: starttls.SMTP, Listen: addr, TLSConfig: tc, IdleTimeout: 30 * time.Second})
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
+			return "", err
+		}
+		if f.delay > 0 {
+			l = delayListener{l, f.delay}
+		}
+		s, err := serve.Start(f.ctx, serve.Options{Protocol: starttls.SMTP, Listener: l, TLSConfig: tc, IdleTimeout: 30 * time.Second})
+		if err != nil {
+			l.Close()
 			return "", err
 		}
 		f.servers = append(f.servers, s)
@@ -165,6 +182,30 @@ func (f *Fleet) listen(k Kind, host, port string, tc *tls.Config) (string, error
 		}
 	})
 	return l.Addr().String(), nil
+}
+
+// delayListener's connections wait before each write.
+type delayListener struct {
+	net.Listener
+	d time.Duration
+}
+
+func (l delayListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return delayConn{c, l.d}, nil
+}
+
+type delayConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c delayConn) Write(p []byte) (int, error) {
+	time.Sleep(c.d)
+	return c.Conn.Write(p)
 }
 
 func (f *Fleet) track(c net.Conn, on bool) {

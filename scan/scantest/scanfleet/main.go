@@ -21,6 +21,7 @@ import (
 func main() {
 	dir := flag.String("dir", "", "directory for targets.txt and ca.pem (required)")
 	addrs := flag.Int("addrs", 50, "loopback addresses 127.0.0.2 … to spread the targets over (at most 253)")
+	delay := flag.Duration("delay", 0, "the good servers wait this long before each write (latency without tc netem)")
 	n := map[scantest.Kind]*int{}
 	for _, k := range scantest.Kinds {
 		def := 0
@@ -38,7 +39,7 @@ func main() {
 	for k, v := range n {
 		counts[k] = *v
 	}
-	f, err := scantest.Start(*dir, counts, *addrs)
+	f, err := scantest.StartDelayed(*dir, counts, *addrs, *delay)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scanfleet:", err)
 		os.Exit(1)
