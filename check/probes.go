@@ -93,10 +93,10 @@ func (c *run) commandInjection(ctx context.Context) {
 	defer conn.Close()
 	wait := min(injectionWait, c.o.Timeout)
 	_ = conn.SetReadDeadline(time.Now().Add(wait))
-	expected := unsolicitedAfterTLS[c.info.Base]
 	var got []string
-	executed := binaryProbes[c.info.Base]
-	if executed != nil {
+	after := "before sending anything"
+	switch executed := binaryProbes[c.info.Base]; {
+	case executed != nil:
 		buf := make([]byte, 4096)
 		n, _ := io.ReadAtLeast(conn, buf, 1)
 		if n > 0 && !executed(buf[:n]) {
@@ -106,30 +106,195 @@ func (c *run) commandInjection(ctx context.Context) {
 		if n > 0 {
 			got = append(got, fmt.Sprintf("%d bytes: %s", n, printable(buf[:min(n, 120)])))
 		}
-	}
-	for i := 0; i < 50 && executed == nil; i++ {
-		line, err := conn.ReadLine()
-		if err != nil {
-			break
+	case sendSentinel(conn, c.info.Base):
+		var how string
+		got, how = firstReplyIfPipelined(conn.ReadLine, c.info.Base, len(conn.CapabilitiesBefore) > 0, unsolicitedAfterTLS[c.info.Base])
+		if len(got) == 0 {
+			c.verdict("command-injection", "pass ("+how+")", time.Since(start))
+			return
 		}
-		if expected != nil {
-			if expected(line) {
-				expected = nil
-			}
-			continue
-		}
-		got = append(got, line)
-		if len(got) >= 3 {
-			break
-		}
+		after = fmt.Sprintf("before answering %q sent inside TLS", strings.TrimSpace(sentinels[c.info.Base]))
+	default:
+		got = linesUntilDeadline(conn, unsolicitedAfterTLS[c.info.Base])
 	}
 	if len(got) == 0 {
 		c.verdict("command-injection", "pass", time.Since(start))
 		return
 	}
 	c.verdict("command-injection", "fail", time.Since(start))
-	c.add(newFinding("command-injection", fmt.Sprintf("sent %q in one segment; inside TLS, before sending anything, the server answered %q",
-		"STARTTLS\r\n"+probe, strings.Join(got, "\r\n"))))
+	c.add(newFinding("command-injection", fmt.Sprintf("sent %q in one segment; inside TLS, %s, the server answered %q",
+		"STARTTLS\r\n"+probe, after, strings.Join(got, "\r\n"))))
+}
+
+// linesUntilDeadline returns up to 3 lines the server sends inside TLS
+// on its own (after the unsolicited ones it may send).
+func linesUntilDeadline(conn *starttls.Conn, unsolicited func(string) bool) []string {
+	var got []string
+	for i := 0; i < 50 && len(got) < 3; i++ {
+		line, err := conn.ReadLine()
+		if err != nil {
+			break
+		}
+		if unsolicited != nil {
+			if unsolicited(line) {
+				unsolicited = nil
+			}
+			continue
+		}
+		got = append(got, line)
+	}
+	return got
+}
+
+// Sentinels: a command the probe sends itself inside TLS right after the
+// handshake, so that a safe server's answer ends the wait at once (one
+// round trip instead of injectionWait). Its reply differs from that of
+// the pipelined probe, so the first reply tells which one the server
+// executed first.
+var sentinels = map[starttls.Protocol]string{
+	starttls.SMTP:       "EHLO starttls-check\r\n",
+	starttls.Submission: "EHLO starttls-check\r\n",
+	starttls.LMTP:       "LHLO starttls-check\r\n",
+	starttls.IMAP:       "yy NOOP\r\n",
+	starttls.POP3:       "XSENTINEL\r\n",
+	"nntp":              "HELP\r\n",
+	"sieve":             "XSENTINEL\r\n",
+	"ftp":               "NOOP\r\n",
+	"irc":               "PING starttls-sentinel\r\n",
+}
+
+func sendSentinel(conn *starttls.Conn, p starttls.Protocol) bool {
+	cmd, ok := sentinels[p]
+	if !ok {
+		return false
+	}
+	_, err := io.WriteString(conn, cmd)
+	return err == nil
+}
+
+// firstReplyIfPipelined reads inside TLS after the sentinel; it returns
+// the first reply when that answers the pipelined probe, or nil and how
+// the probe was found safe. An undecided first reply followed by a
+// second one was the probe's; alone until the deadline, it was ours.
+// capa says the server answered CAPA before TLS (POP3).
+func firstReplyIfPipelined(readLine func() (string, error), p starttls.Protocol, capa bool, unsolicited func(string) bool) ([]string, string) {
+	var first []string
+	replies := 0
+	for i := 0; i < 50; i++ {
+		line, err := readLine()
+		if err != nil {
+			if replies == 0 {
+				return nil, "no reply inside TLS"
+			}
+			return nil, "one reply inside TLS: ours"
+		}
+		if unsolicited != nil {
+			if unsolicited(line) {
+				unsolicited = nil
+			}
+			continue
+		}
+		switch judgeSentinel(p, line, replies, capa) {
+		case sentinelOurs:
+			return nil, "answered our own command first"
+		case sentinelPipelined:
+			return append(first, line), ""
+		case sentinelIgnore:
+			continue
+		}
+		if replies == 0 {
+			first = append(first, line)
+		}
+		if replyEnds(p, line) {
+			if replies++; replies == 2 {
+				return first, ""
+			}
+		}
+	}
+	return nil, "no decision in 50 lines"
+}
+
+// What a line read inside TLS says about the sentinel.
+const (
+	sentinelUndecided = iota
+	sentinelOurs      // the first reply answers the sentinel: the pipelined probe was dropped
+	sentinelPipelined // the first reply answers the pipelined probe: executed
+	sentinelIgnore    // not a reply (IRC notices, IMAP untagged data)
+)
+
+// judgeSentinel classifies line, read after replies complete replies.
+// capa says the server answered CAPA before TLS (POP3).
+func judgeSentinel(p starttls.Protocol, line string, replies int, capa bool) int {
+	code := func(prefix string) bool { return strings.HasPrefix(line, prefix) }
+	first := replies == 0
+	switch p {
+	case starttls.SMTP, starttls.Submission, starttls.LMTP:
+		// Our EHLO gets a multi-line reply; the pipelined RSET a single line.
+		if first && code("250-") {
+			return sentinelOurs
+		}
+	case starttls.IMAP:
+		switch {
+		case code("yy "):
+			return sentinelOurs
+		case code("zz "):
+			return sentinelPipelined
+		}
+		return sentinelIgnore
+	case starttls.POP3:
+		switch {
+		case first && code("+OK"): // nothing answers XSENTINEL with +OK: CAPA was executed
+			return sentinelPipelined
+		case first && code("-ERR") && capa: // CAPA works here, so this -ERR is ours
+			return sentinelOurs
+		}
+	case "nntp":
+		switch {
+		case first && code("100"): // HELP
+			return sentinelOurs
+		case first && code("111"): // DATE
+			return sentinelPipelined
+		}
+	case "sieve":
+		switch u := strings.ToUpper(line); {
+		case first && strings.HasPrefix(u, "OK"): // NOOP; XSENTINEL gets NO or BAD
+			return sentinelPipelined
+		case first && (strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BAD")):
+			return sentinelOurs
+		}
+	case "ftp":
+		switch {
+		case first && code("200"): // NOOP; FEAT gets 211 or an error
+			return sentinelOurs
+		case first && code("211"):
+			return sentinelPipelined
+		}
+	case "irc":
+		switch {
+		case strings.Contains(line, "starttls-sentinel"):
+			return sentinelOurs
+		case strings.Contains(line, "starttls-check"):
+			return sentinelPipelined
+		}
+		return sentinelIgnore
+	}
+	return sentinelUndecided
+}
+
+// replyEnds reports whether line is the last line of a reply.
+func replyEnds(p starttls.Protocol, line string) bool {
+	switch p {
+	case starttls.SMTP, starttls.Submission, starttls.LMTP, "ftp":
+		return len(line) < 4 || line[3] != '-'
+	case starttls.POP3:
+		return line == "." || strings.HasPrefix(line, "-ERR")
+	case "sieve":
+		u := strings.ToUpper(line)
+		return strings.HasPrefix(u, "OK") || strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BAD")
+	case "nntp":
+		return line == "." || !strings.HasPrefix(line, "1")
+	}
+	return true
 }
 
 // printable shows binary evidence with its text parts readable.
