@@ -122,14 +122,27 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 		c.capabilityFindings(conn)
 		c.certificateFindings(conn)
 	}
+	quit := func() {
+		if conn != nil {
+			qctx, cancel := context.WithTimeout(ctx, o.Timeout)
+			_ = conn.Quit(qctx)
+			cancel()
+		}
+	}
 	if r.Status == starttls.StatusSuccess || errors.Is(errOf(r), starttls.ErrHandshake) {
-		c.probes(ctx, conn)
+		if o.Depth == Quick {
+			// No quick probe uses the session: it ends while they run,
+			// one round trip less per check.
+			done := make(chan struct{})
+			go func() { defer close(done); quit() }()
+			c.probes(ctx, nil)
+			<-done
+			conn = nil
+		} else {
+			c.probes(ctx, conn)
+		}
 	}
-	if conn != nil {
-		qctx, cancel := context.WithTimeout(ctx, o.Timeout)
-		_ = conn.Quit(qctx)
-		cancel()
-	}
+	quit()
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		if r.Findings[i].Severity != r.Findings[j].Severity {
 			return r.Findings[i].Severity > r.Findings[j].Severity
