@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/starttls-go/starttls"
@@ -23,7 +24,8 @@ type app struct {
 	// from capability replies. Nil: a plain copy.
 	down func(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error
 	// up copies the client's stream to the backend, noting commands in q
-	// for down. Nil: a plain copy.
+	// for down; inside TLS it answers a repeated upgrade command itself
+	// (q.reply) and never forwards it. Nil: a plain copy.
 	up func(dst io.Writer, src *bufio.Reader, q *cmdQueue) error
 	// unavailable is the client's clean error when the backend cannot be
 	// reached (in the protocol's words); "" closes silently.
@@ -53,6 +55,7 @@ func init() {
 	smtp := &app{
 		greeting:    smtpGreeting,
 		down:        smtpDown,
+		up:          smtpUp,
 		unavailable: func(h string) string { return "421 4.3.0 " + h + " Service not available, backend unreachable\r\n" },
 		tooMany:     "421 4.7.0 Too many connections, try again later\r\n",
 		hello:       func(h string) string { return "220 " + h + " ESMTP ready (TLS to the server by starttls proxy)\r\n" },
@@ -62,6 +65,7 @@ func init() {
 	imap := &app{
 		greeting:    imapGreeting,
 		down:        imapDown,
+		up:          imapUp,
 		unavailable: func(string) string { return "* BYE [UNAVAILABLE] Backend unreachable\r\n" },
 		tooMany:     "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
 		hello: func(h string) string {
@@ -82,9 +86,9 @@ func init() {
 	// client's first message (StartupMessage, LDAP request) starts the
 	// backend's session, so the bytes are relayed as they are.
 	raw := &app{originate: true}
-	for _, p := range []starttls.Protocol{"smtp", "submission", "lmtp"} {
-		apps[p] = smtp
-	}
+	lmtp := *smtp
+	lmtp.up = lmtpUp
+	apps["smtp"], apps["submission"], apps["lmtp"] = smtp, smtp, &lmtp
 	apps["imap"] = imap
 	apps["pop3"] = pop3
 	apps["postgres"] = raw
@@ -180,9 +184,11 @@ func smtpHandoff(w io.Writer, br *bufio.Reader, c *starttls.Conn) error {
 // smtpDown relays replies and removes STARTTLS lines from multi-line 250
 // replies (the EHLO reply), rewriting the separators so that the reply
 // stays well formed. It holds back at most one line.
-func smtpDown(dst *bufio.Writer, src *bufio.Reader, _ *cmdQueue) error {
+func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 	var held []byte // the previous kept line of a multi-line 250 reply, without EOL
 	inReply, midLine := false, false
+	count := q.client != nil // replies are counted for smtpUp
+	longCode := 0            // the code of a long last line of a reply
 	writeHeld := func(sep byte) {
 		held[3] = sep
 		dst.Write(held)
@@ -191,15 +197,28 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, _ *cmdQueue) error {
 	}
 	for {
 		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
+			if inReply || midLine {
+				if err := dst.Flush(); err != nil {
+					return err
+				}
+			} else if err := q.between(dst, src); err != nil {
 				return err
 			}
 		} else if !inReply && !midLine {
 			// Fast path: complete lines none of which can start an EHLO-style
 			// reply go out in one piece.
 			buf, _ := src.Peek(src.Buffered())
-			if n := plainPrefix(buf); n > 0 {
+			if n := plainPrefix(buf, "250-"); n > 0 {
 				dst.Write(buf[:n])
+				if count {
+					for rest := buf[:n]; len(rest) > 0; {
+						i := bytes.IndexByte(rest, '\n') // buf[:n] ends with one
+						if code, more, ok := replyCode(trimEOL(rest[:i+1])); ok && !more {
+							q.answered(code)
+						}
+						rest = rest[i+1:]
+					}
+				}
 				_, _ = src.Discard(n)
 				continue
 			}
@@ -219,7 +238,16 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, _ *cmdQueue) error {
 				writeHeld(held[3])
 				inReply = false
 			}
+			if count && !midLine {
+				if code, more, ok := replyCode(b[:min(4, len(b))]); ok && !more {
+					longCode = code
+				}
+			}
 			dst.Write(b)
+			if count && complete && longCode != 0 {
+				q.answered(longCode)
+				longCode = 0
+			}
 			midLine = !complete
 			if err != nil && err != bufio.ErrBufferFull {
 				dst.Flush()
@@ -255,17 +283,187 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, _ *cmdQueue) error {
 				inReply = false
 			}
 		}
+		if count && ok && !more {
+			q.answered(code)
+		}
+	}
+}
+
+// smtpUp relays the client's commands. Inside TLS it answers STARTTLS
+// itself, in its turn among the backend's replies; message contents (DATA,
+// BDAT) and SASL responses pass unread.
+func smtpUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
+	return smtpRelayUp(dst, src, q, false)
+}
+
+// lmtpUp is smtpUp for LMTP, whose replies to a message are counted per recipient.
+func lmtpUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
+	return smtpRelayUp(dst, src, q, true)
+}
+
+func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error {
+	if q.client == nil {
+		return copyPlain(dst, src)
+	}
+	bw := bufio.NewWriterSize(dst, 16<<10)
+	for {
+		if src.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		b, err := src.ReadSlice('\n')
+		line := trimEOL(b)
+		if err == nil && isKeywordBytes(line, "STARTTLS") {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if err := q.reply("503 5.5.1 TLS already active\r\n"); err != nil {
+				return err
+			}
+			continue
+		}
+		data, auth, chunk, kind, message := false, false, int64(-1), kindSingle, kindSingle
+		if lmtp {
+			message = kindMessage
+		}
+		if err == nil {
+			data, auth = isKeywordBytes(line, "DATA"), isKeywordBytes(line, "AUTH")
+			f := bytes.Fields(line)
+			if len(f) >= 2 && bytes.EqualFold(f[0], []byte("BDAT")) {
+				if n, perr := strconv.ParseInt(string(f[1]), 10, 64); perr == nil && n >= 0 {
+					chunk = n
+				}
+				if len(f) >= 3 && bytes.EqualFold(f[2], []byte("LAST")) {
+					kind = message
+				}
+			}
+			switch {
+			case !lmtp:
+			case isKeywordBytes(line, "MAIL"):
+				kind = kindMail
+			case isKeywordBytes(line, "RCPT"):
+				kind = kindRcpt
+			}
+		}
+		q.push(kind)
+		if err := passLine(bw, src, b, err); err != nil {
+			bw.Flush()
+			return err
+		}
+		switch {
+		case chunk >= 0:
+			if err := copyN(bw, src, chunk); err != nil {
+				bw.Flush()
+				return err
+			}
+		case data:
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if code, ok := q.settle(); ok && code == 354 {
+				q.push(message) // the reply (LMTP: replies) to the whole message
+				if err := smtpData(bw, src); err != nil {
+					bw.Flush()
+					return err
+				}
+			}
+		case auth:
+			// A SASL response follows each 334 challenge.
+			for {
+				if err := bw.Flush(); err != nil {
+					return err
+				}
+				if code, ok := q.settle(); !ok || code != 334 {
+					break
+				}
+				b, err := src.ReadSlice('\n')
+				q.push(kindSingle)
+				if err := passLine(bw, src, b, err); err != nil {
+					bw.Flush()
+					return err
+				}
+			}
+		}
+	}
+}
+
+// smtpData copies a message up to and including its end line ".".
+func smtpData(dst *bufio.Writer, src *bufio.Reader) error {
+	bol := true // at the beginning of a line
+	for {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+		} else if bol {
+			// Fast path: complete lines none of which starts with a dot.
+			buf, _ := src.Peek(src.Buffered())
+			if n := plainPrefix(buf, "."); n > 0 {
+				dst.Write(buf[:n])
+				_, _ = src.Discard(n)
+				continue
+			}
+		}
+		b, err := src.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			dst.Write(b)
+			return err
+		}
+		if _, err := dst.Write(b); err != nil {
+			return err
+		}
+		if err == nil && bol && bytes.Equal(trimEOL(b), []byte(".")) {
+			return nil
+		}
+		bol = err == nil
+	}
+}
+
+// copyN copies n bytes, flushing dst before src blocks (the client of a
+// synchronising IMAP literal waits for the backend's go-ahead).
+func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) error {
+	for n > 0 {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+			if _, err := src.Peek(1); err != nil {
+				return err
+			}
+		}
+		b, _ := src.Peek(int(min(int64(src.Buffered()), n)))
+		if _, err := dst.Write(b); err != nil {
+			return err
+		}
+		_, _ = src.Discard(len(b))
+		n -= int64(len(b))
+	}
+	return nil
+}
+
+// passLine writes b, the first chunk of a line read with ReadSlice (err
+// its error), and the rest of the line.
+func passLine(dst io.Writer, src *bufio.Reader, b []byte, err error) error {
+	for {
+		if _, werr := dst.Write(b); werr != nil {
+			return werr
+		}
+		if err != bufio.ErrBufferFull {
+			return err
+		}
+		b, err = src.ReadSlice('\n')
 	}
 }
 
 // plainPrefix returns the length of the longest prefix of buf made of
-// complete lines none of which starts with "250-".
-func plainPrefix(buf []byte) int {
-	if bytes.HasPrefix(buf, []byte("250-")) {
+// complete lines none of which starts with start.
+func plainPrefix(buf []byte, start string) int {
+	if bytes.HasPrefix(buf, []byte(start)) {
 		return 0
 	}
 	region := buf
-	if i := bytes.Index(buf, []byte("\n250-")); i >= 0 {
+	if i := bytes.Index(buf, []byte("\n"+start)); i >= 0 {
 		region = buf[:i+1]
 	}
 	return bytes.LastIndexByte(region, '\n') + 1
@@ -408,12 +606,16 @@ func imapLiteral(line []byte) (int64, bool) {
 
 // imapDown relays responses, filtering capabilities and passing literals
 // through untouched.
-func imapDown(dst *bufio.Writer, src *bufio.Reader, _ *cmdQueue) error {
+func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 	midLine := false // inside a line (after a literal or a long chunk)
 	var tail []byte  // the end of a long line, for literal detection
 	for {
 		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
+			if midLine {
+				if err := dst.Flush(); err != nil {
+					return err
+				}
+			} else if err := q.between(dst, src); err != nil {
 				return err
 			}
 		}
@@ -453,6 +655,59 @@ func imapDown(dst *bufio.Writer, src *bufio.Reader, _ *cmdQueue) error {
 	}
 }
 
+// imapUp relays the client's commands. Inside TLS it answers "tag
+// STARTTLS" itself (tagged: no need to wait for other responses); literals
+// pass unread.
+func imapUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
+	if q.client == nil {
+		return copyPlain(dst, src)
+	}
+	bw := bufio.NewWriterSize(dst, 16<<10)
+	midLine := false // inside a line (after a literal or a long chunk)
+	var tail []byte  // the end of a long line, for literal detection
+	for {
+		if src.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		b, err := src.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			bw.Write(b)
+			bw.Flush()
+			return err
+		}
+		if err == bufio.ErrBufferFull {
+			bw.Write(b)
+			midLine = true
+			tail = append(tail[:0], b[max(0, len(b)-24):]...)
+			continue
+		}
+		if tag, cmd, _ := bytes.Cut(trimEOL(b), []byte(" ")); !midLine && len(tag) > 0 && isKeywordBytes(cmd, "STARTTLS") {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if err := q.reply(string(tag) + " BAD TLS already active\r\n"); err != nil {
+				return err
+			}
+			continue
+		}
+		bw.Write(b)
+		if midLine {
+			b = append(tail, b...)
+		}
+		midLine = false
+		tail = tail[:0]
+		if n, ok := imapLiteral(b); ok {
+			if err := copyN(bw, src, n); err != nil {
+				bw.Flush()
+				return err
+			}
+			midLine = true
+		}
+	}
+}
+
 // ---- POP3
 
 func pop3Greeting(br *bufio.Reader) ([]byte, bool, error) {
@@ -474,6 +729,10 @@ const (
 	kindSingle = iota
 	kindMulti  // +OK is followed by lines up to "."
 	kindCapa   // as kindMulti; STLS is removed
+	// LMTP (counted replies): a message has one per accepted recipient.
+	kindMail
+	kindRcpt
+	kindMessage
 )
 
 func pop3Kind(line []byte) int {
@@ -495,7 +754,8 @@ func pop3Kind(line []byte) int {
 }
 
 // pop3Up relays client lines, noting each line's kind (SASL responses
-// count as single-line exchanges, which they are).
+// count as single-line exchanges, which they are). Inside TLS it answers
+// STLS itself.
 func pop3Up(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
 	midLine := false
 	for {
@@ -505,6 +765,12 @@ func pop3Up(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
 				dst.Write(b)
 			}
 			return err
+		}
+		if err == nil && !midLine && q.client != nil && isKeywordBytes(trimEOL(b), "STLS") {
+			if err := q.reply("-ERR TLS already active\r\n"); err != nil {
+				return err
+			}
+			continue
 		}
 		if err == nil {
 			if !midLine {
@@ -549,7 +815,7 @@ func pop3Down(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 	}
 	for {
 		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
+			if err := q.between(dst, src); err != nil {
 				return err
 			}
 		}

@@ -89,7 +89,7 @@ func (b *fakeBackend) connections() int {
 	return b.conns
 }
 
-// startBackend serves proto ("smtp", "imap", "pop3") in plaintext. With
+// startBackend serves proto ("smtp", "lmtp", "imap", "pop3") in plaintext. With
 // expectProxy it first reads a PROXY v2 header.
 func startBackend(t testing.TB, proto string, expectProxy bool) *fakeBackend {
 	t.Helper()
@@ -128,8 +128,8 @@ func startBackend(t testing.TB, proto string, expectProxy bool) *fakeBackend {
 					b.mu.Unlock()
 				}
 				switch proto {
-				case "smtp":
-					b.smtp(c, br)
+				case "smtp", "lmtp":
+					b.smtp(c, br, proto == "lmtp")
 				case "imap":
 					b.imap(c, br)
 				case "pop3":
@@ -157,9 +157,11 @@ func readProxyHeader(br *bufio.Reader) ([]byte, error) {
 	return append(h, rest...), nil
 }
 
-func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader) {
+// smtp serves SMTP; with lmtp the message gets one reply per RCPT (apart).
+func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader, lmtp bool) {
 	w := func(s string) { _, _ = io.WriteString(c, s) }
 	w("220 backend.test ESMTP fake\r\n")
+	rcpts := 0
 	for i := 0; i < 10000; i++ {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -189,6 +191,14 @@ func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader) {
 				n += int64(len(l))
 			}
 			w(fmt.Sprintf("250 %d %s\r\n", n, hex.EncodeToString(h.Sum(nil))))
+			for ; lmtp && rcpts > 1; rcpts-- {
+				time.Sleep(100 * time.Millisecond)
+				w(fmt.Sprintf("250 %d %s\r\n", n, hex.EncodeToString(h.Sum(nil))))
+			}
+			rcpts = 0
+		case "RCPT":
+			rcpts++
+			w("250 ok " + line + "\r\n")
 		case "BLOB": // BLOB N: N lines of 76 base64-like bytes, then a reply
 			var n int
 			fmt.Sscan(arg, &n)
@@ -199,6 +209,26 @@ func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader) {
 			}
 			bw.WriteString("250 blob done\r\n")
 			bw.Flush()
+		case "SLOW": // answers late: a reply the proxy's own must wait for
+			time.Sleep(300 * time.Millisecond)
+			w("250 ok SLOW\r\n")
+		case "AUTH": // one SASL response, recorded as a line
+			w("334 \r\n")
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			b.record(strings.TrimRight(l, "\r\n"))
+			w("235 2.7.0 ok\r\n")
+		case "BDAT": // BDAT N [LAST]: the chunk is recorded as "chunk: ..."
+			var n int
+			fmt.Sscan(arg, &n)
+			chunk := make([]byte, n)
+			if _, err := io.ReadFull(br, chunk); err != nil {
+				return
+			}
+			b.record("chunk: " + string(chunk))
+			w(fmt.Sprintf("250 %d octets\r\n", n))
 		case "QUIT":
 			w("221 bye\r\n")
 			return
@@ -224,6 +254,20 @@ func (b *fakeBackend) imap(c net.Conn, br *bufio.Reader) {
 		}
 		line = strings.TrimRight(line, "\r\n")
 		b.record(line)
+		if n, ok := imapLiteral([]byte(line)); ok { // recorded as "literal: ..."
+			if !strings.HasSuffix(line, "+}") {
+				w("+ go ahead\r\n")
+			}
+			lit := make([]byte, n)
+			if _, err := io.ReadFull(br, lit); err != nil {
+				return
+			}
+			b.record("literal: " + string(lit))
+			if _, err := br.ReadString('\n'); err != nil {
+				return
+			}
+			line = strings.TrimSuffix(line, fmt.Sprintf(" {%d}", n)) // not echoed as a literal
+		}
 		tag, rest, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(rest) {
 		case "CAPABILITY":
@@ -252,6 +296,9 @@ func (b *fakeBackend) pop3(c net.Conn, br *bufio.Reader) {
 		b.record(line)
 		verb, _, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
+		case "SLOW":
+			time.Sleep(300 * time.Millisecond)
+			w("+OK SLOW\r\n")
 		case "CAPA":
 			w("+OK caps\r\nTOP\r\nSTLS\r\nUSER\r\nSASL PLAIN\r\n.\r\n")
 		case "RETR":

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,12 +14,31 @@ import (
 )
 
 // cmdQueue carries the kinds of the client's commands from the up
-// direction to the down direction (POP3 responses depend on the command).
-// A command is queued before it is written to the backend, so its
-// response always finds it.
+// direction to the down direction (POP3 responses depend on the command;
+// SMTP replies are counted, one per command line, RFC 5321 §4.2). A
+// command is queued before it is written to the backend, so its response
+// always finds it.
+//
+// Inside TLS (client set) the proxy answers a repeated upgrade command
+// itself: up waits until the backend has answered every command before
+// it, then writes to the client under out, which down holds except while
+// it waits for the backend between two responses, everything flushed.
 type cmdQueue struct {
-	mu    sync.Mutex
-	kinds []int
+	mu      sync.Mutex
+	cond    sync.Cond // on mu: a response began (POP3) or ended (SMTP), or down stopped
+	kinds   []int
+	last    int  // the code of the last complete SMTP reply
+	stopped bool // down has returned
+	rcpts   int  // LMTP: recipients accepted for the current message (down only)
+
+	client io.Writer // the client's side, when the proxy answers upgrade commands
+	out    sync.Mutex
+}
+
+func newCmdQueue(client io.Writer) *cmdQueue {
+	q := &cmdQueue{client: client}
+	q.cond.L = &q.mu
+	return q
 }
 
 // maxQueued bounds the commands waiting for responses; beyond it the
@@ -37,12 +57,87 @@ func (q *cmdQueue) push(k int) {
 func (q *cmdQueue) pop() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	defer q.cond.Broadcast()
 	if len(q.kinds) == 0 {
 		return kindSingle
 	}
 	k := q.kinds[0]
 	q.kinds = q.kinds[1:]
 	return k
+}
+
+// answered ends the oldest command's SMTP reply. LMTP answers a message
+// once per accepted recipient (RFC 2033 §4.2).
+func (q *cmdQueue) answered(code int) {
+	q.mu.Lock()
+	q.last = code
+	head := kindSingle
+	if len(q.kinds) > 0 {
+		head = q.kinds[0]
+	}
+	q.mu.Unlock()
+	switch head {
+	case kindMail:
+		q.rcpts = 0
+	case kindRcpt:
+		if code/100 == 2 {
+			q.rcpts++
+		}
+	case kindMessage:
+		if q.rcpts--; q.rcpts > 0 {
+			return
+		}
+		q.rcpts = 0
+	}
+	q.pop()
+}
+
+// settle waits until every queued command has its response and returns
+// the last SMTP reply code; ok is false once down has stopped.
+func (q *cmdQueue) settle() (last int, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.kinds) > 0 && !q.stopped {
+		q.cond.Wait()
+	}
+	return q.last, !q.stopped
+}
+
+// reply answers the client in the proxy's name, after the backend's
+// responses to the commands before (io.EOF once the backend is gone).
+func (q *cmdQueue) reply(s string) error {
+	if _, ok := q.settle(); !ok {
+		return io.EOF
+	}
+	q.out.Lock()
+	defer q.out.Unlock()
+	_, err := io.WriteString(q.client, s)
+	return err
+}
+
+// between is down's pause between two responses: it flushes dst and, when
+// the proxy may answer the client itself, lets it while waiting for the
+// backend.
+func (q *cmdQueue) between(dst *bufio.Writer, src *bufio.Reader) error {
+	if err := dst.Flush(); err != nil {
+		return err
+	}
+	if q.client == nil {
+		return nil
+	}
+	q.out.Unlock()
+	_, err := src.Peek(1)
+	q.out.Lock()
+	return err
+}
+
+// stop ends down's turn for good: waiters wake, out is free.
+func (q *cmdQueue) stop() {
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	q.out.Unlock()
 }
 
 // errIdle ends a session without traffic in either direction.
@@ -191,12 +286,18 @@ func (s *session) relay(client net.Conn, clientR io.Reader, backend net.Conn, do
 	defer upW.flushCount()
 	defer downW.flushCount()
 
-	q := &cmdQueue{}
+	// Inside TLS the proxy answers a repeated upgrade command itself.
+	var answer io.Writer
+	if _, ok := client.(*tls.Conn); ok && l.app.up != nil {
+		answer = downW
+	}
+	q := newCmdQueue(answer)
+	q.out.Lock() // down's until it stops (the greeting first, in implicit mode)
 	upDone := make(chan error, 1)
 	go func() {
 		var err error
 		if l.app.up != nil {
-			br := bufio.NewReaderSize(upR, 4096)
+			br := bufio.NewReaderSize(upR, 16<<10)
 			err = l.app.up(upW, br, q)
 		} else {
 			err = copyPlain(upW, upR)
@@ -227,6 +328,7 @@ func (s *session) relay(client net.Conn, clientR io.Reader, backend net.Conn, do
 			downErr = copyPlain(downW, down)
 		}
 	}
+	q.stop() // before waiting for up, which may wait for down
 	if downErr == io.EOF {
 		downErr = nil
 	}

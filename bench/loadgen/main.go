@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -176,6 +177,22 @@ func serveBackend(c net.Conn) {
 				n -= int64(k)
 			}
 			bw.WriteString("250 bulk done\r\n")
+		case "DATA":
+			bw.WriteString("354 go\r\n")
+			bw.Flush()
+			for {
+				l, err := br.ReadSlice('\n')
+				if err == bufio.ErrBufferFull {
+					continue
+				}
+				if err != nil {
+					return
+				}
+				if len(l) == 3 && l[0] == '.' {
+					break
+				}
+			}
+			bw.WriteString("250 data done\r\n")
 		case "BLOB":
 			n, _ := strconv.ParseInt(arg, 10, 64)
 			for sent := int64(0); sent < n; sent += int64(len(blobLine)) {
@@ -404,22 +421,28 @@ func (cl *client) throughput(c int, total int64, dir string) error {
 }
 
 func bulkUp(c net.Conn, br *bufio.Reader, total int64) error {
-	if _, err := fmt.Fprintf(c, "BULK %d\r\n", total); err != nil {
+	// A message body, as a mail client uploads it: DATA, then lines
+	// (78 bytes each, none starting with a dot), then the lone dot.
+	if _, err := io.WriteString(c, "DATA\r\n"); err != nil {
 		return err
 	}
 	if err := expect(br, "354"); err != nil {
 		return err
 	}
-	chunk := make([]byte, 64<<10)
-	for i := range chunk {
-		chunk[i] = byte('a' + i%26)
-	}
+	chunk := bytes.Repeat(blobLine, (64<<10)/len(blobLine))
 	for sent := int64(0); sent < total; {
 		k := min(int64(len(chunk)), total-sent)
+		k -= k % int64(len(blobLine)) // whole lines only
+		if k == 0 {
+			k = int64(len(blobLine))
+		}
 		if _, err := c.Write(chunk[:k]); err != nil {
 			return err
 		}
 		sent += k
+	}
+	if _, err := io.WriteString(c, ".\r\n"); err != nil {
+		return err
 	}
 	return expect(br, "250")
 }
