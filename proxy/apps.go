@@ -621,6 +621,9 @@ func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 		}
 		b, err := src.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
+			if !midLine { // a last line cut short is filtered like the others
+				b = imapFilterCaps(b)
+			}
 			dst.Write(b)
 			dst.Flush()
 			return err
