@@ -55,8 +55,10 @@ func validHost(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
+	if ip, err := netip.ParseAddr(h); err == nil {
+		// A zone names an interface of this machine: no use in a target
+		// list, and keys with one do not parse back as URLs.
+		return ip.Zone() == ""
 	}
 	for _, c := range []byte(h) {
 		switch {
