@@ -47,12 +47,14 @@ const msmtpSh = `exec msmtp --host="$1" --port="$2" --tls=on --tls-starttls=on -
 
 // fetchmailSh polls once (PROTO HOST PORT CA) with a run-control file in
 // a throwaway HOME: STARTTLS required (--sslproto auto), the certificate
-// checked against the CA, mail delivered to an MDA that discards it.
+// checked against the CA, mail delivered to an MDA that discards it. Its
+// own lock file: as root fetchmail locks /var/run/fetchmail.pid, and the
+// IMAP and POP3 runs overlap.
 const fetchmailSh = `h=$(mktemp -d) || exit 1
 trap 'rm -rf "$h"' EXIT
 printf 'set no syslog\npoll %s port %s proto %s timeout 5\n  user "user" password "secret" sslcertck sslcertfile "%s" mda "cat >/dev/null"\n' "$2" "$3" "$1" "$4" > "$h/rc"
 chmod 600 "$h/rc"
-HOME=$h FETCHMAILHOME=$h fetchmail --nodetach -N -v -f "$h/rc" --nokeep --sslproto auto
+HOME=$h FETCHMAILHOME=$h fetchmail --nodetach -N -v -f "$h/rc" --pidfile "$h/pid" --nokeep --sslproto auto
 `
 
 // neomuttSh sends msg.eml in batch mode (HOST PORT CA MSG) through
