@@ -38,17 +38,30 @@ if [ -z "${NOFUZZ:-}" ]; then
   # a silent pass.
   targets=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(f \*testing\.F\)' . | sort || true)
   if [ -z "$targets" ]; then echo "no fuzz targets found" >&2; exit 1; fi
-  n=0
+  n=0 flaked=0
   while IFS= read -r hit; do
     file=${hit%%:*}
     fz=$(printf '%s' "${hit#*:}" | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/')
     dir=$(dirname "$file")
     echo "-- $dir $fz"
+    # go1.26's fuzz coordinator can fail a target with a bare "context
+    # deadline exceeded" when -fuzztime ends while a worker is mid-call
+    # (golang/go#75804, fixed in go1.27): no input is written then. Only a
+    # run that wrote a new reproducer, or failed any other way, fails here.
+    corpus="$dir/testdata/fuzz/$fz"
+    before=$(ls "$corpus" 2>/dev/null | sort || true)
     if ! go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$fuzztime" "$dir" >/tmp/starttls-fuzz.log 2>&1; then
-      cat /tmp/starttls-fuzz.log; exit 1
+      after=$(ls "$corpus" 2>/dev/null | sort || true)
+      if [ "$before" = "$after" ] && grep -q '^    context deadline exceeded$' /tmp/starttls-fuzz.log \
+        && ! grep -q -E 'panic|Failing input|--- FAIL: .*\(' <(grep -v -- "--- FAIL: $fz (" /tmp/starttls-fuzz.log); then
+        echo "   (go1.26 fuzz-coordinator deadline race, no reproducer written: golang/go#75804)"
+        flaked=$((flaked+1))
+      else
+        cat /tmp/starttls-fuzz.log; exit 1
+      fi
     fi
     n=$((n+1))
   done <<<"$targets"
-  echo "fuzzed $n targets"
+  echo "fuzzed $n targets ($flaked hit the coordinator race)"
 fi
 echo "== all tests passed"
