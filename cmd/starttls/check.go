@@ -151,7 +151,7 @@ func printReport(w io.Writer, r *check.Report) {
 	default:
 		grade = p.red(grade)
 	}
-	fmt.Fprintf(w, "%s  grade %s  (%s check, %.0f ms)\n", p.bold(r.Target), grade, r.Depth, r.Timings.TotalMS)
+	p.line("%s  grade %s  (%s check, %.0f ms)", p.bold(r.Target), grade, r.Depth, r.Timings.TotalMS)
 	if r.Error != "" {
 		p.line("  %s %s", p.red(string(r.Status)+":"), r.Error)
 	}
@@ -274,7 +274,7 @@ func verdictColor(p *printer, v string) string {
 
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
-	return l
+	return strings.TrimSuffix(l, "\r")
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -103,7 +104,7 @@ func (f *clientFlags) config(t starttls.Target) (*starttls.Config, *x509.CertPoo
 
 func newConnectCmd() *cobra.Command {
 	var f clientFlags
-	var asJSON, quiet, noCRLF bool
+	var asJSON, quiet, noCRLF, raw bool
 	cmd := &cobra.Command{
 		Use:   "connect [flags] URL",
 		Short: "Upgrade a connection, show the dialogue, TLS session and chain, then talk to the server",
@@ -145,12 +146,13 @@ stdin and stdout over TLS. At the end of stdin it says goodbye (QUIT/LOGOUT) and
 			if !quiet {
 				printConnect(out, rep, c)
 			}
-			return relay(ctx, c, cmd.InOrStdin(), out, !noCRLF, f.timeout)
+			return relay(ctx, c, cmd.InOrStdin(), out, !noCRLF, raw, f.timeout)
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON summary and exit")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing but the server's data")
+	cmd.Flags().BoolVar(&raw, "raw", false, "relay the server's bytes to a terminal unescaped (they are always raw to a pipe or file)")
 	cmd.Flags().BoolVar(&noCRLF, "no-crlf", false, "send stdin's line endings as they are (default: LF becomes CRLF)")
 	return cmd
 }
@@ -223,10 +225,38 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// writeJSON prints v indented. encoding/json escapes C0 controls but
+// passes DEL, C1 controls and bidi overrides through; someone reading the
+// document in a terminal would get those as the peer sent them, so they are
+// escaped too (only string contents can hold them, and \u escapes leave the
+// document's meaning unchanged).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(jsonTermSafe(b), '\n'))
+	return err
+}
+
+func jsonTermSafe(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == 0x7f || unsafeRune(r) {
+			if out == nil {
+				out = append(make([]byte, 0, len(b)+16), b[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	if out == nil {
+		return b
+	}
+	return out
 }
 
 func printConnect(w io.Writer, r *ConnectReport, c *starttls.Conn) {
@@ -240,7 +270,9 @@ func printConnect(w io.Writer, r *ConnectReport, c *starttls.Conn) {
 		if e.TLS {
 			dir += " [TLS]"
 		}
-		p.line("  %s %s", p.dim(dir), e.Text)
+		for _, l := range peerLines(e.Text) {
+			p.line("  %s %s", p.dim(dir), l)
+		}
 	}
 	if c.Fallback != nil {
 		p.line("  %s", p.red("stayed in plaintext: "+c.Fallback.Error()))
@@ -281,10 +313,29 @@ const quitGrace = 500 * time.Millisecond
 
 // relay copies in to the server and the server to out until either ends;
 // at the end of in it says goodbye politely.
-func relay(ctx context.Context, c *starttls.Conn, in io.Reader, out io.Writer, crlf bool, timeout time.Duration) error {
+// raw relays the server's bytes untouched even to a terminal.
+func relay(ctx context.Context, c *starttls.Conn, in io.Reader, out io.Writer, crlf, raw bool, timeout time.Duration) error {
+	// Like openssl s_client, the session is a byte pipe when stdout is a
+	// file or a pipe: scripts need the bytes exact. On a terminal the
+	// server's data is escaped as the report is: the server is the thing
+	// being debugged, not a trusted party (with --insecure it is anyone),
+	// and its escape sequences could clear or rewrite the screen, retitle
+	// the window, or make some terminals type an answer back into stdin,
+	// which this relay would send to the server. --raw is the way out.
+	sink := out
+	var tw *termWriter
+	if !raw && isTerminal(out) {
+		tw = &termWriter{w: out}
+		sink = tw
+	}
+	flush := func() {
+		if tw != nil {
+			_ = tw.Flush()
+		}
+	}
 	serverDone := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(out, c)
+		_, err := io.Copy(sink, c)
 		serverDone <- err
 	}()
 	inDone := make(chan error, 1)
@@ -295,6 +346,7 @@ func relay(ctx context.Context, c *starttls.Conn, in io.Reader, out io.Writer, c
 	case <-serverDone:
 		// The server hung up (perhaps after a QUIT the user typed).
 		c.Close()
+		flush()
 		return nil
 	case <-ctx.Done():
 		c.Close()
@@ -316,11 +368,12 @@ func relay(ctx context.Context, c *starttls.Conn, in io.Reader, out io.Writer, c
 	err := c.Quit(qctx)
 	for _, e := range c.Transcript[n:] {
 		if !e.Sent {
-			fmt.Fprintln(out, e.Text)
+			fmt.Fprintln(sink, e.Text)
 		}
 	}
+	flush()
 	if err != nil && !errors.Is(err, starttls.ErrClosed) {
-		fmt.Fprintln(os.Stderr, "starttls: goodbye:", err)
+		fmt.Fprintln(os.Stderr, "starttls: goodbye:", termSafe(err.Error()))
 	}
 	return nil
 }

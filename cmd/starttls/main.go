@@ -47,7 +47,8 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "starttls:", err)
+	// Errors quote the peer's replies; escaping keeps them inert and on one line.
+	fmt.Fprintln(os.Stderr, "starttls:", termSafe(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
