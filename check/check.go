@@ -76,7 +76,12 @@ type run struct {
 	o    Options
 	info starttls.ProtocolInfo
 	r    *Report
-	mu   sync.Mutex // guards r.Findings, r.StartTLS.Probes, r.Timings.ProbesMS
+	mu   sync.Mutex // guards r.Findings, r.StartTLS.Probes, r.Timings.ProbesMS, login
+
+	// loginAdvertised is why the pre-TLS capabilities invite a plaintext
+	// login ("" when they do not); login is what the active probe saw.
+	loginAdvertised string
+	login           loginOutcome
 }
 
 func (c *run) add(f Finding) {
@@ -141,8 +146,13 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 		} else {
 			c.probes(ctx, conn)
 		}
+	} else if o.Depth == Full && (r.Status == starttls.StatusNotOffered || r.Status == starttls.StatusRefused) {
+		// Without TLS a login in the clear is all a client can do: whether
+		// the server takes one is worth knowing.
+		c.plaintextLogin(ctx)
 	}
 	quit()
+	c.plaintextLoginFinding()
 	sort.SliceStable(r.Findings, func(i, j int) bool {
 		if r.Findings[i].Severity != r.Findings[j].Severity {
 			return r.Findings[i].Severity > r.Findings[j].Severity
@@ -240,11 +250,11 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 	switch c.info.Base {
 	case starttls.IMAP:
 		if !before.Has("LOGINDISABLED") {
-			c.add(newFinding("plaintext-login", "the pre-TLS CAPABILITY lacks LOGINDISABLED: "+strings.Join(before, " ")))
+			c.loginAdvertised = "the pre-TLS CAPABILITY lacks LOGINDISABLED: " + strings.Join(before, " ")
 		}
 	case starttls.POP3:
 		if before.Has("USER") {
-			c.add(newFinding("plaintext-login", "the pre-TLS CAPA lists USER"))
+			c.loginAdvertised = "the pre-TLS CAPA lists USER"
 		}
 	}
 	for _, kw := range []string{"STARTTLS", "STLS"} {
@@ -343,6 +353,9 @@ func (c *run) probes(ctx context.Context, conn *starttls.Conn) {
 	if !c.info.Implicit {
 		timed("command-injection", c.commandInjection)
 		if c.o.Depth == Full {
+			timed("plaintext-login", c.plaintextLogin)
+			timed("plaintext-mail-accepted", c.plaintextMail)
+			timed("starttls-argument-accepted", c.startTLSArgument)
 			timed("state-not-reset", c.stateReset)
 			if conn != nil {
 				timed("starttls-after-tls", func(ctx context.Context) { c.upgradeAgain(ctx, conn) })

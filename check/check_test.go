@@ -72,7 +72,11 @@ func postTLSApp(ctx context.Context, c *starttls.Conn) {
 		var reply string
 		switch info.Base {
 		case starttls.IMAP:
-			switch strings.ToUpper(rest) {
+			verb, _, _ := strings.Cut(rest, " ")
+			switch strings.ToUpper(verb) {
+			case "LOGIN", "AUTHENTICATE":
+				// Reached in plaintext only under the Optional policy.
+				reply = tag + " NO [AUTHENTICATIONFAILED] Authentication failed"
 			case "CAPABILITY":
 				reply = "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + " OK done"
 			case "STARTTLS":
@@ -87,6 +91,8 @@ func postTLSApp(ctx context.Context, c *starttls.Conn) {
 			switch strings.ToUpper(tag) {
 			case "CAPA":
 				reply = "+OK\r\nUSER\r\nSASL PLAIN\r\n."
+			case "USER":
+				reply = "+OK send PASS"
 			case "STLS":
 				reply = "-ERR TLS already active"
 			case "QUIT":
@@ -95,8 +101,38 @@ func postTLSApp(ctx context.Context, c *starttls.Conn) {
 			default:
 				reply = "-ERR unknown"
 			}
+		case starttls.NNTP:
+			switch strings.ToUpper(tag) {
+			case "CAPABILITIES":
+				reply = "101 Capability list:\r\nVERSION 2\r\nREADER\r\n."
+			case "AUTHINFO":
+				reply = "381 Password required"
+			case "DATE":
+				reply = "111 20260101000000"
+			case "HELP":
+				reply = "100 Help text follows\r\n."
+			case "QUIT":
+				_, _ = c.Write([]byte("205 Bye\r\n"))
+				return
+			default:
+				reply = "502 Not permitted"
+			}
+		case starttls.Sieve:
+			switch strings.ToUpper(tag) {
+			case "NOOP":
+				reply = `OK "NOOP completed"`
+			case "AUTHENTICATE":
+				reply = `NO "Authentication failed"`
+			case "LOGOUT":
+				_, _ = c.Write([]byte("OK \"Bye\"\r\n"))
+				return
+			default:
+				reply = `NO "Unknown command"`
+			}
 		default:
 			switch strings.ToUpper(tag) {
+			case "AUTH":
+				reply = "535 5.7.8 Authentication credentials invalid"
 			case "EHLO", "LHLO":
 				hello, reply = true, "250-correct.test\r\n250 AUTH PLAIN"
 			case "MAIL":

@@ -75,20 +75,47 @@ func TestSSLv3(t *testing.T) {
 	requireFinding(t, good, "sslv3-enabled", false)
 }
 
+// TestPlaintextLogin: the library's server under the Optional policy hands
+// a pre-TLS login to the application, which checks the credentials (a
+// real misconfiguration); under Required it refuses with the protocol's
+// TLS-required answer.
 func TestPlaintextLogin(t *testing.T) {
 	pki := newPKI(t, certs.LeafOptions{})
-	for _, p := range []starttls.Protocol{starttls.IMAP, starttls.POP3} {
-		t.Run(string(p), func(t *testing.T) {
-			// The Optional policy is a real misconfiguration: IMAP then drops
-			// LOGINDISABLED and the configured capabilities are advertised.
-			lax := correctServer(t, p, starttls.ServerConfig{TLSConfig: pki.server(), Policy: starttls.Optional, Capabilities: []string{"USER", "AUTH=PLAIN"}})
-			r := checkAddr(t, p, lax, pki.ca.Pool())
+	cases := []struct {
+		p     starttls.Protocol
+		caps  []string
+		reply string // in the evidence of the lax server's finding
+	}{
+		{starttls.IMAP, []string{"AUTH=PLAIN"}, "NO [AUTHENTICATIONFAILED]"},
+		{starttls.POP3, []string{"USER", "SASL PLAIN"}, "+OK send PASS"},
+		{starttls.SMTP, []string{"AUTH PLAIN"}, "535 5.7.8"},
+		{starttls.Submission, []string{"AUTH PLAIN"}, "535 5.7.8"},
+		{starttls.NNTP, []string{"AUTHINFO USER"}, "381 Password required"},
+		{starttls.Sieve, []string{"SASL PLAIN"}, `Authentication failed`},
+	}
+	for _, tc := range cases {
+		t.Run(string(tc.p), func(t *testing.T) {
+			t.Parallel()
+			lax := correctServer(t, tc.p, starttls.ServerConfig{TLSConfig: pki.server(), Policy: starttls.Optional, Capabilities: tc.caps})
+			r := checkAddr(t, tc.p, lax, pki.ca.Pool())
 			requireFinding(t, r, "plaintext-login", true)
 			requireFinding(t, r, "auth-before-tls", true)
-			strict := correctServer(t, p, starttls.ServerConfig{TLSConfig: pki.server(), Capabilities: []string{"USER", "AUTH=PLAIN"}})
-			r = checkAddr(t, p, strict, pki.ca.Pool())
+			if v := r.StartTLS.Probes["plaintext-login"]; v != "fail" {
+				t.Errorf("plaintext-login probe %q, want fail", v)
+			}
+			sendsPassword := tc.p != starttls.POP3 && tc.p != starttls.NNTP // these stop at the user name
+			for _, f := range r.Findings {
+				if f.ID == "plaintext-login" && (!strings.Contains(f.Evidence, tc.reply) || f.Severity != High || strings.Contains(f.Evidence, "<random>") != sendsPassword) {
+					t.Errorf("evidence should quote the reply %q, hide the password, severity high: %+v", tc.reply, f)
+				}
+			}
+			strict := correctServer(t, tc.p, starttls.ServerConfig{TLSConfig: pki.server(), Capabilities: tc.caps})
+			r = checkAddr(t, tc.p, strict, pki.ca.Pool())
 			requireFinding(t, r, "plaintext-login", false)
 			requireFinding(t, r, "auth-before-tls", false)
+			if v := r.StartTLS.Probes["plaintext-login"]; v != "pass" {
+				t.Errorf("plaintext-login probe on a strict server %q, want pass", v)
+			}
 		})
 	}
 }

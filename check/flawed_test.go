@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls"
 )
 
 // flaws are the misbehaviours a flawedSMTP server can have; the zero value
@@ -23,25 +25,41 @@ type flaws struct {
 	keepStateAfterTLS bool   // accept MAIL inside TLS without a new EHLO
 	authBeforeTLS     bool   // advertise AUTH before TLS
 	sslv3Only         bool   // answer only SSLv3 ClientHellos, with an SSLv3 ServerHello
+	plaintextLogin    bool   // take credentials before TLS (535, NO [AUTHENTICATIONFAILED], +OK to USER)
+	advertiseLogin    bool   // IMAP: no LOGINDISABLED; POP3: USER in CAPA, before TLS
+	mailBeforeTLS     bool   // SMTP: answer MAIL FROM with 250 before TLS
+	startTLSArgument  bool   // SMTP: start TLS on "STARTTLS <arg>" instead of 501
 }
 
 // flawedSMTP is a hand-written SMTP server for the checker's positive
 // tests: each flaw is real behaviour on the wire, not a flag in a report.
 type flawedSMTP struct {
-	t   *testing.T
-	f   flaws
-	tls *tls.Config
-	l   net.Listener
-	wg  sync.WaitGroup
+	t     *testing.T
+	proto starttls.Protocol // SMTP (default), IMAP or POP3
+	f     flaws
+	tls   *tls.Config
+	l     net.Listener
+	wg    sync.WaitGroup
 }
 
 func startFlawedSMTP(t *testing.T, f flaws, cfg *tls.Config) string {
+	t.Helper()
+	return startFlawed(t, starttls.SMTP, f, cfg)
+}
+
+// startFlawed starts a flawed server speaking proto's base protocol
+// (SMTP, IMAP or POP3).
+func startFlawed(t *testing.T, proto starttls.Protocol, f flaws, cfg *tls.Config) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &flawedSMTP{t: t, f: f, tls: cfg, l: l}
+	info, err := starttls.Lookup(proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &flawedSMTP{t: t, proto: info.Base, f: f, tls: cfg, l: l}
 	s.wg.Add(1)
 	go s.accept()
 	t.Cleanup(func() { l.Close(); s.wg.Wait() })
@@ -60,7 +78,14 @@ func (s *flawedSMTP) accept() {
 			defer s.wg.Done()
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			s.session(c)
+			switch s.proto {
+			case starttls.IMAP:
+				s.imapSession(c)
+			case starttls.POP3:
+				s.pop3Session(c)
+			default:
+				s.session(c)
+			}
 		}()
 	}
 }
@@ -92,7 +117,20 @@ func (s *flawedSMTP) session(raw net.Conn) {
 			caps = append(caps, "250 8BITMIME")
 			w(caps...)
 			helloAfterTLS, helloEver = inTLS, true
+		case "AUTH":
+			switch {
+			case inTLS:
+				w("535 5.7.8 Authentication credentials invalid")
+			case s.f.plaintextLogin:
+				w("535 5.7.8 Authentication credentials invalid")
+			default:
+				w("530 5.7.0 Must issue a STARTTLS command first")
+			}
 		case "STARTTLS":
+			if len(strings.Fields(line)) > 1 && !s.f.startTLSArgument {
+				w("501 5.5.4 Syntax: STARTTLS")
+				continue
+			}
 			if s.f.refuse != "" {
 				w(s.f.refuse)
 				continue
@@ -123,6 +161,8 @@ func (s *flawedSMTP) session(raw net.Conn) {
 			}
 		case "MAIL":
 			switch {
+			case !inTLS && s.f.mailBeforeTLS:
+				w("250 2.1.0 Ok")
 			case !inTLS:
 				w("530 5.7.0 Must issue a STARTTLS command first")
 			case !helloAfterTLS && !(s.f.keepStateAfterTLS && helloEver):

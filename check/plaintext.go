@@ -1,0 +1,601 @@
+package check
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/starttls-go/starttls"
+)
+
+// The probes in this file stay in plaintext on purpose: they send what a
+// careless client would send before TLS (a login, a MAIL command) and
+// judge the server by its answer. The library's client never sends such
+// things, so they speak the protocol themselves on a bare connection.
+
+// probeUser is the login the plaintext probes present: the .invalid
+// top-level domain (RFC 2606) cannot hold a real mailbox.
+const probeUser = "starttls-check@invalid"
+
+// maxPlainLine bounds one line read by the plaintext probes.
+const maxPlainLine = 8192
+
+// plainConn is one bare plaintext session; every read and write has its
+// own deadline, and the whole session the context's.
+type plainConn struct {
+	conn    net.Conn
+	br      *bufio.Reader
+	timeout time.Duration
+	stop    func() bool
+}
+
+func (c *run) dialPlain(ctx context.Context) (*plainConn, error) {
+	d := net.Dialer{LocalAddr: c.o.LocalAddr, Timeout: c.o.Timeout}
+	raw, err := d.DialContext(ctx, "tcp", c.t.Addr())
+	if err != nil {
+		return nil, err
+	}
+	// A cancelled check must not wait out a read deadline.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	return &plainConn{conn: raw, br: bufio.NewReaderSize(raw, maxPlainLine), timeout: c.o.Timeout, stop: stop}, nil
+}
+
+func (p *plainConn) Close() {
+	p.stop()
+	_ = p.conn.Close()
+}
+
+func (p *plainConn) line() (string, error) {
+	_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))
+	b, err := p.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return "", fmt.Errorf("a line longer than %d bytes", maxPlainLine)
+	}
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func (p *plainConn) send(s string) error {
+	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
+	_, err := io.WriteString(p.conn, s+"\r\n")
+	return err
+}
+
+// codeReply reads one reply of a three-digit-code protocol (SMTP, NNTP)
+// and returns its code and its lines joined by CRLF.
+func (p *plainConn) codeReply() (int, string, error) {
+	var lines []string
+	for i := 0; i < 100; i++ {
+		line, err := p.line()
+		if err != nil {
+			return 0, strings.Join(lines, "\r\n"), err
+		}
+		lines = append(lines, line)
+		code, more, _, err := starttls.ParseSMTPLine(line)
+		if err != nil {
+			return 0, strings.Join(lines, "\r\n"), err
+		}
+		if !more {
+			return code, strings.Join(lines, "\r\n"), nil
+		}
+	}
+	return 0, strings.Join(lines, "\r\n"), errors.New("a reply longer than 100 lines")
+}
+
+// expect sends cmd (unless empty) and requires a reply with code want.
+func (p *plainConn) expect(cmd string, want int) error {
+	if cmd != "" {
+		if err := p.send(cmd); err != nil {
+			return err
+		}
+	}
+	code, text, err := p.codeReply()
+	if err != nil {
+		return err
+	}
+	if code != want {
+		if cmd == "" {
+			cmd = "the greeting"
+		}
+		return fmt.Errorf("%s answered %q", cmd, text)
+	}
+	return nil
+}
+
+// smtpHello reads the greeting and says EHLO (LHLO for LMTP).
+func (c *run) smtpHello(p *plainConn) error {
+	if err := p.expect("", 220); err != nil {
+		return err
+	}
+	hello := "EHLO "
+	if c.info.Base == starttls.LMTP {
+		hello = "LHLO "
+	}
+	return p.expect(hello+firstNonEmpty(c.o.LocalName, "localhost"), 250)
+}
+
+// How a server treated a login attempt made before TLS.
+const (
+	loginUndecided = iota // not tested, or the answer does not tell
+	loginRefused          // refused without looking at the credentials
+	loginProcessed        // the credentials were taken (checked, or the password asked for)
+)
+
+// loginOutcome is what the plaintext-login probe saw.
+type loginOutcome struct {
+	result int
+	sent   string // the command, the password shown as <random>
+	reply  string
+	note   string // why the verdict is undecided
+}
+
+// randomPassword is a password no account can have: fresh random bytes
+// for every probe, never shown in a report.
+func randomPassword() string { return "x" + strings.ToLower(rand.Text()) }
+
+// plaintextLogin tries a login with throwaway credentials before TLS on
+// its own connection and records how the server answered; the verdict is
+// combined with what the server advertised in plaintextLoginFinding.
+func (c *run) plaintextLogin(ctx context.Context) {
+	start := time.Now()
+	var try func(*plainConn) loginOutcome
+	switch c.info.Base {
+	case starttls.IMAP:
+		try = imapLogin
+	case starttls.POP3:
+		try = pop3Login
+	case starttls.SMTP, starttls.Submission:
+		try = c.smtpLogin
+	case starttls.NNTP:
+		try = nntpLogin
+	case starttls.Sieve:
+		try = sieveLogin
+	default:
+		c.verdict("plaintext-login", "n/a", 0)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*c.o.Timeout)
+	defer cancel()
+	p, err := c.dialPlain(ctx)
+	if err != nil {
+		c.verdict("plaintext-login", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	out := try(p)
+	p.Close()
+	c.mu.Lock()
+	c.login = out
+	c.mu.Unlock()
+	v := "pass"
+	switch out.result {
+	case loginProcessed:
+		v = "fail"
+	case loginUndecided:
+		v = "inconclusive: " + firstNonEmpty(out.note, fmt.Sprintf("%s answered %q", out.sent, out.reply))
+	}
+	c.verdict("plaintext-login", v, time.Since(start))
+}
+
+// plaintextLoginFinding judges plaintext login from the active probe and
+// from what the server advertised before TLS (advertised, empty when the
+// capabilities did not invite a login).
+func (c *run) plaintextLoginFinding() {
+	adv, out := c.loginAdvertised, c.login
+	switch {
+	case out.result == loginProcessed:
+		ev := fmt.Sprintf("before TLS, %s was answered %q", out.sent, out.reply)
+		if adv != "" {
+			ev += "; " + adv
+		}
+		c.add(newFinding("plaintext-login", ev))
+	case out.result == loginRefused && adv != "":
+		// The server refuses, but its capabilities tell a client to go
+		// ahead: the password has crossed the wire before the refusal.
+		c.add(newFinding("plaintext-login", fmt.Sprintf("%s, though %s was refused: %q", adv, out.sent, out.reply)).withSeverity(Medium))
+	case adv != "":
+		c.add(newFinding("plaintext-login", adv))
+	}
+}
+
+func imapLogin(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: fmt.Sprintf("a LOGIN %q <random>", probeUser)}
+	g, err := imapLine(p)
+	switch {
+	case err != nil:
+		out.note = "greeting: " + err.Error()
+		return out
+	case g.Tag != "*" || g.Status != "OK":
+		out.note = "the greeting is not * OK"
+		return out
+	}
+	caps, err := imapCommand(p, "c CAPABILITY")
+	if err != nil {
+		out.note = "CAPABILITY: " + err.Error()
+		return out
+	}
+	disabled := false
+	for _, u := range caps.untagged {
+		if u.Status == "CAPABILITY" && starttls.Capabilities(strings.Fields(u.Text)).Has("LOGINDISABLED") {
+			disabled = true
+		}
+	}
+	r, err := imapCommand(p, fmt.Sprintf("a LOGIN %q %s", probeUser, randomPassword()))
+	_ = p.send("z LOGOUT")
+	if err != nil {
+		out.note = "LOGIN: " + err.Error()
+		return out
+	}
+	out.reply = r.line
+	out.result = judgeIMAPLogin(r.tagged, disabled)
+	return out
+}
+
+// judgeIMAPLogin classifies the tagged answer to LOGIN; disabled says the
+// server advertised LOGINDISABLED, which makes a bare NO the refusal RFC
+// 2595 §3.2 asks for.
+func judgeIMAPLogin(r starttls.IMAPResponse, disabled bool) int {
+	switch r.Status {
+	case "OK":
+		return loginProcessed
+	case "BAD":
+		return loginRefused
+	case "NO":
+		switch imapCode(r.Text) {
+		case "PRIVACYREQUIRED":
+			return loginRefused
+		case "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "EXPIRED", "CONTACTADMIN":
+			// RFC 5530: the server checked the credentials.
+			return loginProcessed
+		}
+		if disabled {
+			return loginRefused
+		}
+	}
+	return loginUndecided
+}
+
+// imapCode returns the response code at the start of text ("[CODE ...]").
+func imapCode(text string) string {
+	if !strings.HasPrefix(text, "[") {
+		return ""
+	}
+	code, _, _ := strings.Cut(strings.TrimPrefix(text, "["), "]")
+	code, _, _ = strings.Cut(code, " ")
+	return strings.ToUpper(code)
+}
+
+func imapLine(p *plainConn) (starttls.IMAPResponse, error) {
+	line, err := p.line()
+	if err != nil {
+		return starttls.IMAPResponse{}, err
+	}
+	return starttls.ParseIMAPResponse(line)
+}
+
+type imapResult struct {
+	untagged []starttls.IMAPResponse
+	tagged   starttls.IMAPResponse
+	line     string
+}
+
+// imapCommand sends cmd and reads until its tagged answer.
+func imapCommand(p *plainConn, cmd string) (imapResult, error) {
+	var res imapResult
+	tag, _, _ := strings.Cut(cmd, " ")
+	if err := p.send(cmd); err != nil {
+		return res, err
+	}
+	for i := 0; i < 100; i++ {
+		line, err := p.line()
+		if err != nil {
+			return res, err
+		}
+		r, err := starttls.ParseIMAPResponse(line)
+		if err != nil {
+			return res, err
+		}
+		switch r.Tag {
+		case "*":
+			res.untagged = append(res.untagged, r)
+		case "+":
+			// A continuation would take the credentials line by line;
+			// nothing is sent into it.
+			res.tagged, res.line = starttls.IMAPResponse{Tag: "+", Status: "+"}, line
+			return res, errors.New("the server asked for a continuation")
+		case tag:
+			res.tagged, res.line = r, line
+			return res, nil
+		}
+	}
+	return res, errors.New("no tagged answer in 100 lines")
+}
+
+func pop3Login(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: "USER " + probeUser}
+	if line, err := p.line(); err != nil || !strings.HasPrefix(line, "+OK") {
+		out.note = fmt.Sprintf("greeting %q %v", line, err)
+		return out
+	}
+	if err := p.send(out.sent); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	line, err := p.line()
+	_ = p.send("QUIT")
+	if err != nil {
+		out.note = "USER: " + err.Error()
+		return out
+	}
+	out.reply = line
+	ok, _, err := starttls.ParsePOP3Status(line)
+	switch {
+	case err != nil:
+	case ok: // the server waits for the password in the clear
+		out.result = loginProcessed
+	default:
+		out.result = loginRefused
+	}
+	return out
+}
+
+// saslPlain is an AUTH PLAIN initial response (RFC 4616) for probeUser.
+func saslPlain() string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + probeUser + "\x00" + randomPassword()))
+}
+
+const saslPlainShown = `<base64 of "\0` + probeUser + `\0<random>">`
+
+func (c *run) smtpLogin(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: "AUTH PLAIN " + saslPlainShown}
+	if err := c.smtpHello(p); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	if err := p.send("AUTH PLAIN " + saslPlain()); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	code, text, err := p.codeReply()
+	if code == 334 {
+		_ = p.send("*") // RFC 4954 §4: cancel the exchange
+		_, _, _ = p.codeReply()
+	}
+	_ = p.send("QUIT")
+	if err != nil {
+		out.note = "AUTH: " + err.Error()
+		return out
+	}
+	out.reply = text
+	out.result = judgeSMTPAuth(code)
+	return out
+}
+
+// judgeSMTPAuth classifies the answer to AUTH PLAIN before TLS.
+func judgeSMTPAuth(code int) int {
+	switch code {
+	case 235, 334, 535:
+		// Accepted, asked for more, or checked and refused: the
+		// credentials were taken in the clear.
+		return loginProcessed
+	case 530, 538, 534, 503, 502, 500, 504:
+		// TLS required (530, 538), mechanism too weak here (534), AUTH
+		// not enabled or unknown (503, 502, 500, 504).
+		return loginRefused
+	}
+	return loginUndecided
+}
+
+func nntpLogin(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: "AUTHINFO USER " + probeUser}
+	code, text, err := p.codeReply()
+	if err != nil || (code != 200 && code != 201) {
+		out.note = fmt.Sprintf("greeting %q %v", text, err)
+		return out
+	}
+	if err := p.send(out.sent); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	code, text, err = p.codeReply()
+	_ = p.send("QUIT")
+	if err != nil {
+		out.note = "AUTHINFO: " + err.Error()
+		return out
+	}
+	out.reply = text
+	switch code {
+	case 281, 381: // RFC 4643 §2.3: accepted, or the password is wanted
+		out.result = loginProcessed
+	case 483, 502, 500, 501, 503: // RFC 4642 §2.2.2: 483 asks for TLS first
+		out.result = loginRefused
+	}
+	return out
+}
+
+func sieveLogin(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: `AUTHENTICATE "PLAIN" ` + saslPlainShown}
+	var mechs []string
+	for i := 0; ; i++ {
+		line, err := p.line()
+		if err != nil || i == 100 {
+			out.note = fmt.Sprintf("capability greeting: %v", err)
+			return out
+		}
+		if status := sieveStatus(line); status != "" {
+			if status != "OK" {
+				out.note = fmt.Sprintf("greeting %q", line)
+				return out
+			}
+			break
+		}
+		if k, v, ok := strings.Cut(line, " "); ok && strings.EqualFold(strings.Trim(k, `"`), "SASL") {
+			mechs = strings.Fields(strings.ToUpper(strings.Trim(v, `"`)))
+		}
+	}
+	if err := p.send(`AUTHENTICATE "PLAIN" "` + saslPlain() + `"`); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	for i := 0; i < 100; i++ {
+		line, err := p.line()
+		if err != nil {
+			out.note = "AUTHENTICATE: " + err.Error()
+			break
+		}
+		status := sieveStatus(line)
+		if status == "" {
+			continue // a literal's contents or a challenge
+		}
+		out.reply = line
+		out.result = judgeSieveAuth(status, line, mechs)
+		break
+	}
+	_ = p.send("LOGOUT")
+	return out
+}
+
+// sieveStatus returns OK, NO, BAD or BYE when line is a ManageSieve response.
+func sieveStatus(line string) string {
+	w, _, _ := strings.Cut(line, " ")
+	switch w = strings.ToUpper(w); w {
+	case "OK", "NO", "BAD", "BYE":
+		return w
+	}
+	return ""
+}
+
+// judgeSieveAuth classifies the answer to AUTHENTICATE before TLS; mechs
+// are the SASL mechanisms the greeting offered.
+func judgeSieveAuth(status, line string, mechs []string) int {
+	_, rest, _ := strings.Cut(line, " ")
+	code := ""
+	if strings.HasPrefix(rest, "(") {
+		code, _, _ = strings.Cut(strings.TrimPrefix(rest, "("), ")")
+		code, _, _ = strings.Cut(strings.ToUpper(code), " ")
+	}
+	switch {
+	case status == "OK":
+		return loginProcessed
+	case status == "BAD" || status == "BYE":
+		return loginRefused
+	case code == "ENCRYPT-NEEDED" || code == "AUTH-TOO-WEAK": // RFC 5804 §1.3
+		return loginRefused
+	case code != "":
+		return loginProcessed
+	}
+	// A bare NO: a refusal when PLAIN was not offered, a failed login when it was.
+	for _, m := range mechs {
+		if m == "PLAIN" {
+			return loginProcessed
+		}
+	}
+	return loginRefused
+}
+
+// plaintextMail sends MAIL FROM before TLS on a fresh SMTP session: a
+// submission server must answer 530 (RFC 8314 §3.3, RFC 3207 §4); port 25
+// may accept it, as relaying in plaintext is how opportunistic TLS works.
+func (c *run) plaintextMail(ctx context.Context) {
+	start := time.Now()
+	if c.info.Base != starttls.SMTP && c.info.Base != starttls.Submission {
+		c.verdict("plaintext-mail-accepted", "n/a", 0)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*c.o.Timeout)
+	defer cancel()
+	p, err := c.dialPlain(ctx)
+	if err != nil {
+		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	defer p.Close()
+	if err := c.smtpHello(p); err != nil {
+		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	const mail = "MAIL FROM:<" + probeUser + ">"
+	if err := p.send(mail); err != nil {
+		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	code, text, err := p.codeReply()
+	// No RCPT, no DATA: nothing is ever delivered.
+	_ = p.send("RSET")
+	_ = p.send("QUIT")
+	switch {
+	case err != nil:
+		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
+	case code == 250:
+		c.verdict("plaintext-mail-accepted", "fail", time.Since(start))
+		f := newFinding("plaintext-mail-accepted", fmt.Sprintf("before TLS, %q was answered %q", mail, text))
+		if !c.submission() {
+			f = f.withSeverity(Info)
+		}
+		c.add(f)
+	case code == 530 || strings.Contains(text, " 5.7."):
+		c.verdict("plaintext-mail-accepted", "pass", time.Since(start))
+	default:
+		// Refused for another reason (a sender check, a rate limit): that
+		// says nothing about TLS.
+		c.verdict("plaintext-mail-accepted", fmt.Sprintf("inconclusive: %q was answered %q", mail, text), time.Since(start))
+	}
+}
+
+// submission reports whether the target is a mail submission service,
+// where TLS is not optional (RFC 8314 §3.3).
+func (c *run) submission() bool {
+	return c.info.Base == starttls.Submission || c.t.Port == 587
+}
+
+// startTLSArgument sends STARTTLS with a parameter, which RFC 3207 §4
+// answers with 501; a server that starts TLS anyway parses loosely.
+func (c *run) startTLSArgument(ctx context.Context) {
+	start := time.Now()
+	switch c.info.Base {
+	case starttls.SMTP, starttls.Submission, starttls.LMTP:
+	default:
+		c.verdict("starttls-argument-accepted", "n/a", 0)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
+	defer cancel()
+	p, err := c.dialPlain(ctx)
+	if err != nil {
+		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	defer p.Close()
+	if err := c.smtpHello(p); err != nil {
+		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	const cmd = "STARTTLS starttls-check"
+	if err := p.send(cmd); err != nil {
+		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
+		return
+	}
+	code, text, err := p.codeReply()
+	switch {
+	case err != nil:
+		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
+	case code == 220:
+		// The server now waits for a ClientHello; closing ends it.
+		c.verdict("starttls-argument-accepted", "fail", time.Since(start))
+		c.add(newFinding("starttls-argument-accepted", fmt.Sprintf("%q was answered %q", cmd, text)))
+	case code == 501:
+		_ = p.send("QUIT")
+		c.verdict("starttls-argument-accepted", "pass", time.Since(start))
+	default:
+		_ = p.send("QUIT")
+		c.verdict("starttls-argument-accepted", fmt.Sprintf("pass (answered %q, not 501)", text), time.Since(start))
+	}
+}
