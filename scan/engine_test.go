@@ -131,6 +131,19 @@ func TestFleetOutcomes(t *testing.T) {
 				t.Errorf("%s: --ca not used: %+v", r.Target, r.Report.Certificate.Verification)
 			}
 		}
+		switch r.Status {
+		case starttls.StatusCertificate:
+			// Upgraded all the same: the record says how, and why the chain failed.
+			if r.TLSVersion == "" || r.Report == nil || r.Report.Status != starttls.StatusSuccess || r.Report.Certificate.Verification.Trusted ||
+				!r.Report.Has("cert-untrusted") || !strings.HasPrefix(r.Error, "certificate: ") {
+				t.Errorf("%s: certificate-error record %+v", r.Target, r)
+			}
+		case StatusGreetingTimeout, starttls.StatusTimeout:
+			wantPhase := map[starttls.Status]starttls.Phase{StatusGreetingTimeout: starttls.PhaseGreeting, starttls.StatusTimeout: starttls.PhaseCaps}[r.Status]
+			if p := phaseOf(r.Error); p != wantPhase || r.Report == nil || r.Report.Status != starttls.StatusTimeout {
+				t.Errorf("%s: %s in phase %q (%s), want %q", r.Target, r.Status, p, r.Error, wantPhase)
+			}
+		}
 		if retryable(r.Status) && r.Attempts != retries+1 || !retryable(r.Status) && r.Attempts != 1 {
 			t.Errorf("%s: %s after %d attempts", r.Target, r.Status, r.Attempts)
 		}

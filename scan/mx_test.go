@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -28,11 +29,13 @@ type mxEnv struct {
 	domains []string // the domains of the input, lowercased
 	input   string   // their lines, plus bad lines and comments
 	want    []string // rowOf of every record of a scan of input
+	roots   *x509.CertPool
 }
 
 func startMXEnv(t *testing.T) *mxEnv {
 	t.Helper()
-	fleet, err := scantest.Start(t.TempDir(), nil, 3)
+	// The certificate names the made-up hosts, so that mx-good verifies.
+	fleet, err := scantest.StartNamed(t.TempDir(), nil, 3, "mx-good.test", "implicit.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func startMXEnv(t *testing.T) *mxEnv {
 		"implicit.test. 300 IN A 127.0.0.2", // no MX: NODATA
 		"dangling.test. 300 IN MX 10 mx-missing.test.",
 	}
-	e := &mxEnv{port: port}
+	e := &mxEnv{port: port, roots: caPool(t, fleet.CAFile)}
 	P := strconv.Itoa(port)
 	e.want = []string{
 		"shared1.test smtp://mx-good.test:" + P + " 10 success",
@@ -116,7 +119,7 @@ func startMXEnv(t *testing.T) *mxEnv {
 const mxBadLines = 3
 
 func (e *mxEnv) options(c CheckFunc) Options {
-	return Options{MX: true, MXPort: e.port, Resolver: e.dns.Resolver(), Concurrency: 8, Timeout: 2 * time.Second, Check: c}
+	return Options{MX: true, MXPort: e.port, Resolver: e.dns.Resolver(), Concurrency: 8, Timeout: 2 * time.Second, Check: c, Roots: e.roots}
 }
 
 // rowOf is "domain target preference status [implicit]".

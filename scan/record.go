@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"strings"
 	"time"
 
 	"github.com/starttls-go/starttls"
@@ -19,6 +20,13 @@ const StatusDNS starttls.Status = "dns-error"
 // nothing to check. A domain whose MX records did not resolve (or that
 // does not exist) gets StatusDNS.
 const StatusNullMX starttls.Status = "null-mx"
+
+// StatusGreetingTimeout is the class of a target that accepted the
+// connection but sent no greeting (banner) within the phase's timeout:
+// a tarpit, an overloaded daemon or a port that is not the protocol's.
+// A stall later in the dialogue stays starttls.StatusTimeout, and no
+// answer to the SYN starttls.StatusConnectTimeout.
+const StatusGreetingTimeout starttls.Status = "greeting-timeout"
 
 // StatusBadInput is the class of an input line that is not a target.
 const StatusBadInput starttls.Status = "bad-input"
@@ -82,7 +90,8 @@ func newRecord(t starttls.Target, ip string, r *check.Report) Record {
 	if r == nil {
 		return rec
 	}
-	rec.Status, rec.Error, rec.Grade, rec.Report = r.Status, r.Error, r.Grade, r
+	rec.Status, rec.Error = statusOf(r)
+	rec.Grade, rec.Report = r.Grade, r
 	if n := r.TLS.Negotiated; n != nil {
 		rec.TLSVersion, rec.CipherSuite = n.Version, n.CipherSuite
 	}
@@ -93,4 +102,51 @@ func newRecord(t starttls.Target, ip string, r *check.Report) Record {
 	rec.Timings.ConnectMS = r.Timings.ConnectMS
 	rec.Timings.HandshakeMS = r.Timings.HandshakeMS
 	return rec
+}
+
+// statusOf is a record's class: the check's, refined where a scan needs
+// more than one report does. The report keeps the check's own status.
+//
+// A greeting stall is told from later ones by the phase in the check's
+// error text (a *starttls.ProtocolError's "PROTO PEER: PHASE: ..."),
+// the only place a report keeps it.
+//
+// A session that upgraded but whose served chain does not verify
+// (untrusted, name mismatch, expired; against Options.Roots) is
+// certificate-error, as a client that requires TLS sees it (DESIGN §4.3):
+// the record keeps its grade, version, suite and findings. A report
+// without a chain (a substitute CheckFunc's) has no verdict to apply.
+func statusOf(r *check.Report) (starttls.Status, string) {
+	switch {
+	case r.Status == starttls.StatusTimeout && phaseOf(r.Error) == starttls.PhaseGreeting:
+		return StatusGreetingTimeout, r.Error
+	case r.Status == starttls.StatusSuccess && len(r.Certificate.Chain) > 0 && !r.Certificate.Verification.OK:
+		v := r.Certificate.Verification
+		msg := v.Error
+		if msg == "" {
+			msg = "the certificate does not verify"
+		}
+		return starttls.StatusCertificate, "certificate: " + msg
+	}
+	return r.Status, r.Error
+}
+
+// phaseOf reads the phase out of a *starttls.ProtocolError's text; ""
+// when the text is not one. The protocol's registered name (submission,
+// xmpp-server ...) need not be the report's, so only the shape
+// "NAME PEER: PHASE: " and a known phase are required.
+func phaseOf(msg string) starttls.Phase {
+	head, rest, ok := strings.Cut(msg, ": ")
+	if !ok || strings.Count(head, " ") != 1 {
+		return ""
+	}
+	phase, _, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return ""
+	}
+	switch p := starttls.Phase(phase); p {
+	case starttls.PhaseConnect, starttls.PhaseGreeting, starttls.PhaseCaps, starttls.PhaseStartTLS, starttls.PhaseHandshake, starttls.PhasePostTLS:
+		return p
+	}
+	return ""
 }

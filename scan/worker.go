@@ -113,7 +113,7 @@ func (e *engine) read(ctx context.Context, in *Reader, jobs chan<- job) error {
 // been busy.
 func retryable(s starttls.Status) bool {
 	switch s {
-	case starttls.StatusConnectTimeout, starttls.StatusTimeout, starttls.StatusClosed, starttls.StatusError:
+	case starttls.StatusConnectTimeout, StatusGreetingTimeout, starttls.StatusTimeout, starttls.StatusClosed, starttls.StatusError:
 		return true
 	}
 	return false

@@ -51,8 +51,10 @@ with --proto; # starts a comment). The input is streamed: memory stays bounded b
 --concurrency whatever the number of targets.
 
 Each target gets one record with an outcome (success, connect-refused, connect-timeout,
-timeout, closed, not-offered, refused, injection, handshake-error, certificate-error,
-protocol-error, dns-error, error; with --mx also null-mx), the grade, the findings and the check's report. Records
+greeting-timeout, timeout, closed, not-offered, refused, injection, handshake-error,
+certificate-error, protocol-error, dns-error, error; with --mx also null-mx), the grade,
+the findings and the check's report. certificate-error is a server that upgraded but
+whose certificate does not verify (system roots plus --ca, for the target's name). Records
 go to --out: sqlite:FILE (default scan.db), jsonl:FILE, - (JSON lines on stdout) or a
 PostgreSQL URL. The tables (targets, results, findings) are created by the tool; see
 docs/scan.md.
@@ -82,10 +84,10 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl.StringVar(&f.proto, "proto", "", "protocol of targets without a scheme ("+protocolList()+")")
 	fl.StringVar(&f.depth, "depth", check.Quick, "quick (dialogue, upgrade, version/suite, certificate, injection) or full (the whole check)")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 100, "targets checked at once")
-	fl.Float64Var(&f.rate, "rate", 0, "check attempts started per second, token bucket (0: unlimited)")
+	fl.Float64Var(&f.rate, "rate", 0, "check attempts started per second, token bucket (0: unlimited); an attempt is 1 connection when nothing answers, about 7 for a quick check of a STARTTLS server")
 	fl.IntVar(&f.perSubnet, "per-24", 16, "at most this many targets checked at once per IPv4 /24 or IPv6 /48 (0: unlimited)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "deadline for each phase of each connection (connect, greeting, each exchange, handshake)")
-	fl.IntVar(&f.retries, "retries", 1, "extra attempts after a timeout or a dropped connection")
+	fl.IntVar(&f.retries, "retries", 1, "extra attempts after a timeout (connect, greeting or later), a dropped connection or an error")
 	fl.StringVar(&f.ca, "ca", "", "PEM file of extra trusted CA certificates (for the certificate verdict)")
 	fl.StringVarP(&f.out, "out", "o", "sqlite:scan.db", "sink: sqlite:FILE, jsonl:FILE, - (JSON lines on stdout) or postgres://...")
 	fl.StringVar(&f.shard, "shard", "", "i/n: scan only shard i (0-based) of n, by a stable hash of the target")

@@ -1,8 +1,9 @@
 // Package scantest starts a fleet of SMTP targets on loopback addresses
 // (127.0.0.2 and up, ephemeral ports) that covers every outcome of a
-// scan: good servers (package serve), servers without STARTTLS, refusing,
-// injecting, handshake-breaking, stalling, RST-ing and garbage-sending
-// ones, and closed ports. Tests of scan and the bench script use it.
+// scan: good servers (package serve), one with an untrusted certificate,
+// servers without STARTTLS, refusing, injecting, handshake-breaking,
+// stalling (before the greeting and after it), RST-ing and
+// garbage-sending ones, and closed ports. Tests of scan and the bench script use it.
 package scantest
 
 import (
@@ -32,19 +33,27 @@ const (
 	Refuse    Kind = "refuse"    // STARTTLS -> 454: refused
 	Inject    Kind = "inject"    // 220 and a pipelined reply in one write: injection
 	Handshake Kind = "handshake" // 220, then plaintext instead of a ServerHello: handshake-error
-	Stall     Kind = "stall"     // accepts and never speaks: timeout
+	Stall     Kind = "stall"     // accepts and never speaks: greeting-timeout
+	Mute      Kind = "mute"      // greets, then never answers: timeout
+	Untrusted Kind = "untrusted" // a real server whose certificate is from another CA: certificate-error
 	RST       Kind = "rst"       // accepts and resets (SO_LINGER 0): closed
 	Closed    Kind = "closed"    // nothing listens: connect-refused
 	Garbage   Kind = "garbage"   // binary noise instead of a greeting: protocol-error
 )
 
 // Kinds lists every kind.
-var Kinds = []Kind{Good, NoTLS, Refuse, Inject, Handshake, Stall, RST, Closed, Garbage}
+var Kinds = []Kind{Good, NoTLS, Refuse, Inject, Handshake, Stall, Mute, Untrusted, RST, Closed, Garbage}
 
-// Want is the status a scan must give each kind.
+// StatusGreetingTimeout is scan.StatusGreetingTimeout (scan's tests
+// import this package, so it cannot import scan).
+const StatusGreetingTimeout starttls.Status = "greeting-timeout"
+
+// Want is the status a scan must give each kind, with the fleet's CA
+// trusted (Untrusted's certificate is never).
 var Want = map[Kind]starttls.Status{
 	Good: starttls.StatusSuccess, NoTLS: starttls.StatusNotOffered, Refuse: starttls.StatusRefused,
-	Inject: starttls.StatusInjection, Handshake: starttls.StatusHandshake, Stall: starttls.StatusTimeout,
+	Inject: starttls.StatusInjection, Handshake: starttls.StatusHandshake, Stall: StatusGreetingTimeout,
+	Mute: starttls.StatusTimeout, Untrusted: starttls.StatusCertificate,
 	RST: starttls.StatusClosed, Closed: starttls.StatusConnectRefused, Garbage: starttls.StatusProtocol,
 }
 
@@ -59,6 +68,9 @@ type Fleet struct {
 	Targets []Target
 	CAFile  string // the good servers' CA
 	tc      *tls.Config
+	hosts   []string    // the names and addresses in the certificates
+	dir     string      // for the untrusted CA
+	other   *tls.Config // Untrusted's, made on first use
 	ctx     context.Context
 	cancel  context.CancelFunc
 	servers []*serve.Server
@@ -80,13 +92,24 @@ func Start(dir string, n map[Kind]int, addrs int) (*Fleet, error) {
 // Every server reply (greeting, each dialogue answer, each handshake
 // flight) arrives delay later; the TCP connect itself is not delayed.
 func StartDelayed(dir string, n map[Kind]int, addrs int, delay time.Duration) (*Fleet, error) {
+	return start(dir, n, addrs, delay, nil)
+}
+
+// StartNamed is Start with names added to the certificates: tests that
+// map made-up host names to the fleet's addresses (MX scans) need them
+// for the good servers to verify.
+func StartNamed(dir string, n map[Kind]int, addrs int, names ...string) (*Fleet, error) {
+	return start(dir, n, addrs, 0, names)
+}
+
+func start(dir string, n map[Kind]int, addrs int, delay time.Duration, names []string) (*Fleet, error) {
 	if addrs < 1 {
 		addrs = 1
 	}
 	if addrs > 253 {
 		addrs = 253
 	}
-	hosts := []string{"localhost", "127.0.0.1"}
+	hosts := append([]string{"localhost", "127.0.0.1"}, names...)
 	for i := range addrs {
 		hosts = append(hosts, fmt.Sprintf("127.0.0.%d", 2+i))
 	}
@@ -95,7 +118,7 @@ func StartDelayed(dir string, n map[Kind]int, addrs int, delay time.Duration) (*
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fleet{CAFile: caFile, tc: tc, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}, delay: delay}
+	f := &Fleet{CAFile: caFile, tc: tc, hosts: hosts, dir: dir, ctx: ctx, cancel: cancel, conns: map[net.Conn]bool{}, delay: delay}
 	i := 0
 	for _, k := range Kinds {
 		for range n[k] {
@@ -137,6 +160,21 @@ func (f *Fleet) start(k Kind, host string, tc *tls.Config) (string, error) {
 func (f *Fleet) listen(k Kind, host, port string, tc *tls.Config) (string, error) {
 	addr := net.JoinHostPort(host, port)
 	switch k {
+	case Untrusted:
+		if f.other == nil {
+			// The same names, so that only the trust fails.
+			d := filepath.Join(f.dir, "untrusted")
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return "", err
+			}
+			other, _, err := serve.ThrowawayTLS(d, f.hosts...)
+			if err != nil {
+				return "", err
+			}
+			f.other = other
+		}
+		tc = f.other
+		fallthrough
 	case Good:
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -246,6 +284,8 @@ func fake(k Kind, c net.Conn) {
 		}
 		cmd := strings.ToUpper(strings.TrimSpace(line))
 		switch {
+		case k == Mute:
+			// Reads on without answering, until the client gives up.
 		case strings.HasPrefix(cmd, "EHLO"):
 			if k == NoTLS {
 				say("250-fake.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
