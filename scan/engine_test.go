@@ -250,6 +250,28 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// --rate counts check attempts: a retry takes a token as the first
+// attempt did (docs/scan.md, Rate).
+func TestRateCountsAttempts(t *testing.T) {
+	const n, r = 10, 40.0
+	var calls atomic.Int64
+	flaky := func(ctx context.Context, tg starttls.Target, o check.Options) *check.Report {
+		calls.Add(1)
+		return &check.Report{Status: starttls.StatusTimeout, Findings: []check.Finding{}}
+	}
+	start := time.Now()
+	sum, err := Run(context.Background(), generator(n), "", &countSink{}, Options{Concurrency: n, Rate: r, Retries: 1, Check: flaky})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2n attempts need 2n-1 tokens after the first; one token per target
+	// would finish in (n-1)/r plus one retry pause.
+	min := time.Duration(float64(2*n-1) / r * float64(time.Second))
+	if d := time.Since(start); d < min*95/100 || calls.Load() != 2*n || sum.Attempts != 2*n {
+		t.Errorf("%d attempts (%d in summary) at %.0f/s took %s, want %d taking at least %s", calls.Load(), sum.Attempts, r, d, 2*n, min)
+	}
+}
+
 // At most PerSubnet checks run at once in one /24, counted independently.
 func TestPerSubnet(t *testing.T) {
 	var mu sync.Mutex
