@@ -25,7 +25,8 @@ func results(r *Report) string {
 
 // Our own client passes every scenario of every protocol clienttest speaks.
 func TestLibraryClientPassesEveryScenario(t *testing.T) {
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve} {
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve,
+		starttls.Postgres, starttls.MySQL, starttls.LDAP, starttls.XMPP, starttls.IRC, starttls.HTTP} {
 		t.Run(string(p), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -182,6 +183,80 @@ func TestReferralFollowerFails(t *testing.T) {
 	for _, res := range r.Results {
 		if res.Verdict != Fail || !strings.Contains(res.Evidence, "followed the referral") {
 			t.Errorf("%s: %s — %s; want a failure for following the referral", res.Scenario.Name, res.Verdict, res.Evidence)
+		}
+	}
+	t.Logf("\n%s", results(r))
+}
+
+// naivePostgres is libpq before CVE-2021-23222 with sslmode=prefer: it
+// goes on in plaintext after 'N', trusts any certificate and reads the
+// answer to its StartupMessage from the buffer that held the 'S'.
+func naivePostgres(ctx context.Context, addr, _ string) error {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
+		return err
+	}
+	br := bufio.NewReader(conn)
+	answer, err := br.ReadByte()
+	if err != nil {
+		return err
+	}
+	var w io.Writer = conn
+	r := br
+	if answer == 'S' {
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		left, _ := br.Peek(br.Buffered())
+		w, r = tc, bufio.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), left...)), tc))
+	}
+	startup, _ := binaryLogin(starttls.Postgres)
+	if _, err := w.Write(startup); err != nil {
+		return err
+	}
+	var auth [9]byte
+	if _, err := io.ReadFull(r, auth[:]); err != nil {
+		return err
+	}
+	if auth[0] == 'R' && auth[8] == 3 {
+		if _, err := w.Write([]byte{'p', 0, 0, 0, 11, 's', 'e', 'c', 'r', 'e', 't', 0}); err != nil {
+			return err
+		}
+		_, err = r.ReadByte()
+	}
+	return err
+}
+
+// The PostgreSQL scenarios catch a naive client: it logs in after 'N',
+// acts on bytes injected after 'S' and accepts any certificate.
+func TestNaivePostgresFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Protocol: starttls.Postgres, Client: naivePostgres, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Counts {
+		t.Fatalf("control failed:\n%s", results(r))
+	}
+	want := map[string]string{
+		"strip-capability":      "sent \"StartupMessage user=user",
+		"inject-after-go-ahead": "acted on the injected answer",
+		"cert-self-signed":      "accepted the self-signed certificate",
+		"cert-unknown-ca":       "accepted",
+		"cert-wrong-name":       "accepted",
+		"cert-expired":          "accepted",
+	}
+	for _, res := range r.Results {
+		if w, bad := want[res.Scenario.Name]; bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)) {
+			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
 		}
 	}
 	t.Logf("\n%s", results(r))

@@ -9,7 +9,7 @@ import (
 
 // judge turns what the server saw into a verdict with evidence.
 func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string) {
-	pers := personalities[base]
+	pers := personalityOf(base)
 	if !ob.connected {
 		return Inconclusive, "the client never connected"
 	}
@@ -44,6 +44,16 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		}
 		return Pass, "sent nothing sensitive in plaintext (commands: " + plainVerbs(pers, own) + ")"
 	case kindInject:
+		if d := dialects[base]; d != nil && d.injectMarker != "" {
+			for _, l := range own {
+				if strings.Contains(l.Text, d.injectMarker) {
+					return Fail, fmt.Sprintf("acted on the injected bytes: sent %q", redact(l.Text))
+				}
+			}
+			if done {
+				return Pass, "ignored the injected bytes"
+			}
+		}
 		if !done {
 			return Pass, "did not complete TLS after the injected bytes (handshake " + ob.handshake + ")"
 		}
@@ -119,8 +129,7 @@ func firstLeak(pers *personality, lines []Line, inTLS bool) (string, bool) {
 		if l.TLS != inTLS {
 			continue
 		}
-		_, verb, _ := splitCommand(pers, l.Text)
-		if containsFold(pers.leaks, verb) {
+		if isLeak(pers, l.Text) {
 			return l.Text, true
 		}
 	}
@@ -161,4 +170,13 @@ func redact(line string) string {
 		f[len(f)-1] = "***"
 	}
 	return strings.Join(f, " ")
+}
+
+// isLeak tells whether a plaintext message carries credentials or data.
+func isLeak(pers *personality, text string) bool {
+	if pers.leak != nil {
+		return pers.leak(text)
+	}
+	_, verb, _ := splitCommand(pers, text)
+	return containsFold(pers.leaks, verb)
 }

@@ -23,6 +23,9 @@ type personality struct {
 	// leaks are verbs that must never be sent in plaintext: they carry
 	// credentials, mail or mailbox contents.
 	leaks []string
+	// leak, when set, replaces leaks: for messages whose name alone does
+	// not tell (an HTTP request leaks with credentials or a body).
+	leak func(text string) bool
 	// ok answers anything else so that the client goes on talking.
 	ok   func(tag, verb string) string
 	quit []string

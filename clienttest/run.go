@@ -135,16 +135,9 @@ func newPKI(dir string) (*pki, error) {
 
 // Run plays the scenarios against the client, one after the other.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	info, err := starttls.Lookup(o.Protocol)
+	base, err := baseOf(o.Protocol)
 	if err != nil {
 		return nil, err
-	}
-	base := info.Base
-	if base == starttls.Submission || base == starttls.LMTP {
-		base = starttls.SMTP
-	}
-	if personalities[base] == nil || info.Implicit {
-		return nil, fmt.Errorf("clienttest speaks %s, not %s", spoken(), o.Protocol)
 	}
 	if len(o.Command) == 0 && o.Client == nil {
 		return nil, errors.New("clienttest: no client to test")
@@ -194,14 +187,43 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-// spoken lists the protocols clienttest has scenario servers for.
-func spoken() string {
-	names := []string{string(starttls.Submission), string(starttls.LMTP)}
+// Protocols lists the protocols clienttest has scenario servers for,
+// sorted; submission and lmtp are played as smtp.
+func Protocols() []starttls.Protocol {
+	out := []starttls.Protocol{starttls.Submission, starttls.LMTP}
 	for p := range personalities {
+		out = append(out, p)
+	}
+	for p := range dialects {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func spoken() string {
+	var names []string
+	for _, p := range Protocols() {
 		names = append(names, string(p))
 	}
-	slices.Sort(names)
 	return strings.Join(names, ", ")
+}
+
+// baseOf maps a protocol to the one whose scenario server plays it, or
+// fails for a protocol without scenarios (implicit TLS has no upgrade to attack).
+func baseOf(proto starttls.Protocol) (starttls.Protocol, error) {
+	info, err := starttls.Lookup(proto)
+	if err != nil {
+		return "", err
+	}
+	base := info.Base
+	if base == starttls.Submission || base == starttls.LMTP {
+		base = starttls.SMTP
+	}
+	if info.Implicit || personalityOf(base) == nil {
+		return "", fmt.Errorf("clienttest speaks %s, not %s", spoken(), proto)
+	}
+	return base, nil
 }
 
 func clientName(o Options) string {
@@ -425,6 +447,10 @@ func (l *limitedBuffer) String() string {
 
 // play is the scenario server's side of one connection.
 func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s Scenario, ob *observation, dir string) {
+	if dialects[base] != nil {
+		playDialect(ctx, conn, base, p, s, ob)
+		return
+	}
 	pers := personalities[base]
 	br := bufio.NewReaderSize(conn, 16<<10)
 	write := func(text string) bool {
@@ -755,16 +781,9 @@ func containsFold(list []string, s string) bool {
 // clients driven by hand (a GUI mail client), until ctx ends. The CA file
 // to give the client is written into dir (ca.pem).
 func Serve(ctx context.Context, l net.Listener, proto starttls.Protocol, scenario, dir string, report func(Result)) error {
-	info, err := starttls.Lookup(proto)
+	base, err := baseOf(proto)
 	if err != nil {
 		return err
-	}
-	base := info.Base
-	if base == starttls.Submission || base == starttls.LMTP {
-		base = starttls.SMTP
-	}
-	if personalities[base] == nil {
-		return fmt.Errorf("clienttest speaks %s, not %s", spoken(), proto)
 	}
 	var s *Scenario
 	for _, sc := range Scenarios(base) {

@@ -56,6 +56,9 @@ type Scenario struct {
 	plan    plan
 	// only limits the scenario to these base protocols (nil: all).
 	only []starttls.Protocol
+	// lineOnly limits it to the line protocols of personalities: the
+	// others have no greeting to garble or no line to cut.
+	lineOnly bool
 }
 
 // plan is what the scenario server does differently from an honest one.
@@ -75,13 +78,28 @@ type plan struct {
 	referral bool
 }
 
-// Scenarios lists every scenario for a base protocol, the control first.
+// Scenarios lists every scenario for a protocol, the control first; none
+// for a protocol clienttest does not speak. Submission and LMTP get SMTP's.
 func Scenarios(proto starttls.Protocol) []Scenario {
+	base, err := baseOf(proto)
+	if err != nil {
+		return nil
+	}
+	d := dialects[base]
 	var out []Scenario
 	for _, s := range catalogue() {
-		if s.only == nil || slices.Contains(s.only, proto) {
-			out = append(out, s)
+		if s.only != nil && !slices.Contains(s.only, base) || s.lineOnly && d != nil {
+			continue
 		}
+		if d != nil {
+			if s.kind == kindInject && d.noGoAhead {
+				continue
+			}
+			if s.Name == "strip-capability" && d.stripSummary != "" {
+				s.Summary = d.stripSummary
+			}
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -103,13 +121,13 @@ func catalogue() []Scenario {
 		{Name: "inject-after-go-ahead", kind: kindInject, plan: plan{inject: true, cert: certGood},
 			Summary: "the go-ahead is followed, in the same segment, by a forged answer to the first command inside TLS",
 			Expect:  "abort, or discard the injected bytes and wait for the real answer inside TLS"},
-		{Name: "inject-partial-line", kind: kindInject, plan: plan{inject: true, partial: true, cert: certGood},
+		{Name: "inject-partial-line", kind: kindInject, lineOnly: true, plan: plan{inject: true, partial: true, cert: certGood},
 			Summary: "the go-ahead is followed by a fragment of a line without CRLF",
 			Expect:  "abort, or discard the fragment"},
 		{Name: "tamper-capabilities", kind: kindTamper, only: mail, plan: plan{extraCaps: []string{"X-TAMPERED"}, cert: certGood},
 			Summary: "pre-TLS capabilities carry extra, attacker-chosen entries",
 			Expect:  "ask for capabilities again inside TLS (ManageSieve: wait for the list the server re-sends) before authenticating"},
-		{Name: "malformed-greeting", kind: kindStrip, plan: plan{greeting: "hello there\r\n"},
+		{Name: "malformed-greeting", kind: kindStrip, lineOnly: true, plan: plan{greeting: "hello there\r\n"},
 			Summary: "a greeting that does not follow the protocol (CVE-2020-28896 class)",
 			Expect:  "abort; TLS enforcement still applies"},
 	}
@@ -154,7 +172,24 @@ func catalogue() []Scenario {
 				Expect:  "abort without sending credentials or mail"})
 		}
 	}
+	for _, p := range sortedProtocols(dialects) {
+		for _, key := range sortedKeys(dialects[p].refusals) {
+			out = append(out, Scenario{Name: "refuse-" + key, kind: kindStrip,
+				only: []starttls.Protocol{p}, plan: plan{refuse: key},
+				Summary: dialects[p].refusals[key],
+				Expect:  "abort without sending credentials or data"})
+		}
+	}
 	return out
+}
+
+func sortedProtocols(m map[starttls.Protocol]*dialect) []starttls.Protocol {
+	keys := make([]starttls.Protocol, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func sortedKeys(m map[string]string) []string {
