@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 N=${N:-500}         # SMTP targets (good servers from package serve)
 C=${C:-50}          # concurrency of both tools
 ADDRS=${ADDRS:-50}  # loopback addresses the fleet spreads over
-DEPTH=${DEPTH:-quick}
+DEPTHS=${DEPTHS:-session quick}  # session: one connection, the work zgrab2 does; quick: + probes
 TIMEOUT=${TIMEOUT:-10s}
 DELAYS=${DELAYS:-0 50ms}
 
@@ -85,6 +85,7 @@ ref="openssl s_client"
 [ -n "$zgrab2" ] && ref="zgrab2"
 
 ratios=()
+declare -A scan_tps
 for delay in $DELAYS; do
   echo "== fleet: $N SMTP servers on $ADDRS loopback addresses, delay $delay before each server write"
   rm -f "$work/fleet.in" "$work/fleet.log" "$work/scan.jsonl" "$work/zgrab2.jsonl" "$work/openssl.out"
@@ -97,12 +98,15 @@ for delay in $DELAYS; do
   ca="$work/ca.pem"
   sed 's|^smtp://||' "$work/targets.txt" >"$work/hostports.txt"
 
-  echo "== starttls scan --depth $DEPTH --concurrency $C"
-  scan_ok() { grep -c '"status":"success"' "$work/scan.jsonl" || true; }
-  measure "starttls scan ($DEPTH)" scan_ok \
-    "$work/starttls" scan --input "$work/targets.txt" --out "jsonl:$work/scan.jsonl" --depth "$DEPTH" \
-    --concurrency "$C" --per-24 0 --timeout "$TIMEOUT" --retries 0 --ca "$ca" --progress never
-  scan_tps=$last_tps
+  for depth in $DEPTHS; do
+    echo "== starttls scan --depth $depth --concurrency $C"
+    rm -f "$work/scan.jsonl"
+    scan_ok() { grep -c '"status":"success"' "$work/scan.jsonl" || true; }
+    measure "starttls scan ($depth)" scan_ok \
+      "$work/starttls" scan --input "$work/targets.txt" --out "jsonl:$work/scan.jsonl" --depth "$depth" \
+      --concurrency "$C" --per-24 0 --timeout "$TIMEOUT" --retries 0 --ca "$ca" --progress never
+    scan_tps[$depth]=$last_tps
+  done
 
   if [ -n "$zgrab2" ]; then
     echo "== zgrab2 smtp --senders $C (STARTTLS whenever advertised)"
@@ -122,7 +126,9 @@ for delay in $DELAYS; do
     # One s_client per target: the STARTTLS dialogue, a verified handshake, QUIT.
     measure "openssl s_client (xargs -P)" ssl_ok sh -c "xargs -P '$C' -n 1 sh -c 'if echo QUIT | timeout 10 openssl s_client -starttls smtp -connect \"\$1\" -CAfile \"$ca\" -verify_return_error -verify_ip \"\${1%:*}\" -brief >/dev/null 2>&1; then echo ok; else echo fail \$1; fi' _ <'$work/hostports.txt' >'$work/openssl.out'"
   fi
-  ratios+=("$(awk -v a="$scan_tps" -v b="$last_tps" -v r="$ref" -v d="$delay" 'BEGIN { printf "delay %s: starttls scan / %s = %.2fx targets/s", d, r, a / b }')")
+  for depth in $DEPTHS; do
+    ratios+=("$(awk -v a="${scan_tps[$depth]}" -v b="$last_tps" -v r="$ref" -v d="$delay" -v k="$depth" 'BEGIN { printf "delay %s: starttls scan (%s) / %s = %.2fx targets/s", d, k, r, a / b }')")
+  done
   stop_fleet
 done
 

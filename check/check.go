@@ -27,6 +27,10 @@ import (
 const (
 	Quick = "quick" // dialogue, certificate, versions, command injection
 	Full  = "full"  // everything
+	// Session is the main session alone, one connection: dialogue,
+	// upgrade, verified handshake, capabilities inside TLS, certificate.
+	// A scan at this depth does the work of zgrab2's smtp module.
+	Session = "session"
 )
 
 // Options configure a check. The zero value checks fully against the
@@ -134,7 +138,8 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 			cancel()
 		}
 	}
-	if r.Status == starttls.StatusSuccess || errors.Is(errOf(r), starttls.ErrHandshake) {
+	probe := o.Depth != Session
+	if probe && (r.Status == starttls.StatusSuccess || errors.Is(errOf(r), starttls.ErrHandshake)) {
 		if o.Depth == Quick {
 			// No quick probe uses the session: it ends while they run,
 			// one round trip less per check.

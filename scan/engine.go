@@ -27,7 +27,7 @@ type CheckFunc func(ctx context.Context, t starttls.Target, o check.Options) *ch
 // Options configure a scan. The zero value scans quickly with 100
 // workers, 5-second phases, one retry and no rate limit.
 type Options struct {
-	Depth       string        // check.Quick (default) or check.Full
+	Depth       string        // check.Quick (default), check.Session or check.Full
 	Concurrency int           // workers: targets checked at once. Default 100
 	Rate        float64       // check attempts started per second (token bucket); 0: unlimited
 	Burst       int           // token bucket size; default 1

@@ -82,7 +82,7 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl := cmd.Flags()
 	fl.StringVarP(&f.input, "input", "i", "", "file of targets, one a line, or - for stdin")
 	fl.StringVar(&f.proto, "proto", "", "protocol of targets without a scheme ("+protocolList()+")")
-	fl.StringVar(&f.depth, "depth", check.Quick, "quick (dialogue, upgrade, version/suite, certificate, injection) or full (the whole check)")
+	fl.StringVar(&f.depth, "depth", check.Quick, "session (one connection: dialogue, upgrade, certificate), quick (+ TLS versions and the injection probe) or full (the whole check)")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 100, "targets checked at once")
 	fl.Float64Var(&f.rate, "rate", 0, "check attempts started per second, token bucket (0: unlimited); an attempt is 1 connection when nothing answers, about 7 for a quick check of a STARTTLS server")
 	fl.IntVar(&f.perSubnet, "per-24", 16, "at most this many targets checked at once per IPv4 /24 or IPv6 /48 (0: unlimited)")
@@ -104,8 +104,8 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 func init() { rootCmd.AddCommand(newScanCmd()) }
 
 func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
-	if f.depth != check.Quick && f.depth != check.Full {
-		return exitWith(exitUsage, fmt.Errorf("--depth %q: want quick or full", f.depth))
+	if f.depth != check.Quick && f.depth != check.Full && f.depth != check.Session {
+		return exitWith(exitUsage, fmt.Errorf("--depth %q: want session, quick or full", f.depth))
 	}
 	if f.concurrency < 1 || f.retries < 0 || f.rate < 0 || f.perSubnet < 0 || f.timeout <= 0 {
 		return exitWith(exitUsage, errors.New("--concurrency must be at least 1; --retries, --rate and --per-24 not negative; --timeout positive"))
