@@ -34,7 +34,9 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
 		Example: `  starttls check smtp://mx.example.org
   starttls check --json imap://127.0.0.1:1143 --ca ca.pem
   starttls check --only quick --fail-on medium submission://smtp.example.org pop3://pop.example.org
-  starttls check mail.example.org:25 --proto smtp`,
+  starttls check mail.example.org:25 --proto smtp
+  # the XMPP domain example.org is served by xmpp.example.net (SRV):
+  starttls check --xmpp-host example.org xmpp://xmpp.example.net`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			threshold, err := check.ParseSeverity(failOn)
@@ -50,15 +52,27 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
 				if err != nil {
 					return exitWith(exitUsage, err)
 				}
+				if err := f.checkXMPPHost(t); err != nil {
+					return exitWith(exitUsage, err)
+				}
 				targets = append(targets, t)
+			}
+			// The check uses one name as SNI, for verification and as the
+			// stream's domain; for XMPP these are one name anyway.
+			if f.xmppHost != "" && f.serverName != "" && !strings.EqualFold(f.xmppHost, f.serverName) {
+				return exitWith(exitUsage, fmt.Errorf("--xmpp-host %s and --servername %s differ: check verifies the certificate for the stream's domain, give --xmpp-host alone", f.xmppHost, f.serverName))
+			}
+			serverName := f.serverName
+			if serverName == "" {
+				serverName = f.xmppHost
 			}
 			roots, err := f.roots()
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}
-			ctx, stop := signalContext()
+			ctx, stop := commandContext(cmd)
 			defer stop()
-			reports := checkAll(ctx, targets, check.Options{Roots: roots, ServerName: f.serverName, Timeout: f.timeout, Depth: depth, LocalName: f.localName})
+			reports := checkAll(ctx, targets, check.Options{Roots: roots, ServerName: serverName, Timeout: f.timeout, Depth: depth, LocalName: f.localName})
 			out := cmd.OutOrStdout()
 			code := exitOK
 			for _, r := range reports {

@@ -29,6 +29,7 @@ type clientFlags struct {
 	minTLS     string
 	timeout    time.Duration
 	localName  string
+	xmppHost   string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -39,7 +40,36 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.serverName, "servername", "", "name to send as SNI and to verify (default: the target host)")
 	fl.StringVar(&f.minTLS, "min-tls", "1.2", "lowest TLS version to accept: 1.0, 1.1, 1.2 or 1.3")
 	fl.DurationVar(&f.timeout, "timeout", 15*time.Second, "deadline for each phase (connect, greeting, each exchange, handshake)")
-	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO); default localhost")
+	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO, and the XMPP s2s stream's 'from'); default localhost")
+	fl.StringVar(&f.xmppHost, "xmpp-host", "", "XMPP domain for the stream's 'to' (xmpp, xmpp-server) when it is not the host connected to; also the default --servername")
+}
+
+// isXMPP reports whether p speaks XMPP streams, STARTTLS or implicit.
+func isXMPP(p starttls.Protocol) bool {
+	info, err := starttls.Lookup(p)
+	return err == nil && (info.Base == starttls.XMPP || info.Base == starttls.XMPPServer)
+}
+
+// checkXMPPHost refuses --xmpp-host for a protocol without streams, where
+// it would silently do nothing.
+func (f *clientFlags) checkXMPPHost(t starttls.Target) error {
+	if f.xmppHost != "" && !isXMPP(t.Protocol) {
+		return fmt.Errorf("--xmpp-host is for xmpp and xmpp-server targets, not %s", t.Protocol)
+	}
+	return nil
+}
+
+// verifyName is the name sent as SNI and verified: --servername, else the
+// XMPP domain (RFC 6120 verifies the certificate against the domain the
+// stream is for, not the host that serves it), else the host.
+func (f *clientFlags) verifyName(t starttls.Target) string {
+	switch {
+	case f.serverName != "":
+		return f.serverName
+	case f.xmppHost != "":
+		return f.xmppHost
+	}
+	return t.Host
 }
 
 func protocolList() string {
@@ -94,12 +124,16 @@ func (f *clientFlags) config(t starttls.Target) (*starttls.Config, *x509.CertPoo
 	if err != nil {
 		return nil, nil, "", err
 	}
-	name := f.serverName
-	if name == "" {
-		name = t.Host
+	if err := f.checkXMPPHost(t); err != nil {
+		return nil, nil, "", err
+	}
+	name := f.verifyName(t)
+	domain := name
+	if f.xmppHost != "" {
+		domain = f.xmppHost
 	}
 	tc := &tls.Config{RootCAs: roots, ServerName: name, MinVersion: minV, InsecureSkipVerify: f.insecure}
-	return &starttls.Config{TLSConfig: tc, PhaseTimeout: f.timeout, LocalName: f.localName, Domain: name}, roots, name, nil
+	return &starttls.Config{TLSConfig: tc, PhaseTimeout: f.timeout, LocalName: f.localName, Domain: domain}, roots, name, nil
 }
 
 func newConnectCmd() *cobra.Command {
@@ -115,7 +149,10 @@ stdin and stdout over TLS. At the end of stdin it says goodbye (QUIT/LOGOUT) and
 		Example: `  starttls connect smtp://mail.example.org
   starttls connect --ca ca.pem imap://127.0.0.1:1143
   starttls connect --json submission://smtp.example.org:587 </dev/null
-  starttls connect mail.example.org:110 --proto pop3`,
+  starttls connect mail.example.org:110 --proto pop3
+  # the XMPP domain example.org is served by xmpp.example.net (SRV):
+  starttls connect --xmpp-host example.org xmpp://xmpp.example.net
+  starttls connect --xmpp-host example.org --local-name example.com xmpp-server://xmpp.example.net`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := starttls.ParseTarget(args[0], starttls.Protocol(f.proto))
@@ -126,7 +163,7 @@ stdin and stdout over TLS. At the end of stdin it says goodbye (QUIT/LOGOUT) and
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}
-			ctx, stop := signalContext()
+			ctx, stop := commandContext(cmd)
 			defer stop()
 			out := cmd.OutOrStdout()
 			c, err := starttls.Dial(ctx, t.Protocol, t.Addr(), cfg)
@@ -195,7 +232,8 @@ type tlsSummary struct {
 }
 
 func connectReport(t starttls.Target, c *starttls.Conn, err error, roots *x509.CertPool, name string) *ConnectReport {
-	r := &ConnectReport{Schema: "starttls.connect/v1", Target: t.String(), Protocol: string(t.Protocol), Status: starttls.StatusOf(err)}
+	r := &ConnectReport{Schema: "starttls.connect/v1", Target: t.String(), Protocol: string(t.Protocol), Status: starttls.StatusOf(err),
+		CapabilitiesBefore: []string{}, CapabilitiesAfter: []string{}}
 	if err != nil {
 		r.Error = err.Error()
 		return r

@@ -34,11 +34,24 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	os.Stderr = oldStderr
 	var se bytes.Buffer
 	_, _ = se.ReadFrom(r)
-	// Flags keep their values between in-process runs; reset them.
-	for _, c := range rootCmd.Commands() {
-		c.Flags().VisitAll(func(f *pflag.Flag) { _ = f.Value.Set(f.DefValue); f.Changed = false })
-	}
+	resetFlags()
 	return code, out.String(), se.String() + errb.String()
+}
+
+// resetFlags puts every subcommand's flags back to their defaults: they
+// keep their values between in-process runs. A repeatable flag is emptied,
+// as Set would append its printed default "[]" to it.
+func resetFlags() {
+	for _, c := range rootCmd.Commands() {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				_ = sv.Replace(nil)
+			} else {
+				_ = f.Value.Set(f.DefValue)
+			}
+			f.Changed = false
+		})
+	}
 }
 
 // smtpFake serves the STARTTLS dialogue with the library and answers the

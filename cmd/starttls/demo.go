@@ -36,7 +36,7 @@ on), checks each one and prints the reports and a summary. It exits 0 when every
 server got the verdict it deserves.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signalContext()
+			ctx, stop := commandContext(cmd)
 			defer stop()
 			return runDemo(ctx, cmd.OutOrStdout(), asJSON)
 		},

@@ -2,10 +2,21 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/certs"
 )
 
 // fakeLine is a hand-written line server: it sends replies[0] as the
@@ -82,5 +93,236 @@ func TestConnectExitConditions(t *testing.T) {
 				t.Errorf("took %v", d)
 			}
 		})
+	}
+}
+
+// --min-tls 1.3 refuses a server that stops at TLS 1.2; 1.2 accepts it.
+func TestConnectMinTLS(t *testing.T) {
+	pki := newTestPKI(t, nil)
+	addr := libServer(t, starttls.SMTP, starttls.ServerConfig{
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pki.leaf}, MaxVersion: tls.VersionTLS12},
+	}, smtpApp)
+	code, out, errs := runCLI(t, "", "connect", "--json", "--ca", pki.caFile, "--min-tls", "1.2", "smtp://"+addr)
+	if code != 0 || !strings.Contains(out, `"version": "TLS 1.2"`) {
+		t.Fatalf("--min-tls 1.2: exit %d, stderr %s\n%s", code, errs, out)
+	}
+	code, _, errs = runCLI(t, "", "connect", "--ca", pki.caFile, "--min-tls", "1.3", "smtp://"+addr)
+	if code == 0 || !strings.Contains(errs, "handshake") || !strings.Contains(errs, "version") {
+		t.Errorf("--min-tls 1.3 against TLS 1.2: exit %d, stderr %q", code, errs)
+	}
+}
+
+// The exit status contract of check: 0 clean, 1 a finding at --fail-on,
+// 2 usage, 3 unreachable.
+func TestCheckExitCodes(t *testing.T) {
+	clean, ca := smtpFake(t, starttls.ServerConfig{})
+	closed := closedAddr(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"clean", []string{"check", "--only", "quick", "--ca", ca, "smtp://" + clean}, exitOK},
+		{"untrusted is high", []string{"check", "--only", "quick", "smtp://" + clean}, exitFindings},
+		{"untrusted below --fail-on critical", []string{"check", "--only", "quick", "--fail-on", "critical", "smtp://" + clean}, exitOK},
+		{"bad --fail-on", []string{"check", "--fail-on", "severe", "smtp://" + clean}, exitUsage},
+		{"bad --only", []string{"check", "--only", "some", "smtp://" + clean}, exitUsage},
+		{"no target", []string{"check"}, exitUsage},
+		{"unknown scheme", []string{"check", "gopher://" + clean}, exitUsage},
+		{"unreachable", []string{"check", "--only", "quick", "--timeout", "2s", "smtp://" + closed}, exitConnect},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, "", tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %s\n%s", code, tc.code, errs, out)
+			}
+		})
+	}
+}
+
+// check --json prints exactly one report/v1 document per target on
+// stdout, and nothing else there.
+func TestCheckJSONDocument(t *testing.T) {
+	addr, ca := smtpFake(t, starttls.ServerConfig{})
+	code, out, errs := runCLI(t, "", "check", "--json", "--only", "quick", "--ca", ca, "smtp://"+addr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if doc["schema"] != "starttls.report/v1" || doc["target"] != "smtp://"+addr || doc["protocol"] != "smtp" {
+		t.Errorf("schema %v target %v protocol %v", doc["schema"], doc["target"], doc["protocol"])
+	}
+	for _, k := range []string{"starttls", "tls", "certificate", "findings", "grade", "timings"} {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("no %q in the document", k)
+		}
+	}
+	if dec.More() {
+		t.Errorf("more than one document on stdout:\n%s", out)
+	}
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// syncBuffer is written by a running command and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServe runs the serve command in-process until the test ends and
+// returns its address and what it printed on stderr by then.
+func startServe(t *testing.T, args ...string) (addr, stderr string) {
+	t.Helper()
+	var out, errb syncBuffer
+	rootCmd.SetIn(strings.NewReader(""))
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&errb)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	code := -1
+	go func() {
+		defer close(done)
+		code = runContext(ctx, append([]string{"serve"}, args...))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d: %s", code, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("serve did not stop")
+		}
+		resetFlags()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if rest, ok := strings.CutPrefix(out.String(), "listening on "); ok {
+			addr, _, _ = strings.Cut(rest, " ")
+			return addr, errb.String()
+		}
+		select {
+		case <-done:
+			t.Fatalf("serve exited %d: %s", code, errb.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve did not listen: %s", errb.String())
+	return "", ""
+}
+
+func poolFromFile(t *testing.T, file string) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s: no certificate", file)
+	}
+	return pool
+}
+
+// dialVerified upgrades with the library, verifying against pool.
+func dialVerified(t *testing.T, p starttls.Protocol, addr string, pool *x509.CertPool, serverName, domain string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := starttls.Dial(ctx, p, addr, &starttls.Config{
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: serverName}, PhaseTimeout: 5 * time.Second, Domain: domain,
+	})
+	if err != nil {
+		t.Fatalf("dial %s %s: %v", p, addr, err)
+	}
+	if err := c.Quit(ctx); err != nil {
+		t.Errorf("quit: %v", err)
+	}
+}
+
+// serve without --cert prints a throwaway CA that verifies its
+// certificate for localhost.
+func TestServeThrowawayCA(t *testing.T) {
+	addr, stderr := startServe(t, "--proto", "smtp")
+	caFile, ok := strings.CutPrefix(strings.TrimSpace(stderr), "CA certificate: ")
+	if !ok {
+		t.Fatalf("no CA path on stderr: %q", stderr)
+	}
+	dialVerified(t, starttls.SMTP, addr, poolFromFile(t, caFile), "localhost", "")
+}
+
+// serve --cert/--key serves that certificate and makes no CA.
+func TestServeCertKey(t *testing.T) {
+	ca, err := certs.NewCA("serve test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(certs.LeafOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile, err := leaf.WriteFiles(dir, "leaf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stderr := startServe(t, "--proto", "imap", "--cert", certFile, "--key", keyFile)
+	if strings.Contains(stderr, "CA certificate") {
+		t.Errorf("a CA was made despite --cert: %q", stderr)
+	}
+	dialVerified(t, starttls.IMAP, addr, ca.Pool(), "localhost", "")
+
+	code, _, errs := runCLI(t, "", "serve", "--proto", "imap", "--cert", certFile, "--key", filepath.Join(dir, "missing.pem"))
+	if code != exitUsage || !strings.Contains(errs, "--cert/--key") {
+		t.Errorf("missing key: exit %d, %q", code, errs)
+	}
+}
+
+// smtpApp answers the post-TLS EHLO, NOOP and QUIT.
+func smtpApp(ctx context.Context, c *starttls.Conn) {
+	defer c.Close()
+	for i := 0; i < 20; i++ {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := c.ReadLine()
+		if err != nil {
+			return
+		}
+		switch strings.ToUpper(strings.Fields(line + " x")[0]) {
+		case "EHLO":
+			_, _ = c.Write([]byte("250-localhost\r\n250 AUTH PLAIN\r\n"))
+		case "QUIT":
+			_, _ = c.Write([]byte("221 2.0.0 Bye\r\n"))
+			return
+		default:
+			_, _ = c.Write([]byte("250 2.0.0 OK\r\n"))
+		}
 	}
 }

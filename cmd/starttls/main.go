@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -41,9 +42,17 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-func run(args []string) int {
+func run(args []string) int { return runContext(context.Background(), args) }
+
+// runContext runs the command line until it ends or ctx is canceled.
+func runContext(ctx context.Context, args []string) int {
 	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
+	// Cobra hands the context to a subcommand only when it has none, so a
+	// second in-process run would keep the first run's context.
+	for _, c := range rootCmd.Commands() {
+		c.SetContext(ctx)
+	}
+	err := rootCmd.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/spf13/cobra"
 )
 
 // printer writes human output, with color only on a terminal and never
@@ -292,4 +294,11 @@ func (t *termWriter) Flush() error {
 // signalContext is canceled by SIGINT or SIGTERM.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// commandContext is cmd's context (canceled by the caller of
+// runContext, so that a test can stop a server) canceled also by SIGINT or
+// SIGTERM.
+func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
-	var proto, listen, certFile, keyFile, policy, mailDir, hostname string
+	var proto, listen, certFile, keyFile, policy, mailDir, hostname, xmppHost string
 	var users []string
 	var verbose bool
 	cmd := &cobra.Command{
@@ -26,7 +26,9 @@ small real application inside TLS. Without --cert it makes a throwaway CA and a
 certificate for localhost, 127.0.0.1 and ::1, and prints the CA file to trust.`,
 		Example: `  starttls serve --proto smtp --listen 127.0.0.1:2525 --maildir /tmp/mail
   starttls serve --proto imap --listen 127.0.0.1:1143 --user alice:secret
-  starttls serve --proto pop3s --listen 127.0.0.1:1995 --cert cert.pem --key key.pem`,
+  starttls serve --proto pop3s --listen 127.0.0.1:1995 --cert cert.pem --key key.pem
+  # an XMPP server for the domain example.test (its throwaway certificate names it too):
+  starttls serve --proto xmpp --listen 127.0.0.1:5222 --xmpp-host example.test`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := starttls.Protocol(strings.ToLower(proto))
@@ -34,6 +36,14 @@ certificate for localhost, 127.0.0.1 and ::1, and prints the CA file to trust.`,
 				return exitWith(exitUsage, fmt.Errorf("--proto %q: want one of %s", proto, protocolList()))
 			}
 			o := serve.Options{Protocol: p, Listen: listen, MailDir: mailDir, Hostname: hostname}
+			if xmppHost != "" {
+				if !isXMPP(p) {
+					return exitWith(exitUsage, fmt.Errorf("--xmpp-host is for xmpp and xmpp-server, not %s", p))
+				}
+				// The stream's domain: the server's 'from', and the only
+				// 'to' it accepts (any other gets host-unknown).
+				o.Hostname = xmppHost
+			}
 			switch policy {
 			case "required":
 			case "optional":
@@ -64,7 +74,12 @@ certificate for localhost, 127.0.0.1 and ::1, and prints the CA file to trust.`,
 				if err != nil {
 					return exitWith(exitFindings, err)
 				}
-				cfg, caFile, err := serve.ThrowawayTLS(dir)
+				var hosts []string
+				if xmppHost != "" {
+					// XMPP clients verify the certificate for the domain.
+					hosts = []string{"localhost", "127.0.0.1", "::1", xmppHost}
+				}
+				cfg, caFile, err := serve.ThrowawayTLS(dir, hosts...)
 				if err != nil {
 					return exitWith(exitFindings, err)
 				}
@@ -74,7 +89,7 @@ certificate for localhost, 127.0.0.1 and ::1, and prints the CA file to trust.`,
 			if verbose {
 				o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 			}
-			ctx, stop := signalContext()
+			ctx, stop := commandContext(cmd)
 			defer stop()
 			addr, done, err := serve.Run(ctx, o)
 			if err != nil {
@@ -99,6 +114,7 @@ certificate for localhost, 127.0.0.1 and ::1, and prints the CA file to trust.`,
 	fl.StringVar(&policy, "policy", "required", "required (nothing but the dialogue before TLS) or optional")
 	fl.StringVar(&mailDir, "maildir", "", "store received mail here, one file per message")
 	fl.StringVar(&hostname, "hostname", "localhost", "name in greetings")
+	fl.StringVar(&xmppHost, "xmpp-host", "", "XMPP domain the stream answers for (xmpp, xmpp-server; default --hostname), also named in the throwaway certificate")
 	fl.StringArrayVar(&users, "user", nil, "NAME:PASSWORD accepted for AUTH/LOGIN (repeatable; default: any)")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "log sessions to stderr")
 	return cmd
