@@ -40,6 +40,20 @@ func TestDomains(t *testing.T) {
 			}
 		})
 	}
+	t.Run("requiretls", func(t *testing.T) {
+		// Only the fake MX advertises it; serve's EHLO does not.
+		for d, want := range map[string]bool{"requiretls.mail.test": true, "good.mail.test": false} {
+			r := Run(ctx, d, o)
+			if r.RequireTLS != want || len(r.MX.Hosts) != 1 && want {
+				t.Errorf("%s: requiretls %v, want %v", d, r.RequireTLS, want)
+			}
+			for _, h := range r.MX.Hosts {
+				if h.RequireTLS != want {
+					t.Errorf("%s %s: requiretls %v, want %v (capabilities after TLS %v)", d, h.Name, h.RequireTLS, want, h.Check.StartTLS.CapabilitiesAfter)
+				}
+			}
+		}
+	})
 	t.Run("openssl-dane", func(t *testing.T) { crossCheckOpenSSL(t, e, o) })
 	t.Run("posttls-finger-dane", func(t *testing.T) { crossCheckPostfix(t, e, o) })
 }
@@ -53,7 +67,7 @@ func crossCheckOpenSSL(t *testing.T, e *mailtest.Env, o Options) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	checked := 0
-	for _, d := range []string{"good.mail.test", "badtlsa.mail.test", "cname.mail.test", "pkix.mail.test"} {
+	for _, d := range []string{"good.mail.test", "badtlsa.mail.test", "cname.mail.test", "pkix.mail.test", "badparams.mail.test", "daneta.mail.test"} {
 		r := Run(ctx, d, o)
 		for _, h := range r.MX.Hosts {
 			hd := h.DANE
@@ -79,8 +93,8 @@ func crossCheckOpenSSL(t *testing.T, e *mailtest.Env, o Options) {
 			checked++
 		}
 	}
-	if checked < 5 {
-		t.Errorf("cross-checked %d hosts, want at least 5", checked)
+	if checked < 7 {
+		t.Errorf("cross-checked %d hosts, want at least 7", checked)
 	}
 }
 
@@ -116,7 +130,7 @@ func crossCheckPostfix(t *testing.T, e *mailtest.Env, o Options) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	checked := 0
-	for _, d := range []string{"good.mail.test", "badtlsa.mail.test", "cname.mail.test", "pkix.mail.test", "plain.test"} {
+	for _, d := range []string{"good.mail.test", "badtlsa.mail.test", "cname.mail.test", "pkix.mail.test", "plain.test", "badparams.mail.test", "daneta.mail.test"} {
 		r := Run(ctx, d, o)
 		for _, h := range r.MX.Hosts {
 			ours := DANENone
@@ -148,7 +162,7 @@ func crossCheckPostfix(t *testing.T, e *mailtest.Env, o Options) {
 			checked++
 		}
 	}
-	if checked < 6 {
-		t.Errorf("cross-checked %d hosts, want at least 6", checked)
+	if checked < 8 {
+		t.Errorf("cross-checked %d hosts, want at least 8", checked)
 	}
 }

@@ -39,7 +39,11 @@ const (
 	NoTLSMX   = "127.0.0.4" // Postfix without TLS (behind a forwarder)
 	BadCertMX = "127.0.0.5" // serve SMTP, trusted certificate for another name
 	DownMX    = "127.0.0.6" // nothing listens
-	PolicyIP  = "127.0.0.10"
+	// RequireTLSMX is a minimal SMTP server (the library's server half,
+	// then its own EHLO) that advertises REQUIRETLS after TLS: serve
+	// does not, and an RFC 8689 case needs a host that does.
+	RequireTLSMX = "127.0.0.7"
+	PolicyIP     = "127.0.0.10"
 )
 
 // Case is one domain and what `starttls mail` must say about it.
@@ -133,10 +137,75 @@ func Start(t testing.TB) *Env {
 	}
 	e := &Env{CA: ca, CAFile: caFile, Roots: ca.Pool()}
 
+	cases := table()
+
+	// MX names the good servers' certificate must cover.
+	names := []string{"localhost"}
+	for _, c := range cases {
+		d := &domain{zone: c.zone, label: c.label}
+		for _, s := range []string{"", "mx", "mx1", "mx2"} {
+			names = append(names, d.fqdn(s))
+		}
+	}
+	issue := func(hosts ...string) *certs.Leaf {
+		l, err := ca.Issue(certs.LeafOptions{Hosts: hosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	e.MXLeaf, e.MX2Leaf = issue(names...), issue(names...)
+	spki := sha256.Sum256(e.MXLeaf.Cert.RawSubjectPublicKeyInfo)
+	caSum := sha256.Sum256(ca.Cert.Raw)
+	e.TLSA3 = "3 1 1 " + hex.EncodeToString(spki[:])
+	e.TLSA2 = "2 0 1 " + hex.EncodeToString(caSum[:])
+
+	e.Postfix = peer.StartPostfix(t, peer.PostfixOptions{MainCF: []string{"smtpd_tls_security_level = none"}})
+	e.startSMTP(t, ctx, issue("wrong-name.example"))
+
+	// Policy host: one HTTPS server for every mta-sts name.
+	policies := map[string]policy{}
+	zones := map[string]*peer.DNSZone{
+		"mail.test":  {Origin: "mail.test", Signed: true},
+		"plain.test": {Origin: "plain.test"},
+		"bogus.test": {Origin: "bogus.test", Bogus: true},
+	}
+	var stsNames []string
+	for _, c := range cases {
+		d := &domain{zone: c.zone, label: c.label}
+		z := zones[c.zone]
+		if c.b != nil { // nil: the name must not exist
+			c.b(e, d, policies)
+			z.Records = append(z.Records, d.records...)
+			z.Records = append(z.Records, fmt.Sprintf("%s A %s", d.rel("mta-sts"), PolicyIP))
+			stsNames = append(stsNames, d.fqdn("mta-sts"))
+		}
+		e.Cases = append(e.Cases, c.expected())
+	}
+	e.startHTTPS(t, issue(stsNames...), policies)
+	e.DNS = peer.StartDNS(t, *zones["mail.test"], *zones["plain.test"], *zones["bogus.test"])
+	e.Resolver = e.DNS.ResolverAddr
+	return e
+}
+
+// build adds one domain's records and policy; nil means the name must
+// not exist.
+type build func(e *Env, d *domain, pol map[string]policy)
+
+type tcase struct {
+	zone, label string
+	b           build
+	want        []string
+	status      string
+	note        string
+}
+
+// table is every domain of the world. It is data apart from Start so that
+// Expected can list the cases without starting anything.
+func table() []tcase {
 	// The domains. MX names all resolve to the 127.0.0.x hosts above; the
 	// zone records need the SMTP port (TLSA owner names), so they are
 	// built after the servers are up.
-	type build func(e *Env, d *domain, pol map[string]policy)
 	good := func(mode string) build {
 		return func(e *Env, d *domain, pol map[string]policy) {
 			d.add("%s MX 10 %s", d.rel(""), d.rel("mx1"))
@@ -146,13 +215,7 @@ func Start(t testing.TB) *Env {
 			d.rpt()
 		}
 	}
-	cases := []struct {
-		zone, label string
-		b           build
-		want        []string
-		status      string
-		note        string
-	}{
+	return []tcase{
 		{"mail.test", "good", func(e *Env, d *domain, pol map[string]policy) {
 			d.add("%s MX 10 %s", d.rel(""), d.rel("mx1"))
 			d.add("%s MX 20 %s", d.rel(""), d.rel("mx2"))
@@ -269,63 +332,42 @@ func Start(t testing.TB) *Env {
 			// The TLSA name is an alias into bogus.test, whose answers fail validation.
 			d.records[2] = fmt.Sprintf("%s CNAME _%d._tcp.mx1.bogus.test.", d.tlsaOwner(e, "mx1"), e.SMTPPort)
 		}, []string{"dns-error"}, "", "the TLSA lookup gets SERVFAIL (RFC 7672 §2.1: DANE senders defer)"},
+		{"mail.test", "requiretls", func(e *Env, d *domain, pol map[string]policy) {
+			good("enforce")(e, d, pol)
+			d.records[1] = fmt.Sprintf("%s A %s", d.rel("mx1"), RequireTLSMX)
+		}, nil, "", "the MX advertises REQUIRETLS after TLS (RFC 8689)"},
+		{"mail.test", "daneta", func(e *Env, d *domain, pol map[string]policy) {
+			d.add("%s MX 10 %s", d.rel(""), d.rel("mx"))
+			d.add("%s A %s", d.rel("mx"), GoodMX2)
+			d.add("%s TLSA %s", d.tlsaOwner(e, "mx"), e.TLSA2)
+			d.sts(pol, okPolicy("enforce", d.fqdn("mx")))
+			d.rpt()
+		}, nil, "", "the only MX has only a DANE-TA record (2 0 1 of the CA)"},
 		{"mail.test", "nonexistent", nil, []string{"domain-not-found"}, "dns-error", "NXDOMAIN"},
 		{"bogus.test", "", good("enforce"), []string{"dns-error"}, "dns-error", "DNSSEC validation fails (SERVFAIL)"},
 	}
+}
 
-	// MX names the good servers' certificate must cover.
-	names := []string{"localhost"}
-	for _, c := range cases {
-		d := &domain{zone: c.zone, label: c.label}
-		for _, s := range []string{"", "mx", "mx1", "mx2"} {
-			names = append(names, d.fqdn(s))
-		}
+// Expected lists the cases Start would build (domains, exact finding ids,
+// status) without starting the world, for tests that reason about which
+// finding ids have cases.
+func Expected() []Case {
+	var out []Case
+	for _, c := range table() {
+		out = append(out, c.expected())
 	}
-	issue := func(hosts ...string) *certs.Leaf {
-		l, err := ca.Issue(certs.LeafOptions{Hosts: hosts})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	e.MXLeaf, e.MX2Leaf = issue(names...), issue(names...)
-	spki := sha256.Sum256(e.MXLeaf.Cert.RawSubjectPublicKeyInfo)
-	caSum := sha256.Sum256(ca.Cert.Raw)
-	e.TLSA3 = "3 1 1 " + hex.EncodeToString(spki[:])
-	e.TLSA2 = "2 0 1 " + hex.EncodeToString(caSum[:])
+	return out
+}
 
-	e.Postfix = peer.StartPostfix(t, peer.PostfixOptions{MainCF: []string{"smtpd_tls_security_level = none"}})
-	e.startSMTP(t, ctx, issue("wrong-name.example"))
-
-	// Policy host: one HTTPS server for every mta-sts name.
-	policies := map[string]policy{}
-	zones := map[string]*peer.DNSZone{
-		"mail.test":  {Origin: "mail.test", Signed: true},
-		"plain.test": {Origin: "plain.test"},
-		"bogus.test": {Origin: "bogus.test", Bogus: true},
+func (c tcase) expected() Case {
+	d := &domain{zone: c.zone, label: c.label}
+	want := append([]string{}, c.want...)
+	sort.Strings(want)
+	status := c.status
+	if status == "" {
+		status = "ok"
 	}
-	var stsNames []string
-	for _, c := range cases {
-		d := &domain{zone: c.zone, label: c.label}
-		z := zones[c.zone]
-		if c.b != nil { // nil: the name must not exist
-			c.b(e, d, policies)
-			z.Records = append(z.Records, d.records...)
-			z.Records = append(z.Records, fmt.Sprintf("%s A %s", d.rel("mta-sts"), PolicyIP))
-			stsNames = append(stsNames, d.fqdn("mta-sts"))
-		}
-		want := append([]string{}, c.want...)
-		sort.Strings(want)
-		status := c.status
-		if status == "" {
-			status = "ok"
-		}
-		e.Cases = append(e.Cases, Case{Domain: d.fqdn(""), Want: want, Status: status, Note: c.note})
-	}
-	e.startHTTPS(t, issue(stsNames...), policies)
-	e.DNS = peer.StartDNS(t, *zones["mail.test"], *zones["plain.test"], *zones["bogus.test"])
-	e.Resolver = e.DNS.ResolverAddr
-	return e
+	return Case{Domain: d.fqdn(""), Want: want, Status: status, Note: c.note}
 }
 
 // tlsaOwner is _PORT._tcp.HOST relative to the zone.
@@ -359,7 +401,7 @@ func (e *Env) startSMTP(t testing.TB, ctx context.Context, wrong *certs.Leaf) {
 	for attempt := 0; attempt < 10; attempt++ {
 		port := peer.FreePort(t)
 		var started []*serve.Server
-		var fwd net.Listener
+		var fwd, rtls net.Listener
 		err := func() error {
 			for _, h := range hosts {
 				s, err := serve.Start(ctx, serve.Options{
@@ -377,6 +419,10 @@ func (e *Env) startSMTP(t testing.TB, ctx context.Context, wrong *certs.Leaf) {
 				return err
 			}
 			fwd = l
+			if rtls, err = net.Listen("tcp", net.JoinHostPort(RequireTLSMX, strconv.Itoa(port))); err != nil {
+				fwd.Close()
+				return err
+			}
 			return nil
 		}()
 		if err != nil {
@@ -393,9 +439,84 @@ func (e *Env) startSMTP(t testing.TB, ctx context.Context, wrong *certs.Leaf) {
 			}
 		})
 		forward(t, fwd, e.Postfix.SMTPAddr)
+		serveRequireTLS(t, ctx, rtls, e.MXLeaf)
 		return
 	}
 	t.Fatalf("no common SMTP port on the MX addresses: %v", lastErr)
+}
+
+// serveRequireTLS answers SMTP on l: the library's server half does the
+// dialogue up to TLS (so the check's pre-TLS probes meet a real
+// implementation), then a small loop whose EHLO advertises REQUIRETLS.
+func serveRequireTLS(t testing.TB, ctx context.Context, l net.Listener, leaf *certs.Leaf) {
+	ctx, cancel := context.WithCancel(ctx)
+	cfg := &starttls.ServerConfig{TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}},
+		Policy: starttls.Required, Hostname: "mx.requiretls.mail.test", PhaseTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			raw, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open[raw] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() {
+					raw.Close()
+					mu.Lock()
+					delete(open, raw)
+					mu.Unlock()
+				}()
+				// Bounds the whole session, also a client that never speaks.
+				_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+				c, err := starttls.Accept(ctx, raw, starttls.SMTP, cfg)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				for i := 0; i < 100; i++ {
+					line, err := c.ReadLine()
+					if err != nil {
+						return
+					}
+					verb, _, _ := strings.Cut(line, " ")
+					reply := "502 5.5.2 not implemented here"
+					switch strings.ToUpper(verb) {
+					case "EHLO":
+						reply = "250-" + cfg.Hostname + "\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 REQUIRETLS"
+					case "HELO", "NOOP", "RSET":
+						reply = "250 2.0.0 ok"
+					case "QUIT":
+						_, _ = io.WriteString(c, "221 2.0.0 bye\r\n")
+						return
+					}
+					if _, err := io.WriteString(c, reply+"\r\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		l.Close()
+		// A session waiting for its next command would hold wg until its
+		// deadline.
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 }
 
 // forward relays each connection on l to target until cleanup.
