@@ -37,7 +37,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.proto, "proto", "", "protocol when the target has no scheme ("+protocolList()+")")
 	fl.StringVar(&f.ca, "ca", "", "PEM file of extra trusted CA certificates")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not abort on certificate problems (they are still reported)")
-	fl.StringVar(&f.serverName, "servername", "", "name to send as SNI and to verify (default: the target host)")
+	fl.StringVar(&f.serverName, "servername", "", "name to send as SNI and to verify (default: --xmpp-host, else the target host)")
 	fl.StringVar(&f.minTLS, "min-tls", "1.2", "lowest TLS version to accept: 1.0, 1.1, 1.2 or 1.3")
 	fl.DurationVar(&f.timeout, "timeout", 15*time.Second, "deadline for each phase (connect, greeting, each exchange, handshake)")
 	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO, and the XMPP s2s stream's 'from'); default localhost")

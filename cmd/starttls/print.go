@@ -72,7 +72,7 @@ func (p *printer) yellow(s string) string { return p.paint("33", s) }
 func (p *printer) bold(s string) string   { return p.paint("1", s) }
 func (p *printer) dim(s string) string    { return p.paint("2", s) }
 
-func (p *printer) section(title string) { fmt.Fprintf(p.w, "\n%s\n", p.safe(title)) }
+func (p *printer) section(title string) { fmt.Fprintf(p.w, "\n%s\n", p.bold(title)) }
 
 // line prints one line; its string arguments (strings, named string
 // types, string slices, errors) are escaped, except the colored pieces

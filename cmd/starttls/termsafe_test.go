@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -211,5 +212,68 @@ func TestJSONTermSafe(t *testing.T) {
 	assertInert(t, b.String())
 	if strings.Contains(b.String(), "\x7f") || !strings.Contains(b.String(), `\u007f`) {
 		t.Errorf("DEL not escaped: %q", b.String())
+	}
+}
+
+// TestCLIProcess is not a test: run under STARTTLS_TEST_CLI=1 it is the
+// command line, arguments after "--", so that a test can run the CLI in a
+// child process with a terminal as its stdout.
+func TestCLIProcess(t *testing.T) {
+	if os.Getenv("STARTTLS_TEST_CLI") != "1" {
+		t.Skip("helper process only")
+	}
+	args := os.Args
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	os.Exit(run(args))
+}
+
+// On a real terminal (a pty from util-linux script) the interactive
+// session escapes the server's bytes too; without the terminal it would
+// pass them raw.
+func TestTerminalSafeSessionOnTTY(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) for a pty")
+	}
+	pki := evilPKI(t)
+	addr := libServer(t, starttls.SMTP, starttls.ServerConfig{
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pki.leaf}},
+	}, evilSMTP)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(extra ...string) string {
+		args := append([]string{self, "-test.run=^TestCLIProcess$", "--", "connect", "--timeout", "5s", "--ca", pki.caFile}, extra...)
+		cmd := exec.CommandContext(ctx, scriptBin, "-qec", strings.Join(append(args, "smtp://"+addr), " "), "/dev/null")
+		cmd.Env = append(os.Environ(), "STARTTLS_TEST_CLI=1", "NO_COLOR=1")
+		cmd.Stdin = strings.NewReader("NOOP\n\x04")
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("timed out: %q", out)
+		}
+		if !strings.Contains(string(out), "221 2.0.0 Bye") {
+			t.Skipf("no session through the pty (%v): %q", err, out)
+		}
+		return string(out)
+	}
+	out := session()
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("raw escapes reached the terminal: %q", out)
+	}
+	if !strings.Contains(out, `Bye \x1b[2J`) {
+		t.Errorf("the session's reply is not shown escaped: %q", out)
+	}
+	// The control: --raw on the same pty lets them through, so the pty
+	// was taken for a terminal.
+	if out := session("--raw"); !strings.Contains(out, "Bye "+evil) {
+		t.Errorf("--raw did not relay raw: %q", out)
 	}
 }
