@@ -49,7 +49,12 @@ func checkPeerNamed(t *testing.T, p starttls.Protocol, addr string, pki *peer.PK
 	if len(r.TLS.ProbeErrors) > 0 {
 		t.Errorf("%s: probe errors: %v", tg, r.TLS.ProbeErrors)
 	}
-	t.Logf("%s: grade %s, versions %v, findings %v, %.0f ms", tg, r.Grade, r.TLS.Versions, ids(r), r.Timings.TotalMS)
+	t.Logf("%s: grade %s, versions %v, findings %v, %.0f ms %v", tg, r.Grade, r.TLS.Versions, ids(r), r.Timings.TotalMS, r.Timings.ProbesMS)
+	for _, f := range r.Findings {
+		if f.ID == "weak-cipher" {
+			t.Logf("  %s: %s", f.ID, f.Evidence)
+		}
+	}
 	return r
 }
 
@@ -111,15 +116,58 @@ func TestCheckPostfix(t *testing.T) {
 		}{{starttls.SMTP, pf.SMTPAddr}, {starttls.Submission, pf.SubmissionAddr}, {starttls.SMTPS, pf.SMTPSAddr}} {
 			r := checkPeer(t, c.p, c.addr, pf.PKI)
 			assertModern(t, r)
+			if c.p != starttls.SMTPS {
+				// Without SASL Postfix answers AUTH with 503; 501 to STARTTLS with an argument.
+				for _, id := range []string{"plaintext-login", "starttls-argument-accepted"} {
+					if v := r.StartTLS.Probes[id]; v != "pass" {
+						t.Errorf("%s: %s probe %q", c.p, id, v)
+					}
+				}
+			}
+			switch c.p {
+			case starttls.Submission: // smtpd_tls_security_level=encrypt: 530 to MAIL
+				requireFinding(t, r, "plaintext-mail-accepted", false)
+				if v := r.StartTLS.Probes["plaintext-mail-accepted"]; v != "pass" {
+					t.Errorf("plaintext-mail-accepted probe %q", v)
+				}
+			case starttls.SMTP: // port 25 is opportunistic: accepted, but only info
+				requireFinding(t, r, "plaintext-mail-accepted", true)
+				for _, f := range r.Findings {
+					if f.ID == "plaintext-mail-accepted" && f.Severity != Info {
+						t.Errorf("port 25: %+v", f)
+					}
+				}
+			}
 			// Postfix never requires HELO, so the reset cannot be observed.
 			if c.p != starttls.SMTPS && (!strings.HasPrefix(r.StartTLS.Probes["state-not-reset"], "n/a") || r.StartTLS.Probes["starttls-after-tls"] != "pass") {
 				t.Errorf("%s probes %v", c.p, r.StartTLS.Probes)
 			}
 		}
 	})
+	t.Run("submission without TLS required", func(t *testing.T) {
+		// A real misconfiguration: a submission service run with the port-25
+		// setting smtpd_tls_security_level=may takes MAIL in plaintext.
+		pf := peer.StartPostfix(t, peer.PostfixOptions{})
+		r := checkPeer(t, starttls.Submission, pf.SMTPAddr, pf.PKI)
+		requireFinding(t, r, "plaintext-mail-accepted", true)
+		for _, f := range r.Findings {
+			if f.ID == "plaintext-mail-accepted" && (f.Severity != High || !strings.Contains(f.Evidence, "250 2.1.0")) {
+				t.Errorf("want high with the 250 reply as evidence: %+v", f)
+			}
+		}
+	})
 	t.Run("legacy", func(t *testing.T) {
 		pf := peer.StartPostfix(t, peer.PostfixOptions{MainCF: legacyPostfix})
-		assertLegacy(t, checkPeer(t, starttls.SMTP, pf.SMTPAddr, pf.PKI))
+		r := checkPeer(t, starttls.SMTP, pf.SMTPAddr, pf.PKI)
+		assertLegacy(t, r)
+		// Debian's OpenSSL 3 has no 3DES or RC4 suites at all, even at
+		// @SECLEVEL=0 ("openssl ciphers 3DES:@SECLEVEL=0": no cipher
+		// match); the weak suites it can still offer are the anonymous ones,
+		// which Postfix's opportunistic cipher lists include.
+		requireFinding(t, r, "weak-cipher", true)
+		if !slices.Contains(r.TLS.CipherSuites["tls1.0"], "TLS_ECDH_anon_WITH_AES_128_CBC_SHA") {
+			t.Errorf("tls1.0 suites %v lack TLS_ECDH_anon_WITH_AES_128_CBC_SHA", r.TLS.CipherSuites["tls1.0"])
+		}
 	})
 }
 
@@ -130,7 +178,12 @@ func TestCheckDovecot(t *testing.T) {
 			p    starttls.Protocol
 			addr string
 		}{{starttls.IMAP, dc.IMAPAddr}, {starttls.POP3, dc.POP3Addr}, {starttls.IMAPS, dc.IMAPSAddr}, {starttls.POP3S, dc.POP3SAddr}} {
-			assertModern(t, checkPeer(t, c.p, c.addr, dc.PKI))
+			r := checkPeer(t, c.p, c.addr, dc.PKI)
+			assertModern(t, r)
+			// NO [PRIVACYREQUIRED] to LOGIN, -ERR [AUTH] to USER.
+			if v := r.StartTLS.Probes["plaintext-login"]; !r.StartTLS.Implicit && v != "pass" {
+				t.Errorf("%s: plaintext-login probe %q", c.p, v)
+			}
 		}
 	})
 	t.Run("legacy", func(t *testing.T) {
@@ -139,12 +192,25 @@ func TestCheckDovecot(t *testing.T) {
 	})
 	t.Run("plaintext auth allowed", func(t *testing.T) {
 		// A real misconfiguration: Dovecot offering LOGIN before TLS.
-		dc := peer.StartDovecot(t, peer.DovecotOptions{Conf: []string{"disable_plaintext_auth = no"}})
-		r := checkPeer(t, starttls.IMAP, dc.IMAPAddr, dc.PKI)
-		requireFinding(t, r, "plaintext-login", true)
-		requireFinding(t, r, "auth-before-tls", true)
-		r = checkPeer(t, starttls.POP3, dc.POP3Addr, dc.PKI)
-		requireFinding(t, r, "plaintext-login", true)
+		dc := peer.StartDovecot(t, peer.DovecotOptions{Sieve: true, Conf: []string{"disable_plaintext_auth = no"}})
+		for _, c := range []struct {
+			p     starttls.Protocol
+			addr  string
+			reply string
+		}{{starttls.IMAP, dc.IMAPAddr, "a NO [AUTHENTICATIONFAILED]"}, {starttls.POP3, dc.POP3Addr, "+OK"}, {starttls.Sieve, dc.SieveAddr, "NO"}} {
+			r := checkPeer(t, c.p, c.addr, dc.PKI)
+			requireFinding(t, r, "plaintext-login", true)
+			requireFinding(t, r, "auth-before-tls", true)
+			// The active probe, not only the capabilities, shows it.
+			if v := r.StartTLS.Probes["plaintext-login"]; v != "fail" {
+				t.Errorf("%s: plaintext-login probe %q", c.p, v)
+			}
+			for _, f := range r.Findings {
+				if f.ID == "plaintext-login" && !strings.Contains(f.Evidence, c.reply) {
+					t.Errorf("%s: evidence %q lacks %q", c.p, f.Evidence, c.reply)
+				}
+			}
+		}
 	})
 }
 
@@ -201,6 +267,14 @@ func TestCheckMoreRealPeers(t *testing.T) {
 			}
 			requireFinding(t, r, "cert-untrusted", false)
 			requireFinding(t, r, "cert-name-mismatch", false)
+			if p == starttls.NNTP || p == starttls.Sieve {
+				// INN answers AUTHINFO USER with 483, Dovecot's managesieve
+				// refuses AUTHENTICATE "PLAIN" (not offered before TLS).
+				if v := r.StartTLS.Probes["plaintext-login"]; v != "pass" {
+					t.Errorf("plaintext-login probe %q", v)
+				}
+				requireFinding(t, r, "plaintext-login", false)
+			}
 		})
 	}
 }
