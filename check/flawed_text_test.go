@@ -192,6 +192,9 @@ func TestTextProtocolFlaws(t *testing.T) {
 						t.Errorf("finding lacks evidence, title or fix: %+v", f)
 					}
 				}
+				if v, ok := bad.StartTLS.Probes[tc.id]; ok && !strings.HasPrefix(v, "fail") {
+					t.Errorf("flawed server: %s probe %q", tc.id, v)
+				}
 				good := checkAddr(t, p, startFlawed(t, p, flaws{}, pki.server()), pki.ca.Pool())
 				requireFinding(t, good, tc.id, false)
 				if good.Status != starttls.StatusSuccess {

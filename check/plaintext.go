@@ -201,6 +201,9 @@ func (c *run) plaintextLoginFinding() {
 		// The server refuses, but its capabilities tell a client to go
 		// ahead: the password has crossed the wire before the refusal.
 		c.add(newFinding("plaintext-login", fmt.Sprintf("%s, though %s was refused: %q", adv, out.sent, out.reply)).withSeverity(Medium))
+		c.mu.Lock()
+		c.r.StartTLS.Probes["plaintext-login"] = "fail (refused, but the capabilities invite a login)"
+		c.mu.Unlock()
 	case adv != "":
 		c.add(newFinding("plaintext-login", adv))
 	}
