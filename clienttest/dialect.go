@@ -129,6 +129,15 @@ func playDialect(ctx context.Context, conn net.Conn, base starttls.Protocol, p *
 		if !write(out) {
 			return
 		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if b, err := br.Peek(1); err == nil && b[0] != 0x16 {
+			// Not a TLS handshake record: the client took the go-ahead and
+			// went on in plaintext. What it sends is judged as such.
+			ob.mu.Lock()
+			ob.handshake = "never started: the client went on in plaintext after the go-ahead"
+			ob.mu.Unlock()
+			continue
+		}
 		tc := serverTLS(ctx, conn, br, p, s, ob)
 		if tc == nil {
 			return

@@ -57,6 +57,9 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		if !done {
 			return Pass, "did not complete TLS after the injected bytes (handshake " + ob.handshake + ")"
 		}
+		if len(inTLS) == 0 {
+			return Pass, "completed the handshake but sent nothing inside TLS"
+		}
 		var early []string
 		for _, l := range inTLS {
 			if ob.firstTLSSent.IsZero() || l.AtMS < ms(ob.firstTLSSent.Sub(ob.start)) {

@@ -9,6 +9,9 @@ import (
 // Markdown writes the report as a table suitable for docs/.
 func (r *Report) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "### %s — `%s`\n\n", r.Protocol, r.Client)
+	if r.Version != "" {
+		fmt.Fprintf(w, "Version: %s\n\n", r.Version)
+	}
 	if !r.Counts {
 		fmt.Fprintf(w, "The control scenario failed: this client never worked with an honest server, so the rows below do not count.\n\n")
 	}

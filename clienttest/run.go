@@ -66,6 +66,8 @@ type Report struct {
 	Schema   string            `json:"schema"`
 	Protocol starttls.Protocol `json:"protocol"`
 	Client   string            `json:"client"`
+	// Version is the client's version, when the caller knows it.
+	Version string `json:"client_version,omitempty"`
 	// Counts is true only when the control scenario passed: otherwise the
 	// client never worked with an honest server and nothing else means much.
 	Counts  bool     `json:"counts"`
