@@ -32,11 +32,17 @@ nothing else counts.`,
 		Example: `  starttls clienttest --proto smtp -- curl -sS --ssl-reqd --cacert {ca} smtp://{addr} \
       --mail-from a@x.test --mail-rcpt b@x.test -T msg.eml -u user:secret
   starttls clienttest --proto imap --self
+  starttls clienttest --proto postgres -- psql "host={host} port={port} sslmode=verify-full sslrootcert={ca}"
+  starttls clienttest --proto submission --list
   starttls clienttest --proto imap --listen 127.0.0.1:1143 --scenario strip-capability`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := starttls.Protocol(strings.ToLower(proto))
 			if list {
-				for _, s := range clienttest.Scenarios(p) {
+				scenarios := clienttest.Scenarios(p)
+				if len(scenarios) == 0 {
+					return exitWith(exitUsage, fmt.Errorf("no scenarios for %q: clienttest speaks %s", p, clienttestProtocols()))
+				}
+				for _, s := range scenarios {
 					fmt.Fprintf(cmd.OutOrStdout(), "%-24s %s\n%-24s expect: %s\n", s.Name, s.Summary, "", s.Expect)
 				}
 				return nil
@@ -105,7 +111,7 @@ nothing else counts.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&proto, "proto", "smtp", "protocol: smtp, submission, imap, pop3, ftp")
+	f.StringVar(&proto, "proto", "smtp", "protocol: "+clienttestProtocols())
 	f.StringSliceVar(&scenarios, "scenarios", nil, "run only these scenarios (comma-separated)")
 	f.StringVar(&scenarioFlag, "scenario", "", "run one scenario (with --listen: the one to serve)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON (schema starttls.clienttest/v1)")
@@ -115,6 +121,14 @@ nothing else counts.`,
 	f.StringVar(&listen, "listen", "", "serve --scenario on ADDR for a client you drive by hand")
 	f.DurationVar(&timeout, "timeout", 15*time.Second, "deadline per scenario; the client is killed at its end")
 	return cmd
+}
+
+func clienttestProtocols() string {
+	var names []string
+	for _, p := range clienttest.Protocols() {
+		names = append(names, string(p))
+	}
+	return strings.Join(names, ", ")
 }
 
 func verdictWord(p *printer, v clienttest.Verdict) string {
