@@ -2,6 +2,7 @@ package mail
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/starttls-go/starttls"
@@ -44,43 +45,86 @@ func enforce(r *Report, mode string, mx ...string) *Report {
 	return r
 }
 
-func TestJudge(t *testing.T) {
-	secureDANE := func(verdict string) *HostDANE {
-		return &HostDANE{Name: "_25._tcp.mx.example.test", Base: "mx.example.test", Secure: true, Verdict: verdict,
-			Records: []TLSA{NewTLSA(3, 1, 1, "00000000000000000000000000000000000000000000000000000000000000aa")}}
+// judgeCase is a report as the discovery phases would leave it and the
+// exact finding ids judge must add; sev pins severities that differ from
+// the catalogue's.
+type judgeCase struct {
+	name string
+	r    *Report
+	want []string
+	sev  map[string]check.Severity
+}
+
+// judgeCases builds fresh reports on every call: judge mutates them.
+func judgeCases() []judgeCase {
+	secureDANE := func(verdict string, recs ...TLSA) *HostDANE {
+		if len(recs) == 0 {
+			recs = []TLSA{NewTLSA(3, 1, 1, "00000000000000000000000000000000000000000000000000000000000000aa")}
+		}
+		return &HostDANE{Name: "_25._tcp.mx.example.test", Base: "mx.example.test", Secure: true, Verdict: verdict, Records: recs}
 	}
 	withDANE := func(h *MXHost, d *HostDANE) *MXHost { h.DANE = d; return h }
-	for _, c := range []struct {
-		name string
-		r    *Report
-		want []string
-	}{
-		{"enforce, all good", enforce(newReport(fakeHost("mx.example.test", true, true)), ModeEnforce, "mx.example.test"), []string{}},
-		{"no TLS, no policy", newReport(fakeHost("mx.example.test", false, false)), []string{"stripping-possible"}},
-		{"no TLS under enforce", enforce(newReport(fakeHost("mx.example.test", false, false)), ModeEnforce, "mx.example.test"), []string{"mx-no-starttls"}},
-		{"no TLS under testing", enforce(newReport(fakeHost("mx.example.test", false, false)), ModeTesting, "mx.example.test"), []string{"stripping-possible"}},
-		{"no TLS, DANE", newReport(withDANE(fakeHost("mx.example.test", false, false), secureDANE(DANENoTLS))), []string{"mx-no-starttls"}},
+	d32 := strings.Repeat("ab", 32)
+	return []judgeCase{
+		{"enforce, all good", enforce(newReport(fakeHost("mx.example.test", true, true)), ModeEnforce, "mx.example.test"), []string{}, nil},
+		{"no TLS, no policy", newReport(fakeHost("mx.example.test", false, false)), []string{"stripping-possible"}, nil},
+		{"no TLS under enforce", enforce(newReport(fakeHost("mx.example.test", false, false)), ModeEnforce, "mx.example.test"), []string{"mx-no-starttls"}, nil},
+		{"no TLS under testing", enforce(newReport(fakeHost("mx.example.test", false, false)), ModeTesting, "mx.example.test"), []string{"stripping-possible"}, nil},
+		{"no TLS, DANE", newReport(withDANE(fakeHost("mx.example.test", false, false), secureDANE(DANENoTLS))), []string{"mx-no-starttls"}, nil},
 		{"one of two without TLS", enforce(newReport(fakeHost("a.example.test", true, true), fakeHost("b.example.test", false, false)), ModeNone),
-			[]string{"stripping-possible"}},
-		{"wildcard match", enforce(newReport(fakeHost("a.mx.example.test", true, true)), ModeEnforce, "*.mx.example.test"), []string{}},
+			[]string{"stripping-possible"}, nil},
+		{"wildcard match", enforce(newReport(fakeHost("a.mx.example.test", true, true)), ModeEnforce, "*.mx.example.test"), []string{}, nil},
 		{"wildcard two labels", enforce(newReport(fakeHost("a.b.mx.example.test", true, true)), ModeEnforce, "*.mx.example.test"),
-			[]string{"mta-sts-mx-mismatch"}},
+			[]string{"mta-sts-mx-mismatch"}, map[string]check.Severity{"mta-sts-mx-mismatch": check.High}},
+		// Under testing senders deliver anyway (RFC 8461 §5): a report, not a refusal.
+		{"mismatch under testing", enforce(newReport(fakeHost("b.example.test", true, true)), ModeTesting, "a.example.test"),
+			[]string{"mta-sts-mx-mismatch"}, map[string]check.Severity{"mta-sts-mx-mismatch": check.Medium}},
+		{"mismatch under none", enforce(newReport(fakeHost("b.example.test", true, true)), ModeNone, "a.example.test"), []string{}, nil},
 		{"bad cert under enforce", enforce(newReport(fakeHost("mx.example.test", true, false)), ModeEnforce, "mx.example.test"),
-			[]string{"mta-sts-mx-cert-invalid"}},
+			[]string{"mta-sts-mx-cert-invalid"}, map[string]check.Severity{"mta-sts-mx-cert-invalid": check.High}},
+		{"bad cert under testing", enforce(newReport(fakeHost("mx.example.test", true, false)), ModeTesting, "mx.example.test"),
+			[]string{"mta-sts-mx-cert-invalid"}, map[string]check.Severity{"mta-sts-mx-cert-invalid": check.Medium}},
 		{"bad cert, DANE passes", enforce(newReport(withDANE(fakeHost("mx.example.test", true, false), secureDANE(DANEPass))), ModeEnforce, "mx.example.test"),
-			[]string{}},
-		{"bad cert without policy", newReport(fakeHost("mx.example.test", true, false)), []string{}},
-		{"DANE fail", newReport(withDANE(fakeHost("mx.example.test", true, true), secureDANE(DANEFail))), []string{"dane-mismatch"}},
+			[]string{}, nil},
+		{"bad cert without policy", newReport(fakeHost("mx.example.test", true, false)), []string{}, nil},
+		{"DANE fail", newReport(withDANE(fakeHost("mx.example.test", true, true), secureDANE(DANEFail))), []string{"dane-mismatch"}, nil},
+		// A PKIX record next to a usable one costs little; alone it leaves
+		// the host without DANE, which is worse.
+		{"PKIX next to DANE-EE", newReport(withDANE(fakeHost("mx.example.test", true, true),
+			secureDANE(DANEPass, NewTLSA(1, 1, 1, d32), NewTLSA(3, 1, 1, d32)))),
+			[]string{"dane-usage-not-recommended"}, map[string]check.Severity{"dane-usage-not-recommended": check.Low}},
+		{"PKIX only", newReport(withDANE(fakeHost("mx.example.test", true, true), secureDANE(DANEUnusable, NewTLSA(0, 0, 1, d32), NewTLSA(1, 1, 1, d32)))),
+			[]string{"dane-usage-not-recommended"}, map[string]check.Severity{"dane-usage-not-recommended": check.Medium}},
+		{"malformed TLSA", newReport(withDANE(fakeHost("mx.example.test", true, true), secureDANE(DANEUnusable, NewTLSA(3, 1, 1, "abcd")))),
+			[]string{"dane-tlsa-unusable"}, nil},
+		{"TLSA without DNSSEC", func() *Report {
+			r := newReport(withDANE(fakeHost("mx.example.test", true, true), secureDANE(DANEInsecure)))
+			r.MX.Hosts[0].DANE.Secure = false
+			return r
+		}(), []string{"dane-no-dnssec"}, nil},
+		{"unreachable", func() *Report {
+			h := fakeHost("mx.example.test", false, false)
+			h.Check.Status = starttls.StatusConnectRefused
+			return enforce(newReport(h), ModeEnforce, "mx.example.test")
+		}(), []string{"mx-unreachable"}, nil},
 		{"no MTA-STS, no DANE", func() *Report {
 			r := newReport(fakeHost("mx.example.test", true, true))
 			r.MTASTS.Records = nil
 			return r
-		}(),
-			[]string{"mta-sts-missing"}},
-	} {
+		}(), []string{"mta-sts-missing"}, map[string]check.Severity{"mta-sts-missing": check.Medium}},
+	}
+}
+
+func TestJudge(t *testing.T) {
+	for _, c := range judgeCases() {
 		got := judgeIDs(t, c.r)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+		for _, f := range c.r.Findings {
+			if s, ok := c.sev[f.ID]; ok && f.Severity != s {
+				t.Errorf("%s: %s at %s, want %s", c.name, f.ID, f.Severity, s)
+			}
 		}
 	}
 }
