@@ -121,6 +121,48 @@ func TestMailCommand(t *testing.T) {
 		}
 	})
 
+	t.Run("requiretls", func(t *testing.T) {
+		code, out, errs := cli("requiretls.mail.test")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s\n%s", code, errs, out)
+		}
+		for _, want := range []string{"REQUIRETLS  yes", "every MX        yes"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		// serve's MX hosts do not advertise it.
+		if _, out, _ := cli("good.mail.test"); !strings.Contains(out, "every MX        no") || strings.Contains(out, "REQUIRETLS  yes") {
+			t.Errorf("good.mail.test claims REQUIRETLS:\n%s", out)
+		}
+	})
+
+	t.Run("trust-ad", func(t *testing.T) {
+		// The same loopback unbound, named "localhost": a name is not a
+		// loopback address as written, so its AD bit counts only with
+		// --trust-ad. Only 127.0.0.1 is dialled either way.
+		_, port, err := net.SplitHostPort(e.Resolver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := []string{"mail", "--resolver", "localhost:" + port, "--ca", e.CAFile,
+			"--smtp-port", strconv.Itoa(e.SMTPPort), "--https-port", strconv.Itoa(e.HTTPSPort), "--timeout", "5s"}
+		code, out, errs := runCLI(t, "", append(slices.Clone(named), "good.mail.test")...)
+		if code != exitFindings || !strings.Contains(out, "AD bit not trusted") || !strings.Contains(out, "dane-no-dnssec") ||
+			!strings.Contains(out, "use --trust-ad") {
+			t.Errorf("without --trust-ad: exit %d: %s\n%s", code, errs, out)
+		}
+		code, out, errs = runCLI(t, "", append(slices.Clone(named), "--trust-ad", "--json", "good.mail.test")...)
+		var r mail.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("--trust-ad --json: %v: %s", err, out)
+		}
+		ids := r.IDs()
+		if code != exitOK || !r.ADTrusted || !r.DANE.Enabled || !r.MX.Secure || len(ids) != 0 {
+			t.Errorf("with --trust-ad: exit %d ad_trusted %v dane %v findings %v: %s", code, r.ADTrusted, r.DANE.Enabled, ids, errs)
+		}
+	})
+
 	t.Run("null MX", func(t *testing.T) {
 		code, out, _ := cli("nullmx.mail.test")
 		if code != exitOK || !strings.Contains(out, "grade n/a") || !strings.Contains(out, "null MX: the domain accepts no mail") {
