@@ -154,6 +154,13 @@ func (c *run) plaintextLogin(ctx context.Context) {
 	case starttls.POP3:
 		try = pop3Login
 	case starttls.SMTP, starttls.Submission:
+		if !c.submission() && !advertisesAuth(c.r.StartTLS.CapabilitiesBefore) {
+			// An MX that offers no AUTH before TLS gets no login attempt:
+			// a check of a domain's MX hosts must not look like a
+			// password-guessing client to someone else's mail server.
+			c.verdict("plaintext-login", "n/a (port 25, no AUTH advertised before TLS)", 0)
+			return
+		}
 		try = c.smtpLogin
 	case starttls.NNTP:
 		try = nntpLogin
@@ -380,6 +387,16 @@ func (c *run) smtpLogin(p *plainConn) loginOutcome {
 	out.reply = text
 	out.result = judgeSMTPAuth(code)
 	return out
+}
+
+// advertisesAuth reports whether EHLO keywords list AUTH (RFC 4954).
+func advertisesAuth(caps []string) bool {
+	for _, c := range caps {
+		if kw, _, _ := strings.Cut(c, " "); strings.EqualFold(kw, "AUTH") {
+			return true
+		}
+	}
+	return false
 }
 
 // judgeSMTPAuth classifies the answer to AUTH PLAIN before TLS.
