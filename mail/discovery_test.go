@@ -2,9 +2,12 @@ package mail
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -127,6 +130,10 @@ type discoveryCase struct {
 }
 
 type fakeDomain struct {
+	name, mx     string // the domain and its MX host (default mx.example.test)
+	port         int    // the SMTP port: TLSA owner names need it
+	tlsa3        string // "3 1 1 ..." of the MX's key
+	extra        []string
 	sts, rpt     []string // TXT strings at _mta-sts and _smtp._tls
 	fail         []string // labels under the domain answered with SERVFAIL
 	noPolicyHost bool
@@ -172,7 +179,38 @@ func discoveryCases() []discoveryCase {
 		{"rptservfail", func(d *fakeDomain) { d.fail = append(d.fail, "_smtp._tls") },
 			[]string{"tlsrpt-invalid"}, map[string]string{"tlsrpt-invalid": "TXT lookup failed"}, nil},
 		{"rptnone", func(d *fakeDomain) { d.rpt = nil }, []string{"tlsrpt-missing"}, nil, nil},
+		// RFC 7672 §2.2.2: with a secure CNAME the TLSA base domain is the
+		// expanded name, the initial name only after a secure "none there".
+		{"tlsacname", func(d *fakeDomain) {
+			d.cnameMX()
+			d.extra = append(d.extra, d.tlsaOwner("real")+" TLSA "+d.tlsa3)
+		}, []string{}, nil, nil},
+		{"tlsainitial", func(d *fakeDomain) {
+			d.cnameMX()
+			d.extra = append(d.extra, d.tlsaOwner("mx")+" TLSA "+d.tlsa3)
+		}, []string{}, nil, nil},
+		// A failed lookup at the expanded name is indeterminate (§2.1.1):
+		// DANE senders defer, and must not fall back to the initial name.
+		{"tlsacnamefail", func(d *fakeDomain) {
+			d.cnameMX()
+			d.fail = append(d.fail, "_"+strconv.Itoa(d.port)+"._tcp.real")
+		}, []string{"dns-error"}, map[string]string{"dns-error": "DANE senders defer"}, nil},
+		{"tlsacnamefailinitial", func(d *fakeDomain) {
+			d.cnameMX()
+			d.fail = append(d.fail, "_"+strconv.Itoa(d.port)+"._tcp.real")
+			d.extra = append(d.extra, d.tlsaOwner("mx")+" TLSA "+d.tlsa3)
+		}, []string{"dns-error"}, map[string]string{"dns-error": "DANE senders defer"}, nil},
 	}
+}
+
+// cnameMX makes the MX mx.DOMAIN, an alias of real.DOMAIN.
+func (d *fakeDomain) cnameMX() {
+	d.mx = "mx." + d.name
+	d.extra = append(d.extra, d.mx+". CNAME real."+d.name+".", "real."+d.name+". A 127.0.0.1")
+}
+
+func (d *fakeDomain) tlsaOwner(sub string) string {
+	return "_" + strconv.Itoa(d.port) + "._tcp." + sub + "." + d.name + "."
 }
 
 // TestDiscovery runs the whole check (Run: DNS, MX check, policy fetch,
@@ -191,28 +229,44 @@ func TestDiscovery(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel) // parallel subtests outlive this function's body
-	mx, err := serve.Start(ctx, serve.Options{Protocol: starttls.SMTP, Listen: "127.0.0.1:0",
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{issue("mx.example.test").TLS}},
-		Policy:    starttls.Optional, Hostname: "mx.example.test", IdleTimeout: 20 * time.Second})
+	// The MX certificate must name every domain's MX host, and the cases
+	// need the port: the listener comes first, the server once the
+	// certificate exists.
+	ml, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = mx.Close() })
-	smtpPort := mx.Addr.(*net.TCPAddr).Port
-
+	smtpPort := ml.Addr().(*net.TCPAddr).Port
 	cases := discoveryCases()
-	records := []string{"mx.example.test. A 127.0.0.1"}
-	var fail []string
-	domains := map[string]*fakeDomain{} // by policy host name
-	var stsNames []string
+	mxNames := []string{"mx.example.test"}
 	for _, c := range cases {
-		dom := c.label + ".example.test"
-		d := &fakeDomain{sts: []string{"v=STSv1; id=" + c.label}, rpt: []string{"v=TLSRPTv1; rua=mailto:tlsrpt@" + dom},
-			contentType: "text/plain; charset=utf-8", body: "version: STSv1\nmode: enforce\nmx: mx.example.test\nmax_age: 86400\n"}
+		d := &fakeDomain{name: c.label + ".example.test", mx: "mx.example.test", port: smtpPort}
 		if c.edit != nil {
 			c.edit(d)
 		}
-		records = append(records, dom+". MX 10 mx.example.test.")
+		if !slices.Contains(mxNames, d.mx) {
+			mxNames = append(mxNames, d.mx)
+		}
+	}
+	mxLeaf := issue(mxNames...)
+	spki := sha256.Sum256(mxLeaf.Cert.RawSubjectPublicKeyInfo)
+	tlsa3 := "3 1 1 " + hex.EncodeToString(spki[:])
+
+	records := []string{"mx.example.test. A 127.0.0.1"}
+	var fail []string
+	domains := map[string]*fakeDomain{} // by policy host name
+	byLabel := map[string]*fakeDomain{}
+	var stsNames []string
+	for _, c := range cases {
+		dom := c.label + ".example.test"
+		d := &fakeDomain{name: dom, mx: "mx.example.test", port: smtpPort, tlsa3: tlsa3,
+			sts: []string{"v=STSv1; id=" + c.label}, rpt: []string{"v=TLSRPTv1; rua=mailto:tlsrpt@" + dom},
+			contentType: "text/plain; charset=utf-8", body: "version: STSv1\nmode: enforce\nmx: mx.example.test\nmx: *." + dom + "\nmax_age: 86400\n"}
+		if c.edit != nil {
+			c.edit(d)
+		}
+		records = append(records, dom+". MX 10 "+d.mx+".")
+		records = append(records, d.extra...)
 		for _, s := range d.sts {
 			records = append(records, "_mta-sts."+dom+". TXT "+strconv.Quote(s))
 		}
@@ -226,9 +280,19 @@ func TestDiscovery(t *testing.T) {
 			fail = append(fail, l+"."+dom)
 		}
 		domains["mta-sts."+dom] = d
+		byLabel[c.label] = d
 		stsNames = append(stsNames, "mta-sts."+dom)
 	}
-	res := startFakeDNS(t, false, fail, records...)
+	// AD on every answer from a loopback resolver: everything is
+	// DNSSEC-secure, so TLSA records count.
+	res := startFakeDNS(t, true, fail, records...)
+	mx, err := serve.Start(ctx, serve.Options{Protocol: starttls.SMTP, Listener: ml,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{mxLeaf.TLS}},
+		Policy:    starttls.Optional, Hostname: "mx.example.test", IdleTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mx.Close() })
 
 	good, wrong := issue(stsNames...), issue("www.example.test")
 	stop := make(chan struct{})
@@ -259,6 +323,8 @@ func TestDiscovery(t *testing.T) {
 		}
 		return &good.TLS, nil
 	}}
+	// The rejected and stalled handshakes are the point, not news.
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
 	t.Cleanup(func() { close(stop) }) // before hs.Close: cleanups run last first
@@ -275,6 +341,17 @@ func TestDiscovery(t *testing.T) {
 			slices.Sort(got)
 			if !slices.Equal(got, c.want) || r.Status != StatusOK {
 				t.Errorf("findings %v status %s (%s), want %v", got, r.Status, r.Error, c.want)
+			}
+			// A clean domain with TLSA records is clean because DANE passed,
+			// at the owner name the case published.
+			for _, rec := range byLabel[c.label].extra {
+				owner, _, isTLSA := strings.Cut(rec, " TLSA ")
+				if !isTLSA || len(c.want) > 0 {
+					continue
+				}
+				if hd := r.MX.Hosts[0].DANE; !r.DANE.Enabled || hd == nil || hd.Verdict != DANEPass || hd.Name+"." != owner {
+					t.Errorf("DANE enabled %v, host %+v; want pass at %s", r.DANE.Enabled, hd, owner)
+				}
 			}
 			for _, f := range r.Findings {
 				if ev, ok := c.evidence[f.ID]; ok && !strings.Contains(f.Evidence, ev) {

@@ -268,9 +268,12 @@ func (c *run) dane(ctx context.Context, h *MXHost) {
 		name := fmt.Sprintf("_%d._tcp.%s", o.SMTPPort, base)
 		a, err := o.Resolver.Query(ctx, name, dns.TypeTLSA)
 		if err != nil {
+			// Indeterminate, not "no records": the next base may be tried
+			// only after a secure denial here, so a DANE sender defers
+			// rather than fall back to the MX name (RFC 7672 §2.1.1, §2.2.2).
 			lookupErrs = append(lookupErrs, err.Error())
 			hd.Detail = err.Error()
-			continue
+			break
 		}
 		if len(a.RRs) == 0 {
 			continue
@@ -284,7 +287,7 @@ func (c *run) dane(ctx context.Context, h *MXHost) {
 		break
 	}
 	if len(hd.Records) == 0 {
-		if len(lookupErrs) == len(bases) {
+		if len(lookupErrs) > 0 {
 			// Bogus or indeterminate: DANE senders defer (RFC 7672 §2.1).
 			h.DANE = hd
 			c.add(newFinding("dns-error", "TLSA lookup failed, DANE senders defer mail to "+h.Name+": "+strings.Join(lookupErrs, "; ")))
