@@ -141,6 +141,7 @@ type fakeDomain struct {
 	body         string
 	wrongCert    bool // the policy host's certificate names another host
 	stall        bool // the policy host never finishes the TLS handshake
+	bodyStall    bool // the policy host sends the body, but never ends it
 }
 
 func discoveryCases() []discoveryCase {
@@ -171,6 +172,10 @@ func discoveryCases() []discoveryCase {
 			[]string{"mta-sts-fetch-failed"}, map[string]string{"mta-sts-fetch-failed": ": size: "}, nil},
 		{"stsstall", func(d *fakeDomain) { d.stall = true },
 			[]string{"mta-sts-fetch-failed"}, map[string]string{"mta-sts-fetch-failed": ": timeout: "}, nil},
+		// Everything a valid policy needs, but the body never ends: a
+		// fetch cut off by its deadline is a failure, not a policy.
+		{"stsbodystall", func(d *fakeDomain) { d.bodyStall = true },
+			[]string{"mta-sts-fetch-failed"}, map[string]string{"mta-sts-fetch-failed": ": timeout: "}, nil},
 		{"stsmismatchtesting", func(d *fakeDomain) {
 			d.body = "version: STSv1\nmode: testing\nmx: other.example.test\nmax_age: 86400\n"
 		}, []string{"mta-sts-mx-mismatch", "mta-sts-testing"}, nil, map[string]check.Severity{"mta-sts-mx-mismatch": check.Medium}},
@@ -179,6 +184,18 @@ func discoveryCases() []discoveryCase {
 		{"rptservfail", func(d *fakeDomain) { d.fail = append(d.fail, "_smtp._tls") },
 			[]string{"tlsrpt-invalid"}, map[string]string{"tlsrpt-invalid": "TXT lookup failed"}, nil},
 		{"rptnone", func(d *fakeDomain) { d.rpt = nil }, []string{"tlsrpt-missing"}, nil, nil},
+		{"rptother", func(d *fakeDomain) { d.rpt = append(d.rpt, "v=spf1 -all", "v=TLSRPTv10; rua=mailto:x@example.test") },
+			[]string{}, nil, nil},
+		// One record in several strings is their concatenation (RFC 8461 §3.1).
+		{"stssplit", func(d *fakeDomain) {
+			d.sts = nil
+			d.extra = append(d.extra, "_mta-sts."+d.name+`. TXT "v=STSv1; " "id=split1"`)
+		}, []string{}, nil, nil},
+		// The policy host may be an alias; the URL's name stays the TLS name.
+		{"stshostcname", func(d *fakeDomain) {
+			d.noPolicyHost = true
+			d.extra = append(d.extra, "mta-sts."+d.name+". CNAME policy.example.test.")
+		}, []string{}, nil, nil},
 		// RFC 7672 §2.2.2: with a secure CNAME the TLSA base domain is the
 		// expanded name, the initial name only after a secure "none there".
 		{"tlsacname", func(d *fakeDomain) {
@@ -252,7 +269,7 @@ func TestDiscovery(t *testing.T) {
 	spki := sha256.Sum256(mxLeaf.Cert.RawSubjectPublicKeyInfo)
 	tlsa3 := "3 1 1 " + hex.EncodeToString(spki[:])
 
-	records := []string{"mx.example.test. A 127.0.0.1"}
+	records := []string{"mx.example.test. A 127.0.0.1", "policy.example.test. A 127.0.0.1"}
 	var fail []string
 	domains := map[string]*fakeDomain{} // by policy host name
 	byLabel := map[string]*fakeDomain{}
@@ -305,6 +322,14 @@ func TestDiscovery(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", d.contentType)
 		_, _ = io.WriteString(w, d.body)
+		if d.bodyStall {
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			case <-time.After(30 * time.Second):
+			}
+		}
 	}))
 	hs.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		d := domains[hello.ServerName]

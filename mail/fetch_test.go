@@ -99,6 +99,28 @@ func TestFetchPolicy(t *testing.T) {
 			}
 		})
 	}
+	// Headers on time, then a body that never ends. net/http sometimes
+	// ends such a body with a clean EOF at the deadline, so one try proves
+	// little: a cut-off policy must never come back as a whole one.
+	t.Run("stalled body", func(t *testing.T) {
+		port := policyServer(t, ca, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "version: STSv1\nmode: enforce\nmx: mx.example.test\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(5 * time.Second):
+			case <-r.Context().Done():
+			}
+		}, host)
+		for i := 0; i < 30; i++ {
+			got, err := FetchPolicy(context.Background(), FetchOptions{Host: host, Port: port, Addrs: []string{"127.0.0.1"},
+				Roots: ca.Pool(), Timeout: 50 * time.Millisecond})
+			var fe *FetchError
+			if !errors.As(err, &fe) || fe.Rule != "timeout" {
+				t.Fatalf("try %d: body %q, error %v; want rule timeout", i, got, err)
+			}
+		}
+	})
 	t.Run("no address", func(t *testing.T) {
 		_, err := FetchPolicy(context.Background(), FetchOptions{Host: host})
 		var fe *FetchError
