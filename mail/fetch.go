@@ -118,9 +118,10 @@ func FetchPolicy(ctx context.Context, o FetchOptions) ([]byte, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPolicySize+1))
 	if err == nil && ctx.Err() != nil {
-		// net/http sometimes ends a chunked body cut off by the deadline
-		// with a clean EOF (seen about 1 in 7 on loopback): the part read
-		// must not pass for the whole policy.
+		// The deadline fired while the body was arriving, yet the read
+		// ended with a clean EOF (on loopback about 1 in 7, when the server
+		// finishes its chunked reply on seeing our close): what was read is
+		// a prefix and must not pass for the whole policy.
 		err = fmt.Errorf("body cut off: %w", ctx.Err())
 	}
 	if err != nil {
