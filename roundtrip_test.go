@@ -3,6 +3,7 @@ package starttls_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -125,5 +126,57 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("greeting %q, transcript %d lines", c.Greeting, len(c.Transcript))
 			}
 		})
+	}
+}
+
+// Config.Dial opens the connection when set (a scanner's rate limit, a
+// test's router); its error is the connect phase's, typed as any other.
+func TestConfigDial(t *testing.T) {
+	pki := newPKI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c, err := starttls.Accept(ctx, conn, starttls.SMTP, &starttls.ServerConfig{TLSConfig: pki.Server})
+		if err != nil {
+			return
+		}
+		postTLSCaps(t, c)
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+	}()
+	var dialled []string
+	cfg := &starttls.Config{TLSConfig: pki.Client, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dialled = append(dialled, addr)
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("Dial's context has no phase deadline")
+		}
+		// The name is dialled as given; the router sends it to the listener.
+		var d net.Dialer
+		return d.DialContext(ctx, network, l.Addr().String())
+	}}
+	c, err := starttls.Dial(ctx, starttls.SMTP, "127.0.0.1:25", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if len(dialled) != 1 || dialled[0] != "127.0.0.1:25" {
+		t.Errorf("Dial called with %q", dialled)
+	}
+	refused := &starttls.Config{Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("routed nowhere")}
+	}}
+	_, err = starttls.Dial(ctx, starttls.SMTP, "127.0.0.1:25", refused)
+	var pe *starttls.ProtocolError
+	if !errors.As(err, &pe) || pe.Phase != starttls.PhaseConnect {
+		t.Errorf("a failing Dial: %v, want a connect-phase ProtocolError", err)
 	}
 }

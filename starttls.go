@@ -143,6 +143,11 @@ type Config struct {
 	// LocalAddr is the address Dial connects from, for a scanner with
 	// several source addresses; nil lets the system choose.
 	LocalAddr net.Addr
+	// Dial, when set, opens the TCP connection instead of a net.Dialer
+	// (LocalAddr is then the dialer's business): a scanner counts or
+	// rate-limits connections through it, a test routes them. It is
+	// called with ctx bounded by PhaseTimeout.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 
 	// PipelineAfterUpgrade is for auditing servers, never for real
 	// sessions: these bytes are sent in the same write as the upgrade
@@ -240,8 +245,15 @@ func dial(ctx context.Context, proto Protocol, addr string, cfg *Config) (*spec,
 	cfg = cfg.orDefault()
 	hp := net.JoinHostPort(host, strconv.Itoa(port))
 	start := time.Now()
-	d := net.Dialer{Timeout: cfg.PhaseTimeout, LocalAddr: cfg.LocalAddr}
-	raw, err := d.DialContext(ctx, "tcp", hp)
+	var raw net.Conn
+	if cfg.Dial != nil {
+		dctx, cancel := context.WithTimeout(ctx, cfg.PhaseTimeout)
+		raw, err = cfg.Dial(dctx, "tcp", hp)
+		cancel()
+	} else {
+		d := net.Dialer{Timeout: cfg.PhaseTimeout, LocalAddr: cfg.LocalAddr}
+		raw, err = d.DialContext(ctx, "tcp", hp)
+	}
 	if err != nil {
 		return nil, "", nil, 0, nil, &ProtocolError{Protocol: sp.name, Peer: hp, Phase: PhaseConnect, Err: classifyIO(ctx, err)}
 	}

@@ -53,6 +53,12 @@ type Options struct {
 	// LocalAddr is the address every probe connects from; nil lets the
 	// system choose.
 	LocalAddr net.Addr
+	// Dial, when set, opens every probe's TCP connection (see
+	// starttls.Config.Dial): the scan's --rate takes a token per connection.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Domain is the service domain where the protocol needs one (the XMPP
+	// stream's "to"); default ServerName.
+	Domain string
 }
 
 func (o Options) withDefaults(t starttls.Target) Options {
@@ -187,8 +193,9 @@ func (c *run) clientConfig() *starttls.Config {
 		},
 		PhaseTimeout: c.o.Timeout,
 		LocalName:    c.o.LocalName,
-		Domain:       c.o.ServerName,
+		Domain:       firstNonEmpty(c.o.Domain, c.o.ServerName),
 		LocalAddr:    c.o.LocalAddr,
+		Dial:         c.o.Dial,
 	}
 }
 

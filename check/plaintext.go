@@ -37,8 +37,7 @@ type plainConn struct {
 }
 
 func (c *run) dialPlain(ctx context.Context) (*plainConn, error) {
-	d := net.Dialer{LocalAddr: c.o.LocalAddr, Timeout: c.o.Timeout}
-	raw, err := d.DialContext(ctx, "tcp", c.t.Addr())
+	raw, err := c.dialTCP(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -368,8 +368,7 @@ func (c *run) stateReset(ctx context.Context) {
 func (c *run) mailWithoutAnyHello(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
 	defer cancel()
-	d := net.Dialer{LocalAddr: c.o.LocalAddr}
-	raw, err := d.DialContext(ctx, "tcp", c.t.Addr())
+	raw, err := c.dialTCP(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -435,6 +434,17 @@ func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
 }
 
 // dialer returns connections positioned for a raw ClientHello.
+// dialTCP opens a probe's plain connection, through Options.Dial when set.
+func (c *run) dialTCP(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	if c.o.Dial != nil {
+		return c.o.Dial(ctx, "tcp", c.t.Addr())
+	}
+	d := net.Dialer{LocalAddr: c.o.LocalAddr}
+	return d.DialContext(ctx, "tcp", c.t.Addr())
+}
+
 func (c *run) dialer() func(ctx context.Context) (net.Conn, error) {
 	return func(ctx context.Context) (net.Conn, error) {
 		raw, _, err := starttls.Negotiate(ctx, c.t.Protocol, c.t.Addr(), c.clientConfig())

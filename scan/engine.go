@@ -29,7 +29,7 @@ type CheckFunc func(ctx context.Context, t starttls.Target, o check.Options) *ch
 type Options struct {
 	Depth       string        // check.Quick (default), check.Session or check.Full
 	Concurrency int           // workers: targets checked at once. Default 100
-	Rate        float64       // check attempts started per second (token bucket); 0: unlimited
+	Rate        float64       // connections opened per second, every probe's included (token bucket); 0: unlimited
 	Burst       int           // token bucket size; default 1
 	PerSubnet   int           // at most this many targets per /24 (IPv6 /48) at once; 0: unlimited
 	Timeout     time.Duration // each phase of each connection. Default 5 s

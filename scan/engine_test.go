@@ -250,25 +250,62 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
-// --rate counts check attempts: a retry takes a token as the first
-// attempt did (docs/scan.md, Rate).
-func TestRateCountsAttempts(t *testing.T) {
-	const n, r = 10, 40.0
-	var calls atomic.Int64
-	flaky := func(ctx context.Context, tg starttls.Target, o check.Options) *check.Report {
-		calls.Add(1)
-		return &check.Report{Status: starttls.StatusTimeout, Findings: []check.Finding{}}
-	}
-	start := time.Now()
-	sum, err := Run(context.Background(), generator(n), "", &countSink{}, Options{Concurrency: n, Rate: r, Retries: 1, Check: flaky})
+// --rate counts connections: every connection a check opens, and a
+// retry's, takes a token (docs/scan.md, Rate).
+func TestRateCountsConnections(t *testing.T) {
+	const n, perCheck, r = 6, 3, 40.0
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2n attempts need 2n-1 tokens after the first; one token per target
-	// would finish in (n-1)/r plus one retry pause.
-	min := time.Duration(float64(2*n-1) / r * float64(time.Second))
-	if d := time.Since(start); d < min*95/100 || calls.Load() != 2*n || sum.Attempts != 2*n {
-		t.Errorf("%d attempts (%d in summary) at %.0f/s took %s, want %d taking at least %s", calls.Load(), sum.Attempts, r, d, 2*n, min)
+	defer l.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	var calls atomic.Int64
+	// Each attempt opens perCheck connections, as a quick check's probes do,
+	// and fails retryably once.
+	probing := func(ctx context.Context, tg starttls.Target, o check.Options) *check.Report {
+		attempt := calls.Add(1)
+		if o.Dial == nil {
+			t.Error("the check was given no rate-limited dialer")
+			return &check.Report{Status: starttls.StatusError, Findings: []check.Finding{}}
+		}
+		for range perCheck {
+			c, err := o.Dial(ctx, "tcp", l.Addr().String())
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			c.Close()
+		}
+		status := starttls.StatusSuccess
+		if attempt <= n {
+			status = starttls.StatusTimeout
+		}
+		return &check.Report{Status: status, Findings: []check.Finding{}}
+	}
+	start := time.Now()
+	sum, err := Run(context.Background(), generator(n), "", &countSink{}, Options{Concurrency: n, Rate: r, Retries: 1, Check: probing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := int64(2 * n * perCheck) // n first attempts and n retries
+	min := time.Duration(float64(conns-1) / r * float64(time.Second))
+	deadline := time.Now().Add(2 * time.Second)
+	for accepted.Load() < conns && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d < min*95/100 || accepted.Load() != conns || sum.Attempts != 2*n {
+		t.Errorf("%d connections (%d attempts) at %.0f/s took %s, want %d taking at least %s", accepted.Load(), sum.Attempts, r, d, conns, min)
 	}
 }
 

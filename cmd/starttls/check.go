@@ -57,11 +57,9 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
 				}
 				targets = append(targets, t)
 			}
-			// The check uses one name as SNI, for verification and as the
-			// stream's domain; for XMPP these are one name anyway.
-			if f.xmppHost != "" && f.serverName != "" && !strings.EqualFold(f.xmppHost, f.serverName) {
-				return exitWith(exitUsage, fmt.Errorf("--xmpp-host %s and --servername %s differ: check verifies the certificate for the stream's domain, give --xmpp-host alone", f.xmppHost, f.serverName))
-			}
+			// --servername is what is sent and verified; the stream's
+			// domain is --xmpp-host (and the name verified, unless
+			// --servername says otherwise, as in connect).
 			serverName := f.serverName
 			if serverName == "" {
 				serverName = f.xmppHost
@@ -72,7 +70,7 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
 			}
 			ctx, stop := commandContext(cmd)
 			defer stop()
-			reports := checkAll(ctx, targets, check.Options{Roots: roots, ServerName: serverName, Timeout: f.timeout, Depth: depth, LocalName: f.localName})
+			reports := checkAll(ctx, targets, check.Options{Roots: roots, ServerName: serverName, Domain: f.xmppHost, Timeout: f.timeout, Depth: depth, LocalName: f.localName})
 			out := cmd.OutOrStdout()
 			code := exitOK
 			for _, r := range reports {

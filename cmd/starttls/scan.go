@@ -84,7 +84,7 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl.StringVar(&f.proto, "proto", "", "protocol of targets without a scheme ("+protocolList()+")")
 	fl.StringVar(&f.depth, "depth", check.Quick, "session (one connection: dialogue, upgrade, certificate), quick (+ TLS versions and the injection probe) or full (the whole check)")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 100, "targets checked at once")
-	fl.Float64Var(&f.rate, "rate", 0, "check attempts started per second, token bucket (0: unlimited); an attempt is 1 connection when nothing answers, about 7 for a quick check of a STARTTLS server")
+	fl.Float64Var(&f.rate, "rate", 0, "TCP connections opened per second, every probe's included, token bucket (0: unlimited); a target is 1 connection when nothing answers, about 7 for a quick check of a STARTTLS server")
 	fl.IntVar(&f.perSubnet, "per-24", 16, "at most this many targets checked at once per IPv4 /24 or IPv6 /48 (0: unlimited)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "deadline for each phase of each connection (connect, greeting, each exchange, handshake)")
 	fl.IntVar(&f.retries, "retries", 1, "extra attempts after a timeout (connect, greeting or later), a dropped connection or an error")
