@@ -261,3 +261,109 @@ func TestNaivePostgresFails(t *testing.T) {
 	}
 	t.Logf("\n%s", results(r))
 }
+
+// echoPOP3 reports the server's refusal verbatim, the way a client that
+// shows it to its user would put the escapes on the screen.
+func echoPOP3(ctx context.Context, addr, _ string) error {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	if _, err := br.ReadString('\n'); err != nil {
+		return err
+	}
+	fmt.Fprint(conn, "STLS\r\n")
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("server said: %s", line)
+}
+
+func TestSpoofEchoFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Protocol: starttls.POP3, Client: echoPOP3, Timeout: 5 * time.Second,
+		Scenarios: []string{"spoof-error-escape"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := r.Results[0]; res.Verdict != Fail || !strings.Contains(res.Evidence, `\x1b[2J`) {
+		t.Errorf("%s: %s — %s; want a failure quoting the escape", res.Scenario.Name, res.Verdict, res.Evidence)
+	}
+}
+
+// naiveIRC sends PASS whether or not TLS happened, trusts any
+// certificate and answers a PING it finds still buffered from before TLS.
+func naiveIRC(ctx context.Context, addr, _ string) error {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	fmt.Fprint(conn, "CAP LS 302\r\n")
+	caps, err := br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	var w io.Writer = conn
+	r := br
+	if strings.Contains(caps, "tls") {
+		fmt.Fprint(conn, "STARTTLS\r\n")
+		if l, err := br.ReadString('\n'); err != nil || !strings.Contains(l, " 670 ") {
+			return fmt.Errorf("no go-ahead: %q", l)
+		}
+		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		left, _ := br.Peek(br.Buffered())
+		w, r = tc, bufio.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), left...)), tc))
+	}
+	fmt.Fprint(w, "PASS secret\r\nNICK naive\r\nUSER naive 0 * :naive\r\nCAP END\r\n")
+	for i := 0; i < 10; i++ {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if token, ok := strings.CutPrefix(strings.TrimSpace(l), "PING "); ok {
+			fmt.Fprintf(w, "PONG %s\r\n", token)
+		}
+		if strings.Contains(l, " 001 ") {
+			return nil
+		}
+	}
+	return nil
+}
+
+// The IRC scenarios catch a naive client; the injection one by the token
+// it echoes.
+func TestNaiveIRCFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := Run(ctx, Options{Protocol: starttls.IRC, Client: naiveIRC, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Counts {
+		t.Fatalf("control failed:\n%s", results(r))
+	}
+	want := map[string]string{
+		"strip-capability":      `sent "PASS ***" in plaintext`,
+		"inject-after-go-ahead": "acted on the injected bytes: echoed their token clienttest-injected",
+		"cert-expired":          "accepted the expired certificate",
+	}
+	for _, res := range r.Results {
+		if w, bad := want[res.Scenario.Name]; bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)) {
+			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
+		}
+	}
+	t.Logf("\n%s", results(r))
+}

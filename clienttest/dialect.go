@@ -72,6 +72,11 @@ type dialect struct {
 
 var dialects = map[starttls.Protocol]*dialect{}
 
+func register(p starttls.Protocol, d *dialect) {
+	d.pers.named = true
+	dialects[p] = d
+}
+
 // personalityOf is the judge's view of a protocol.
 func personalityOf(base starttls.Protocol) *personality {
 	if d := dialects[base]; d != nil {

@@ -26,7 +26,7 @@ const (
 )
 
 func init() {
-	dialects[starttls.LDAP] = &dialect{
+	register(starttls.LDAP, &dialect{
 		pers: &personality{leaks: []string{"BindRequest", "SearchRequest", "AddRequest", "ModifyRequest",
 			"DelRequest", "ModDNRequest", "CompareRequest"}},
 		open: func(bool) handler { return &ldapHandler{} },
@@ -34,7 +34,7 @@ func init() {
 			"unavailable": "the StartTLS request is answered with resultCode 52 (unavailable)",
 		},
 		stripSummary: "the StartTLS request is answered with resultCode 2 (protocolError), as by a server without StartTLS",
-	}
+	})
 }
 
 type ldapHandler struct{}

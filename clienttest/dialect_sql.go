@@ -22,20 +22,20 @@ const (
 )
 
 func init() {
-	dialects[starttls.Postgres] = &dialect{
+	register(starttls.Postgres, &dialect{
 		pers: &personality{leaks: []string{"StartupMessage", "PasswordMessage", "Query"}},
 		open: func(bool) handler { return &pgHandler{} },
 		refusals: map[string]string{
 			"error": "SSLRequest is answered with an ErrorResponse, as servers before 7.0 did",
 		},
 		stripSummary: "SSLRequest is answered with 'N' (no TLS), as an attacker on the path can",
-	}
-	dialects[starttls.MySQL] = &dialect{
+	})
+	register(starttls.MySQL, &dialect{
 		pers:         &personality{leaks: []string{"HandshakeResponse", "COM_QUERY"}},
 		open:         func(offer bool) handler { return &mysqlHandler{offer: offer, first: true} },
 		stripSummary: "the server's handshake does not list CLIENT_SSL (stripped by an attacker)",
 		noGoAhead:    true,
-	}
+	})
 }
 
 // pgHandler frames PostgreSQL messages: untyped startup packets until a

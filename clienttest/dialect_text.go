@@ -20,15 +20,15 @@ import (
 const injectMarker = "clienttest-injected"
 
 func init() {
-	dialects[starttls.XMPP] = &dialect{
+	register(starttls.XMPP, &dialect{
 		pers: &personality{leaks: []string{"auth", "response", "iq", "message", "presence"}},
 		open: func(offer bool) handler { return &xmppHandler{offer: offer} },
 		refusals: map[string]string{
 			"failure": "<starttls/> is advertised but answered with <failure/>",
 		},
 		stripSummary: "the stream features do not list <starttls/>, only SASL PLAIN",
-	}
-	dialects[starttls.IRC] = &dialect{
+	})
+	register(starttls.IRC, &dialect{
 		pers: &personality{leaks: []string{"PASS", "AUTHENTICATE", "PRIVMSG", "OPER"}},
 		open: func(offer bool) handler { return &ircHandler{offer: offer} },
 		refusals: map[string]string{
@@ -36,15 +36,15 @@ func init() {
 		},
 		stripSummary: "CAP LS does not list tls and STARTTLS is an unknown command (421)",
 		injectMarker: injectMarker,
-	}
-	dialects[starttls.HTTP] = &dialect{
+	})
+	register(starttls.HTTP, &dialect{
 		pers: &personality{leak: func(text string) bool {
 			return strings.Contains(text, "[authorization") || strings.Contains(text, "[body")
 		}},
 		open:         func(bool) handler { return &httpHandler{} },
 		stripSummary: "the Upgrade: TLS/1.0 request is answered without 101, as by a server that ignores it",
 		injectMarker: injectMarker,
-	}
+	})
 }
 
 const (

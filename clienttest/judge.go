@@ -37,6 +37,9 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		if done && len(inTLS) > 0 {
 			return Pass, fmt.Sprintf("upgraded and sent %d commands inside TLS", len(inTLS))
 		}
+		if leak, ok := firstLeak(pers, own, false); ok && !done {
+			return Fail, fmt.Sprintf("did not complete STARTTLS with an honest server (handshake %s) and sent %q in plaintext", ob.handshake, redact(leak))
+		}
 		return Fail, "did not complete STARTTLS with an honest server (handshake " + ob.handshake + ")"
 	case kindStrip:
 		if done {
@@ -47,7 +50,7 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		if d := dialects[base]; d != nil && d.injectMarker != "" {
 			for _, l := range own {
 				if strings.Contains(l.Text, d.injectMarker) {
-					return Fail, fmt.Sprintf("acted on the injected bytes: sent %q", redact(l.Text))
+					return Fail, fmt.Sprintf("acted on the injected bytes: echoed their token %s in %q", d.injectMarker, redact(l.Text))
 				}
 			}
 			if done {
@@ -115,6 +118,12 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 			return Pass, "completed the handshake but sent nothing inside TLS"
 		}
 		return Pass, "rejected the handshake (" + strings.TrimPrefix(ob.handshake, "failed: ") + ")"
+	case kindSpoof:
+		// What the client showed is judged by judgeScreen, once its output is in.
+		if done && len(inTLS) > 0 {
+			return Pass, "upgraded"
+		}
+		return Pass, "sent nothing sensitive in plaintext"
 	case kindReferral:
 		if len(referred) > 0 {
 			return Pass, "followed the referral but sent nothing sensitive there (commands: " + plainVerbs(pers, referred) + ")"
@@ -152,6 +161,9 @@ func plainVerbs(pers *personality, lines []Line) string {
 			break
 		}
 		_, verb, _ := splitCommand(pers, l.Text)
+		if f := strings.Fields(l.Text); pers.named && len(f) > 0 {
+			verb = f[0]
+		}
 		v = append(v, verb)
 	}
 	if len(v) == 0 {
@@ -182,4 +194,15 @@ func isLeak(pers *personality, text string) bool {
 	}
 	_, verb, _ := splitCommand(pers, text)
 	return containsFold(pers.leaks, verb)
+}
+
+// judgeScreen looks for the server's ESC byte in what the client printed
+// (or, in-process, the error it returned).
+func judgeScreen(out string) (Verdict, string) {
+	i := strings.IndexByte(out, 0x1b)
+	if i < 0 {
+		return Pass, "reproduced no raw escape sequence in its output"
+	}
+	lo, hi := max(0, i-40), min(len(out), i+40)
+	return Fail, fmt.Sprintf("reproduced the server's escape sequence raw in its output: %q", out[lo:hi])
 }

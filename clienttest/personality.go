@@ -26,6 +26,9 @@ type personality struct {
 	// leak, when set, replaces leaks: for messages whose name alone does
 	// not tell (an HTTP request leaks with credentials or a body).
 	leak func(text string) bool
+	// named: transcript lines are message names given by a dialect's
+	// framer (BindRequest, auth), shown as they are, not verbs to upper-case.
+	named bool
 	// ok answers anything else so that the client goes on talking.
 	ok   func(tag, verb string) string
 	quit []string

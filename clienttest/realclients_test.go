@@ -54,6 +54,8 @@ const msmtpSh = `exec msmtp --host="$1" --port="$2" --tls=on --tls-starttls=on -
 // checked against the CA, mail delivered to an MDA that discards it. Its
 // own lock file: as root fetchmail locks /var/run/fetchmail.pid, and the
 // IMAP and POP3 runs overlap.
+// -v prints the dialogue, server text included: the spoof scenarios see
+// whether it is printed raw.
 const fetchmailSh = `h=$(mktemp -d) || exit 1
 trap 'rm -rf "$h"' EXIT
 printf 'set no syslog\npoll %s port %s proto %s timeout 5\n  user "user" password "secret" sslcertck sslcertfile "%s" mda "cat >/dev/null"\n' "$2" "$3" "$1" "$4" > "$h/rc"
@@ -216,7 +218,7 @@ func realClients(t *testing.T) []realClient {
 	mariadbVer := []string{"mariadb", "--version"}
 	certAll := []string{"cert-expired", "cert-self-signed", "cert-unknown-ca", "cert-wrong-name"}
 	ldapAll := append([]string{"control", "inject-after-go-ahead"}, certAll...)
-	opportunistic := []string{"strip-capability", "strip-mechanisms", "legacy-downgrade",
+	opportunistic := []string{"strip-capability", "strip-mechanisms", "legacy-downgrade", "spoof-error-escape",
 		"refuse-221", "refuse-354", "refuse-454", "refuse-500", "refuse-501", "refuse-502"}
 	return []realClient{
 		{name: "curl --ssl-reqd", proto: starttls.SMTP, bin: "curl", version: curlVer,
@@ -237,7 +239,7 @@ func realClients(t *testing.T) []realClient {
 		{name: "swaks --tls --tls-verify", proto: starttls.SMTP, bin: "swaks", version: []string{"swaks", "--version"},
 			command: []string{"swaks", "--server", "{host}:{port}", "--tls", "--tls-verify", "--tls-ca-path", "{ca}", "--tls-sni", "localhost",
 				"--from", "a@x.test", "--to", "b@x.test", "--auth", "PLAIN", "--auth-user", "user", "--auth-password", "secret", "--timeout", "5"},
-			wantFail: []string{"cert-wrong-name", "inject-after-go-ahead"}},
+			wantFail: []string{"cert-wrong-name", "inject-after-go-ahead", "spoof-error-escape"}},
 		{name: "python3 smtplib starttls()", proto: starttls.SMTP, bin: "python3", version: pyVer,
 			command: []string{"python3", script("smtp.py", pySMTP), "{host}", "{port}", "{ca}"}},
 		{name: "python3 imaplib starttls()", proto: starttls.IMAP, bin: "python3", version: pyVer,
@@ -252,14 +254,16 @@ func realClients(t *testing.T) []realClient {
 		// fetchmail matches the DNS names of the certificate only, not its IP addresses.
 		{name: "fetchmail --sslproto auto --sslcertck", proto: starttls.IMAP, bin: "fetchmail", version: fetchmailVer,
 			command:  []string{"sh", script("fetchmail.sh", fetchmailSh), "IMAP", "localhost", "{port}", "{ca}"},
-			wantFail: []string{"early-tagged-ok"}},
+			wantFail: []string{"early-tagged-ok", "spoof-alert-escape"}},
 		{name: "fetchmail --sslproto auto --sslcertck", proto: starttls.POP3, bin: "fetchmail", version: fetchmailVer,
-			command: []string{"sh", script("fetchmail.sh", fetchmailSh), "POP3", "localhost", "{port}", "{ca}"}},
+			command:  []string{"sh", script("fetchmail.sh", fetchmailSh), "POP3", "localhost", "{port}", "{ca}"},
+			wantFail: []string{"spoof-error-escape"}},
 		// neomutt hangs (until killed) on the injection scenarios: its
 		// pre-STARTTLS flush reads the socket for bytes it already buffered.
 		{name: "neomutt -n (batch send, ssl_force_tls)", proto: starttls.SMTP, bin: "neomutt", version: []string{"neomutt", "-v"},
-			command: []string{"sh", script("neomutt.sh", neomuttSh), "localhost", "{port}", "{ca}", msg},
-			timeout: 4 * time.Second},
+			command:  []string{"sh", script("neomutt.sh", neomuttSh), "localhost", "{port}", "{ca}", msg},
+			timeout:  4 * time.Second,
+			wantFail: []string{"spoof-error-escape"}},
 		// sieve-connect waits for a greeting after a malformed one until killed.
 		{name: "sieve-connect --list", proto: starttls.Sieve, bin: "sieve-connect", version: []string{"sh", "-c", "sieve-connect --version 2>&1"},
 			command: []string{"sh", script("sieve-connect.sh", sieveConnectSh), "localhost", "{port}", "{ca}"},
@@ -320,7 +324,7 @@ func realClients(t *testing.T) []realClient {
 // recorded, and our own client passes everything.
 func TestRealClients(t *testing.T) {
 	clients := realClients(t)
-	docs := make([]strings.Builder, len(clients))
+	docs := make([]clientDoc, len(clients))
 	// Clients run two at a time: each scenario is mostly waiting.
 	t.Run("clients", func(t *testing.T) {
 		for i, rc := range clients {
@@ -341,11 +345,22 @@ func TestRealClients(t *testing.T) {
 			if len(rc.wantFail) > 0 {
 				f = strings.Join(rc.wantFail, ", ")
 			}
+			if rc.controlFails {
+				f += " (fails the honest server: the run does not count as a result)"
+			}
 			fmt.Fprintf(&all, "| %s | %s | %s |\n", rc.proto, rc.name, f)
 		}
-		all.WriteString("\n")
+		all.WriteString("\n## Credentials and data sent in plaintext\n\n" +
+			"Every failure where the client sent a secret or data where an attacker on the path reads it " +
+			"(opportunistic clients do so by design once STARTTLS is stripped; the others should not).\n\n")
+		for _, d := range docs {
+			for _, l := range d.leaks {
+				all.WriteString(l + "\n")
+			}
+		}
+		all.WriteString("\n## Per client\n\n")
 		for i := range docs {
-			all.WriteString(docs[i].String())
+			all.WriteString(docs[i].table.String())
 		}
 		if err := os.WriteFile(*writeDocs, []byte(all.String()), 0o644); err != nil {
 			t.Fatal(err)
@@ -353,7 +368,13 @@ func TestRealClients(t *testing.T) {
 	}
 }
 
-func runRealClient(t *testing.T, rc realClient, docs *strings.Builder) {
+// clientDoc is one client's part of the generated page.
+type clientDoc struct {
+	table strings.Builder
+	leaks []string // one Markdown list item per plaintext leak
+}
+
+func runRealClient(t *testing.T, rc realClient, docs *clientDoc) {
 	if rc.bin != "" {
 		peer.Require(t, rc.bin)
 	}
@@ -392,7 +413,13 @@ func runRealClient(t *testing.T, rc realClient, docs *strings.Builder) {
 			ver = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 		}
 		r.Client, r.Version = rc.name, ver
-		r.Markdown(docs)
+		r.Markdown(&docs.table)
+		for _, res := range r.Results {
+			if res.Verdict == Fail && strings.Contains(res.Evidence, "\" in plaintext") {
+				docs.leaks = append(docs.leaks, fmt.Sprintf("- %s, `%s`, %s: %s", rc.proto, rc.name, res.Scenario.Name,
+					strings.ReplaceAll(res.Evidence, "|", "\\|")))
+			}
+		}
 	}
 }
 

@@ -383,6 +383,9 @@ func runOne(ctx context.Context, o Options, base starttls.Protocol, p *pki, s Sc
 	res := Result{Scenario: s, Transcript: ob.lines, Handshake: ob.handshake, ClientExit: exit, ClientOut: out,
 		DurationMS: ms(time.Since(start))}
 	res.Verdict, res.Evidence = judge(base, s, ob)
+	if s.kind == kindSpoof && res.Verdict == Pass {
+		res.Verdict, res.Evidence = judgeScreen(out + "\n" + exit)
+	}
 	return res
 }
 
@@ -512,6 +515,12 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 				}
 				continue
 			}
+			if s.plan.refuseText != "" {
+				if !write(strings.ReplaceAll(s.plan.refuseText, "{tag}", tag)) {
+					return
+				}
+				continue
+			}
 			if s.plan.refuse != "" {
 				if !write(strings.ReplaceAll(pers.refusals[s.plan.refuse], "{tag}", tag)) {
 					return
@@ -560,29 +569,15 @@ func refusalFor(pers *personality) string {
 // upgraded runs TLS with the scenario's certificate, then a real
 // application inside it, recording what the client sends.
 func upgraded(ctx context.Context, conn net.Conn, br *bufio.Reader, base starttls.Protocol, p *pki, s Scenario, ob *observation, dir string) {
-	if n := br.Buffered(); n > 0 {
-		// The client sent bytes before seeing the go-ahead: the start of a
-		// ClientHello (fine) or pipelined commands. Feed them to TLS as is.
-		peek, _ := br.Peek(n)
-		conn = &prefixConn{Conn: conn, r: io.MultiReader(bytes.NewReader(append([]byte{}, peek...)), conn)}
+	// Bytes the client sent before seeing the go-ahead (the start of a
+	// ClientHello, or pipelined commands) are fed to TLS as they are.
+	tc := serverTLS(ctx, conn, br, p, s, ob)
+	if tc == nil {
+		return
 	}
 	cfg := p.byKind[s.plan.cert]
 	if cfg == nil {
 		cfg = p.byKind[certGood]
-	}
-	tc := tls.Server(conn, cfg.Clone())
-	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := tc.HandshakeContext(hctx)
-	cancel()
-	ob.mu.Lock()
-	if err != nil {
-		ob.handshake = "failed: " + err.Error()
-	} else {
-		ob.handshake = "completed"
-	}
-	ob.mu.Unlock()
-	if err != nil {
-		return
 	}
 	rc := &recordingConn{Conn: tc, ob: ob}
 	if s.kind == kindInject || s.kind == kindEarlyOK {
@@ -828,6 +823,9 @@ func Serve(ctx context.Context, l net.Listener, proto starttls.Protocol, scenari
 			ob.mu.Lock()
 			res := Result{Scenario: sc, Transcript: ob.lines, Handshake: ob.handshake, DurationMS: ms(time.Since(start))}
 			res.Verdict, res.Evidence = judge(base, sc, ob)
+			if sc.kind == kindSpoof && res.Verdict == Pass {
+				res.Verdict, res.Evidence = Inconclusive, res.Evidence+"; what the client showed its user is not seen in --listen mode"
+			}
 			ob.mu.Unlock()
 			report(res)
 		}()

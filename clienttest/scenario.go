@@ -34,6 +34,7 @@ const (
 	kindEarlyOK              // a go-ahead before the command: never believed
 	kindCert                 // a bad certificate: no data inside TLS
 	kindReferral             // a referral to a plaintext server: no credentials sent there
+	kindSpoof                // terminal escapes in server text: never reproduced on the client's screen
 )
 
 // certKind is the certificate a scenario's server presents.
@@ -69,6 +70,7 @@ type plan struct {
 	mechanisms bool     // advertise plaintext authentication mechanisms
 	capsFail   string   // answer to the extended capability query (SMTP EHLO) instead of capabilities
 	refuse     string   // refusal key in personality.refusals
+	refuseText string   // the answer to the upgrade command, "{tag}" replaced
 	inject     bool     // append personality.inject to the go-ahead
 	partial    bool     // inject a line without its CRLF
 	earlyOK    bool     // append a go-ahead for the predicted tag to the capability reply
@@ -163,6 +165,22 @@ func catalogue() []Scenario {
 			Summary: fmt.Sprintf("the greeting %q refers the client to a second server without STARTTLS", strings.TrimSpace(r.greeting)),
 			Expect:  "not follow the referral, or never send LOGIN/AUTHENTICATE to the referred server in plaintext"})
 	}
+	// UI spoofing: server text the client may show its user carries
+	// terminal escapes (clear the screen, red text, set the window title).
+	out = append(out,
+		Scenario{Name: "spoof-alert-escape", kind: kindSpoof, only: []starttls.Protocol{starttls.IMAP},
+			plan:    plan{greeting: "* OK [ALERT] " + escapeBait + "\r\n", cert: certGood},
+			Summary: "the pre-TLS greeting is an [ALERT] with terminal escape sequences; STARTTLS is then honest",
+			Expect:  "never reproduce the raw ESC byte in its output (strip or escape control characters)"},
+		Scenario{Name: "spoof-error-escape", kind: kindSpoof, only: []starttls.Protocol{starttls.POP3},
+			plan:    plan{refuseText: "-ERR " + escapeBait + "\r\n"},
+			Summary: "STLS is answered by -ERR with terminal escape sequences",
+			Expect:  "abort without credentials; never reproduce the raw ESC byte in its output"},
+		Scenario{Name: "spoof-error-escape", kind: kindSpoof, only: []starttls.Protocol{starttls.SMTP},
+			plan:    plan{refuseText: "454 4.7.0 " + escapeBait + "\r\n"},
+			Summary: "STARTTLS is answered by 454 with terminal escape sequences",
+			Expect:  "abort without credentials; never reproduce the raw ESC byte in its output"},
+	)
 	// One scenario per refusal the protocol knows.
 	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve} {
 		for _, key := range sortedKeys(personalities[p].refusals) {
@@ -182,6 +200,10 @@ func catalogue() []Scenario {
 	}
 	return out
 }
+
+// escapeBait sets the window title, clears the screen and prints a red
+// phishing line: what a terminal does with it when a client echoes it raw.
+const escapeBait = "\x1b]0;Mail: account locked\x07\x1b[2J\x1b[1;31mAccount locked: log in again at https://login.example.test\x1b[0m"
 
 func sortedProtocols(m map[starttls.Protocol]*dialect) []starttls.Protocol {
 	keys := make([]starttls.Protocol, 0, len(m))
