@@ -13,7 +13,7 @@ func (r *Report) Markdown(w io.Writer) {
 		fmt.Fprintf(w, "Version: %s\n\n", r.Version)
 	}
 	if !r.Counts {
-		fmt.Fprintf(w, "The control scenario failed: this client never worked with an honest server, so the rows below do not count.\n\n")
+		fmt.Fprintf(w, "The control scenario failed: this client never worked with an honest server, so the rows below are no compatibility result; a leak they show is still a leak.\n\n")
 	}
 	fmt.Fprintf(w, "| scenario | verdict | evidence |\n|---|---|---|\n")
 	for _, res := range r.Results {
