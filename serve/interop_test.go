@@ -106,25 +106,58 @@ var postTLS = map[starttls.Protocol]struct {
 	cmds []string
 	want string
 }{
-	starttls.SMTP: {[]string{"EHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
-	starttls.LMTP: {[]string{"LHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
-	starttls.IMAP: {[]string{"x1 CAPABILITY", "x2 LOGOUT"}, "* CAPABILITY IMAP4rev1 AUTH=PLAIN"},
-	starttls.POP3: {[]string{"CAPA", "QUIT"}, "SASL PLAIN"},
-	starttls.FTP:  {[]string{"FEAT", "QUIT"}, " EPSV"},
-	starttls.NNTP: {[]string{"CAPABILITIES", "QUIT"}, "LIST ACTIVE NEWSGROUPS"},
+	starttls.SMTP:       {[]string{"EHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
+	starttls.Submission: {[]string{"EHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
+	starttls.LMTP:       {[]string{"LHLO client.test", "QUIT"}, "250 AUTH PLAIN LOGIN"},
+	starttls.IMAP:       {[]string{"x1 CAPABILITY", "x2 LOGOUT"}, "* CAPABILITY IMAP4rev1 AUTH=PLAIN"},
+	starttls.POP3:       {[]string{"CAPA", "QUIT"}, "SASL PLAIN"},
+	starttls.FTP:        {[]string{"FEAT", "QUIT"}, " EPSV"},
+	starttls.NNTP:       {[]string{"CAPABILITIES", "QUIT"}, "LIST ACTIVE NEWSGROUPS"},
 	// ManageSieve: the capabilities re-sent inside TLS already list SASL.
 	starttls.Sieve: {[]string{"CAPABILITY", "LOGOUT"}, `OK "Capability completed"`},
 	starttls.IRC:   {[]string{"PING abc", "QUIT"}, "PONG localhost :abc"},
+	// HTTP/1.0 so that the server closes after one answer.
+	starttls.HTTP: {[]string{"GET /interop HTTP/1.0", "Host: localhost", ""}, "Hello from starttls serve: GET /interop over TLS=true"},
+	// LDAP has no application behind the upgrade in serve: the verified
+	// handshake is the whole check.
+	starttls.LDAP: {nil, "Verify return code: 0 (ok)"},
+}
+
+// toolProto is the name openssl s_client -starttls and gnutls-cli
+// --starttls-proto give a protocol: submission is SMTP to them.
+func toolProto(p starttls.Protocol) string {
+	if p == starttls.Submission {
+		return "smtp"
+	}
+	return string(p)
+}
+
+// implicitServed are our implicit-TLS servers that serve can run, with the
+// protocol spoken inside TLS.
+var implicitServed = []starttls.Protocol{starttls.SMTPS, starttls.IMAPS, starttls.POP3S, starttls.FTPS,
+	starttls.NNTPS, starttls.IRCS, starttls.HTTPS, starttls.LDAPS}
+
+func postTLSOf(t *testing.T, p starttls.Protocol) (cmds []string, want string) {
+	t.Helper()
+	info, err := starttls.Lookup(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, ok := postTLS[info.Base]
+	if !ok {
+		t.Fatalf("no post-TLS dialogue for %s (base %s)", p, info.Base)
+	}
+	return pt.cmds, pt.want
 }
 
 func TestOpenSSLClient(t *testing.T) {
 	bins := peer.Require(t, "openssl")
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3,
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.Submission, starttls.LMTP, starttls.IMAP, starttls.POP3,
 		starttls.FTP, starttls.NNTP, starttls.Sieve, starttls.IRC} {
 		t.Run(string(p), func(t *testing.T) {
 			s := startServed(t, p)
 			pt := postTLS[p]
-			out := talk(t, pt.want, pt.cmds, bins["openssl"], "s_client", "-starttls", string(p), "-connect", s.addr,
+			out := talk(t, pt.want, pt.cmds, bins["openssl"], "s_client", "-starttls", toolProto(p), "-connect", s.addr,
 				"-CAfile", s.ca, "-verify_return_error", "-servername", "localhost", "-ign_eof")
 			for _, want := range []string{"Verify return code: 0 (ok)", pt.want} {
 				if !strings.Contains(out, want) {
@@ -137,17 +170,64 @@ func TestOpenSSLClient(t *testing.T) {
 
 func TestGnuTLSClient(t *testing.T) {
 	bins := peer.Require(t, "gnutls-cli")
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.LMTP, starttls.IMAP, starttls.POP3,
+	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.Submission, starttls.LMTP, starttls.IMAP, starttls.POP3,
 		starttls.FTP, starttls.NNTP, starttls.Sieve} {
 		t.Run(string(p), func(t *testing.T) {
 			s := startServed(t, p)
 			pt := postTLS[p]
 			// gnutls-cli ends its STARTTLS lines with a bare LF: the server must cope.
-			out := talk(t, pt.want, pt.cmds, bins["gnutls-cli"], "--starttls-proto="+string(p), "--x509cafile", s.ca,
+			out := talk(t, pt.want, pt.cmds, bins["gnutls-cli"], "--starttls-proto="+toolProto(p), "--x509cafile", s.ca,
 				"-p", s.port, "localhost")
 			for _, want := range []string{"Handshake was completed", pt.want} {
 				if !strings.Contains(out, want) {
 					t.Errorf("gnutls-cli --starttls-proto=%s: output lacks %q:\n%s", p, want, out)
+				}
+			}
+			if strings.Contains(out, "Certificate is NOT trusted") {
+				t.Errorf("gnutls-cli did not trust the chain:\n%s", out)
+			}
+		})
+	}
+}
+
+// openssl s_client against our implicit-TLS servers: TLS from the first
+// byte, the certificate verified, then the protocol's greeting and a
+// command answered inside TLS.
+func TestOpenSSLClientImplicit(t *testing.T) {
+	bins := peer.Require(t, "openssl")
+	for _, p := range implicitServed {
+		t.Run(string(p), func(t *testing.T) {
+			s := startServed(t, p)
+			cmds, want := postTLSOf(t, p)
+			args := []string{"s_client", "-connect", s.addr, "-CAfile", s.ca, "-verify_return_error",
+				"-verify_hostname", "localhost", "-servername", "localhost"}
+			if len(cmds) > 0 { // else end of input ends the session
+				args = append(args, "-ign_eof")
+			}
+			out := talk(t, want, cmds, bins["openssl"], args...)
+			for _, w := range []string{"Verify return code: 0 (ok)", want} {
+				if !strings.Contains(out, w) {
+					t.Errorf("openssl s_client against %s: output lacks %q:\n%s", p, w, out)
+				}
+			}
+		})
+	}
+}
+
+// gnutls-cli against the same implicit-TLS servers.
+func TestGnuTLSClientImplicit(t *testing.T) {
+	bins := peer.Require(t, "gnutls-cli")
+	for _, p := range implicitServed {
+		t.Run(string(p), func(t *testing.T) {
+			s := startServed(t, p)
+			cmds, want := postTLSOf(t, p)
+			if want == "Verify return code: 0 (ok)" { // openssl's wording
+				want = "Handshake was completed"
+			}
+			out := talk(t, want, cmds, bins["gnutls-cli"], "--x509cafile", s.ca, "-p", s.port, "localhost")
+			for _, w := range []string{"Handshake was completed", want} {
+				if !strings.Contains(out, w) {
+					t.Errorf("gnutls-cli against %s: output lacks %q:\n%s", p, w, out)
 				}
 			}
 			if strings.Contains(out, "Certificate is NOT trusted") {
@@ -241,6 +321,19 @@ func TestCurlFTP(t *testing.T) {
 	}
 	if out, err := curlRun(t, "--cacert", s.ca, "-u", "user:wrong", "ftp://"+s.addr+"/"); err == nil {
 		t.Errorf("curl ftp with a wrong password succeeded: %s", out)
+	}
+}
+
+// curl fetches a page from our implicit-TLS HTTP server (https), the
+// certificate verified against the throwaway CA; without the CA it refuses.
+func TestCurlHTTPS(t *testing.T) {
+	s := startServed(t, starttls.HTTPS)
+	out, err := curlRun(t, "--cacert", s.ca, "https://localhost:"+s.port+"/interop")
+	if err != nil || !strings.Contains(out, "Hello from starttls serve: GET /interop over TLS=true") {
+		t.Errorf("curl https: %v\n%s", err, out)
+	}
+	if out, err := curlRun(t, "https://localhost:"+s.port+"/"); err == nil {
+		t.Errorf("curl trusted a throwaway CA it was not given: %s", out)
 	}
 }
 
