@@ -1,7 +1,8 @@
 // Package serve runs working STARTTLS servers: the library's server half
 // for the upgrade, then a small but real application (SMTP that accepts
-// mail, IMAP and POP3 with an empty mailbox) inside TLS. It backs
-// `starttls serve`, `starttls demo` and the tests.
+// mail, IMAP and POP3 with an empty mailbox, an LDAP root DSE, SQL servers
+// that answer SELECT 1) inside TLS. It backs `starttls serve`,
+// `starttls demo` and the tests.
 package serve
 
 import (
@@ -71,6 +72,9 @@ var apps = map[starttls.Protocol]app{
 	starttls.HTTP:       httpApp,
 	starttls.XMPP:       xmppApp,
 	starttls.XMPPServer: xmppApp,
+	starttls.LDAP:       ldapApp,
+	starttls.Postgres:   postgresApp,
+	starttls.MySQL:      mysqlApp,
 }
 
 // Start listens and serves in the background until ctx ends or Close.

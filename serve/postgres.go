@@ -1,0 +1,310 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/starttls-go/starttls"
+)
+
+// PostgreSQL inside TLS (frontend/backend protocol 3.0): the startup
+// message, cleartext password authentication against Options.Users (safe
+// inside TLS; none when Users is nil), the parameters libpq expects, and
+// simple queries that a client uses to see it is connected (SELECT 1,
+// SELECT version(), SELECT current_user). Everything else is an
+// ErrorResponse after which the session goes on, as in a real server.
+
+const (
+	// pgMaxStartup is PostgreSQL's own limit for a startup packet.
+	pgMaxStartup = 10000
+	// pgMaxMessage bounds one message after startup.
+	pgMaxMessage = 1 << 20
+	pgMaxOps     = 1 << 16
+	pgVersion    = "16.0"
+	// Codes of startup packets that are not a StartupMessage.
+	pgCancelCode = 80877102
+	pgSSLCode    = 80877103
+	pgGSSCode    = 80877104
+)
+
+// Type OIDs of the columns this server returns.
+const (
+	pgOIDInt4 = 23
+	pgOIDInt8 = 20
+	pgOIDText = 25
+)
+
+type pgSession struct {
+	s    *session
+	user string
+	out  []byte // messages queued for one write
+}
+
+func postgresApp(ctx context.Context, s *session) {
+	pg := &pgSession{s: s}
+	if !pg.startup() {
+		return
+	}
+	// After an error in the extended query protocol a server discards
+	// messages until Sync (protocol docs, "Extended Query").
+	skipToSync := false
+	for i := 0; i < pgMaxOps && ctx.Err() == nil; i++ {
+		typ, body, err := pg.read()
+		if err != nil {
+			return
+		}
+		switch typ {
+		case 'X':
+			return
+		case 'Q':
+			q, _, _ := strings.Cut(string(body), "\x00")
+			pg.query(q)
+			pg.ready()
+		case 'S':
+			skipToSync = false
+			pg.ready()
+		case 'H':
+			// Flush: everything is written at once anyway.
+		default:
+			if !skipToSync {
+				skipToSync = true
+				pg.error("ERROR", "0A000", fmt.Sprintf("message type %q is not supported by starttls serve; use the simple query protocol", typ))
+			}
+		}
+		if !pg.flush() {
+			return
+		}
+	}
+}
+
+// startup reads the StartupMessage, authenticates and sends what a
+// backend sends before its first ReadyForQuery.
+func (pg *pgSession) startup() bool {
+	_ = pg.s.c.SetReadDeadline(time.Now().Add(pg.s.o.IdleTimeout))
+	var hdr [4]byte
+	if _, err := io.ReadFull(pg.s.br, hdr[:]); err != nil {
+		return false
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n < 8 || n > pgMaxStartup {
+		pg.fatal("08P01", "invalid length of startup packet")
+		return false
+	}
+	pkt := make([]byte, n)
+	copy(pkt, hdr[:])
+	if _, err := io.ReadFull(pg.s.br, pkt[4:]); err != nil {
+		return false
+	}
+	st, err := starttls.ParsePostgresStartup(pkt)
+	if err != nil {
+		pg.fatal("08P01", "invalid startup packet layout")
+		return false
+	}
+	switch st.Code {
+	case pgCancelCode:
+		// Nothing runs long enough here to be cancelled.
+		return false
+	case pgSSLCode, pgGSSCode:
+		// Inside TLS a second SSLRequest is not a negotiation any more; a
+		// real server reads it as an unknown protocol version and so fails
+		// it (it must never answer 'S' twice).
+		pg.fatal("0A000", fmt.Sprintf("unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", st.Code>>16, st.Code&0xffff))
+		return false
+	}
+	pg.user = st.Params["user"]
+	if pg.user == "" {
+		pg.fatal("28000", "no PostgreSQL user name specified in startup packet")
+		return false
+	}
+	if minor := st.Code & 0xffff; minor != 0 || hasPQOptions(st.Params) {
+		pg.negotiateVersion(st.Params)
+	}
+	if pg.s.o.Users != nil {
+		if !pg.s.secure() {
+			pg.fatal("28000", "SSL required to send a password")
+			return false
+		}
+		if !pg.password() {
+			return false
+		}
+	}
+	pg.msg('R', be32(0)) // AuthenticationOk
+	params := [][2]string{
+		{"server_version", pgVersion}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
+		{"DateStyle", "ISO, MDY"}, {"IntervalStyle", "postgres"}, {"TimeZone", "UTC"},
+		{"integer_datetimes", "on"}, {"standard_conforming_strings", "on"}, {"is_superuser", "off"},
+		{"session_authorization", pg.user}, {"application_name", st.Params["application_name"]},
+	}
+	for _, p := range params {
+		pg.msg('S', cstr(p[0]), cstr(p[1]))
+	}
+	var key [8]byte
+	_, _ = rand.Read(key[:])
+	key[0] &= 0x7f // a process id is positive
+	pg.msg('K', key[:])
+	pg.ready()
+	return pg.flush()
+}
+
+func hasPQOptions(params map[string]string) bool {
+	for k := range params {
+		if strings.HasPrefix(k, "_pq_.") {
+			return true
+		}
+	}
+	return false
+}
+
+// negotiateVersion answers a client asking for a newer minor version or
+// protocol options with what this server speaks: 3.0, no options.
+func (pg *pgSession) negotiateVersion(params map[string]string) {
+	var opts [][]byte
+	for k := range params {
+		if strings.HasPrefix(k, "_pq_.") {
+			opts = append(opts, cstr(k))
+		}
+	}
+	pg.msg('v', append([][]byte{be32(0x00030000), be32(uint32(len(opts)))}, opts...)...)
+}
+
+// password asks for a cleartext password (TLS protects it) and checks it.
+func (pg *pgSession) password() bool {
+	pg.msg('R', be32(3)) // AuthenticationCleartextPassword
+	if !pg.flush() {
+		return false
+	}
+	typ, body, err := pg.read()
+	if err != nil {
+		return false
+	}
+	pass, _, _ := strings.Cut(string(body), "\x00")
+	if typ != 'p' || !pg.s.checkUser(pg.user, pass) {
+		pg.fatal("28P01", fmt.Sprintf("password authentication failed for user %q", pg.user))
+		return false
+	}
+	return true
+}
+
+// query answers one simple Query.
+func (pg *pgSession) query(q string) {
+	q = strings.TrimSpace(q)
+	q = strings.TrimSpace(strings.TrimRight(q, "; \t\r\n"))
+	if q == "" {
+		pg.msg('I') // EmptyQueryResponse
+		return
+	}
+	if strings.Contains(q, ";") {
+		pg.error("ERROR", "0A000", "starttls serve runs one statement at a time")
+		return
+	}
+	f := strings.Fields(q)
+	if len(f) == 2 && strings.EqualFold(f[0], "select") {
+		arg := strings.ToLower(f[1])
+		if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
+			oid := uint32(pgOIDInt4)
+			if n != int64(int32(n)) {
+				oid = pgOIDInt8
+			}
+			pg.row("?column?", oid, strconv.FormatInt(n, 10))
+			return
+		}
+		switch arg {
+		case "version()":
+			pg.row("version", pgOIDText, "PostgreSQL "+pgVersion+" (starttls-go serve)")
+			return
+		case "current_user", "user", "session_user":
+			pg.row(arg, pgOIDText, pg.user)
+			return
+		}
+	}
+	pg.error("ERROR", "0A000", "starttls serve answers only SELECT <integer>, SELECT version() and SELECT current_user")
+}
+
+// row sends a one-column, one-row result.
+func (pg *pgSession) row(name string, oid uint32, value string) {
+	size := uint16(0xffff) // -1: variable length
+	switch oid {
+	case pgOIDInt4:
+		size = 4
+	case pgOIDInt8:
+		size = 8
+	}
+	field := [][]byte{be16(1), cstr(name), be32(0), be16(0), be32(oid), be16(size), be32(0xffffffff), be16(0)}
+	pg.msg('T', field...)
+	pg.msg('D', be16(1), be32(uint32(len(value))), []byte(value))
+	pg.msg('C', cstr("SELECT 1"))
+}
+
+func (pg *pgSession) ready() { pg.msg('Z', []byte{'I'}) }
+
+// error queues an ErrorResponse.
+func (pg *pgSession) error(severity, code, msg string) {
+	var parts [][]byte
+	for _, f := range []struct {
+		t byte
+		v string
+	}{{'S', severity}, {'V', severity}, {'C', code}, {'M', msg}} {
+		parts = append(parts, append([]byte{f.t}, cstr(f.v)...))
+	}
+	pg.msg('E', append(parts, []byte{0})...)
+}
+
+// fatal sends a FATAL ErrorResponse; the session then ends.
+func (pg *pgSession) fatal(code, msg string) {
+	pg.error("FATAL", code, msg)
+	pg.flush()
+}
+
+// msg queues one backend message.
+func (pg *pgSession) msg(typ byte, parts ...[]byte) {
+	n := 4
+	for _, p := range parts {
+		n += len(p)
+	}
+	pg.out = append(pg.out, typ)
+	pg.out = binary.BigEndian.AppendUint32(pg.out, uint32(n))
+	for _, p := range parts {
+		pg.out = append(pg.out, p...)
+	}
+}
+
+func (pg *pgSession) flush() bool {
+	if len(pg.out) == 0 {
+		return true
+	}
+	_ = pg.s.c.SetWriteDeadline(time.Now().Add(pg.s.o.IdleTimeout))
+	_, err := pg.s.c.Write(pg.out)
+	pg.out = pg.out[:0]
+	return err == nil
+}
+
+// read reads one frontend message of at most pgMaxMessage bytes.
+func (pg *pgSession) read() (byte, []byte, error) {
+	_ = pg.s.c.SetReadDeadline(time.Now().Add(pg.s.o.IdleTimeout))
+	var hdr [5]byte
+	if _, err := io.ReadFull(pg.s.br, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n < 4 || n > pgMaxMessage {
+		pg.fatal("08P01", fmt.Sprintf("invalid message length %d", n))
+		return 0, nil, fmt.Errorf("postgres: message length %d", n)
+	}
+	body := make([]byte, n-4)
+	if _, err := io.ReadFull(pg.s.br, body); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], body, nil
+}
+
+func cstr(s string) []byte { return append([]byte(s), 0) }
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
