@@ -473,3 +473,13 @@ func TestMySQLAppLibraryClient(t *testing.T) {
 		t.Errorf("after COM_QUIT: %v, want EOF", err)
 	}
 }
+
+// The demo checks every protocol with a server half end to end, which
+// needs a real application behind each (not the drain fallback).
+func TestEveryServerProtocolHasApp(t *testing.T) {
+	for _, p := range starttls.Protocols() {
+		if info, err := starttls.Lookup(p); err == nil && info.Server && !HasApp(p) {
+			t.Errorf("%s has a server half but no application", p)
+		}
+	}
+}
