@@ -18,6 +18,13 @@ import (
 // since the fix (ErrorResponse 08P01).
 func fakePostgres(t *testing.T, cfg *tls.Config, vulnerable bool) string {
 	t.Helper()
+	return fakePostgresGSS(t, cfg, vulnerable, vulnerable)
+}
+
+// fakePostgresGSS also answers GSSENCRequest with 'N', as a server built
+// without GSSAPI does; vulnAfterGSS is the flaw on that path alone.
+func fakePostgresGSS(t *testing.T, cfg *tls.Config, vulnerable, vulnAfterGSS bool) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +43,16 @@ func fakePostgres(t *testing.T, cfg *tls.Config, vulnerable bool) string {
 				if _, err := io.ReadFull(c, req); err != nil {
 					return
 				}
+				vuln := vulnerable
+				if string(req) == string(pgGSSENCRequest) {
+					vuln = vulnAfterGSS
+					if _, err := c.Write([]byte{'N'}); err != nil {
+						return
+					}
+					if _, err := io.ReadFull(c, req); err != nil {
+						return
+					}
+				}
 				// Whatever followed SSLRequest in the same segment.
 				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 				extra := make([]byte, 512)
@@ -51,7 +68,7 @@ func fakePostgres(t *testing.T, cfg *tls.Config, vulnerable bool) string {
 					}
 					return
 				}
-				if vulnerable {
+				if vuln {
 					tc.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 0})
 				} else {
 					msg := "SFATAL\x00C08P01\x00Mreceived unencrypted data after SSL request\x00\x00"
@@ -82,4 +99,44 @@ func TestBinaryInjectionProbePostgres(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The GSSENCRequest path of the PostgreSQL probe: a server that refuses
+// plaintext after a plain SSLRequest but executes it after GSSENCRequest
+// was answered 'N' is caught; the library's server half and a server safe
+// on both paths are not.
+func TestPostgresInjectionAfterGSS(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	quick := func(o *Options) { o.Depth = Quick }
+	t.Run("vulnerable after GSS only", func(t *testing.T) {
+		r := checkAddr(t, starttls.Postgres, fakePostgresGSS(t, pki.server(), false, true), pki.ca.Pool(), quick)
+		requireFinding(t, r, "command-injection", true)
+		if v := r.StartTLS.Probes["command-injection"]; v != "fail" {
+			t.Errorf("verdict %q", v)
+		}
+		for _, f := range r.Findings {
+			if f.ID == "command-injection" && !strings.Contains(f.Evidence, "GSSENCRequest") {
+				t.Errorf("evidence %q", f.Evidence)
+			}
+		}
+	})
+	t.Run("safe fake", func(t *testing.T) {
+		r := checkAddr(t, starttls.Postgres, fakePostgresGSS(t, pki.server(), false, false), pki.ca.Pool(), quick)
+		requireFinding(t, r, "command-injection", false)
+		if v := r.StartTLS.Probes["command-injection"]; !strings.Contains(v, "after GSSENCRequest: pass (refused inside TLS") {
+			t.Errorf("verdict %q", v)
+		}
+	})
+	t.Run("library server half", func(t *testing.T) {
+		addr := correctServer(t, starttls.Postgres, starttls.ServerConfig{TLSConfig: pki.server()})
+		r := checkAddr(t, starttls.Postgres, addr, pki.ca.Pool(), quick)
+		requireFinding(t, r, "command-injection", false)
+		if v := r.StartTLS.Probes["command-injection"]; !strings.HasPrefix(v, "pass") || !strings.Contains(v, "after GSSENCRequest: pass") {
+			t.Errorf("verdict %q", v)
+		}
+		if r.Status != starttls.StatusSuccess {
+			t.Errorf("status %s: %s", r.Status, r.Error)
+		}
+		t.Logf("verdict %q", r.StartTLS.Probes["command-injection"])
+	})
 }

@@ -251,15 +251,20 @@ func TestCheckMoreRealPeers(t *testing.T) {
 			p := peer.StartPostgres(t, peer.PostgresOptions{})
 			return starttls.Postgres, p.Addr, p.PKI
 		}},
+		{"mysql/mariadb", func(t *testing.T) (starttls.Protocol, string, *peer.PKI) {
+			m := peer.StartMariaDB(t, peer.MariaDBOptions{})
+			return starttls.MySQL, m.Addr, m.PKI
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, addr, pki := tc.start(t)
-			name := map[starttls.Protocol]string{starttls.LDAP: "ldap.test", starttls.Postgres: "db.test"}[p]
+			name := map[starttls.Protocol]string{starttls.LDAP: "ldap.test", starttls.Postgres: "db.test", starttls.MySQL: "db.test"}[p]
 			if name == "" {
 				name = "mail.test"
 			}
 			r := checkPeerNamed(t, p, addr, pki, name)
+			t.Logf("probes %v", r.StartTLS.Probes)
 			inj := r.StartTLS.Probes["command-injection"]
 			if !strings.HasPrefix(inj, "pass") {
 				t.Errorf("command-injection probe %q", inj)

@@ -47,6 +47,7 @@ var binaryProbes = map[starttls.Protocol]func(b []byte) (executed bool){
 	// 'E' is an ErrorResponse; anything else ('R' authentication request)
 	// means the startup message was processed.
 	"postgres": func(b []byte) bool { return len(b) > 0 && b[0] != 'E' },
+	"mysql":    mysqlExecuted,
 }
 
 func init() {
@@ -58,6 +59,16 @@ func init() {
 	body := "\x00\x03\x00\x00user\x00starttls-check\x00\x00"
 	n := len(body) + 4
 	injectionProbes["postgres"] = string([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}) + body
+	injectionProbes["mysql"] = mysqlPipelinedLogin()
+}
+
+// upgradeNames name the upgrade command in evidence, where it is not a
+// STARTTLS line.
+var upgradeNames = map[starttls.Protocol]string{"mysql": "SSLRequest", "postgres": "SSLRequest"}
+
+var pipelinedNames = map[starttls.Protocol]string{
+	"mysql":    "a plaintext HandshakeResponse (user starttls-check, no password, sequence id 2)",
+	"postgres": "a StartupMessage (user starttls-check)",
 }
 
 // unsolicitedAfterTLS says how many lines a server legitimately sends
@@ -75,6 +86,27 @@ var unsolicitedAfterTLS = map[starttls.Protocol]func(line string) (done bool){
 const injectionWait = 1500 * time.Millisecond
 
 func (c *run) commandInjection(ctx context.Context) {
+	c.commandInjectionOnce(ctx)
+	if c.info.Base != starttls.Postgres {
+		return
+	}
+	start := time.Now()
+	v, evidence := c.postgresAfterGSS(ctx)
+	if evidence != "" {
+		c.add(newFinding("command-injection", evidence))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first := c.r.StartTLS.Probes["command-injection"]
+	if v == "fail" || first == "fail" {
+		c.r.StartTLS.Probes["command-injection"] = "fail"
+	} else {
+		c.r.StartTLS.Probes["command-injection"] = first + "; after GSSENCRequest: " + v
+	}
+	c.r.Timings.ProbesMS["command-injection"] += ms(time.Since(start))
+}
+
+func (c *run) commandInjectionOnce(ctx context.Context) {
 	start := time.Now()
 	probe, ok := injectionProbes[c.info.Base]
 	if !ok {
@@ -83,7 +115,23 @@ func (c *run) commandInjection(ctx context.Context) {
 	}
 	cfg := c.clientConfig()
 	cfg.PipelineAfterUpgrade = []byte(probe)
+	var rec *recordingConn
+	if c.info.Base == starttls.MySQL {
+		cfg.Dial = c.recordingDial(&rec)
+	}
 	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
+	if err != nil && rec != nil {
+		// MySQL: the handshake fails when the server answers the
+		// pipelined login in plaintext instead of starting TLS.
+		if what, executed := mysqlPlaintextAnswer(rec.received()); executed {
+			c.verdict("command-injection", "fail", time.Since(start))
+			c.add(newFinding("command-injection", fmt.Sprintf("sent SSLRequest and %s in one write; instead of starting TLS the server answered it %s", pipelinedNames["mysql"], what)))
+			return
+		} else if what != "" {
+			c.verdict("command-injection", "pass ("+string(starttls.StatusOf(err))+", "+what+")", time.Since(start))
+			return
+		}
+	}
 	if err != nil {
 		// Closing, refusing or answering in plaintext before the go-ahead all
 		// keep the pipelined command out of TLS.
@@ -103,7 +151,10 @@ func (c *run) commandInjection(ctx context.Context) {
 			c.verdict("command-injection", "pass (refused inside TLS: "+printable(buf[:min(n, 120)])+")", time.Since(start))
 			return
 		}
-		if n > 0 {
+		switch {
+		case n > 0 && c.info.Base == starttls.MySQL:
+			got = append(got, mysqlDescribe(buf[:n]))
+		case n > 0:
 			got = append(got, fmt.Sprintf("%d bytes: %s", n, printable(buf[:min(n, 120)])))
 		}
 	case sendSentinel(conn, c.info.Base):
@@ -122,6 +173,11 @@ func (c *run) commandInjection(ctx context.Context) {
 		return
 	}
 	c.verdict("command-injection", "fail", time.Since(start))
+	if name, ok := upgradeNames[c.info.Base]; ok {
+		c.add(newFinding("command-injection", fmt.Sprintf("sent %s and %s in one write; inside TLS, %s, the server answered %s",
+			name, pipelinedNames[c.info.Base], after, strings.Join(got, " "))))
+		return
+	}
 	c.add(newFinding("command-injection", fmt.Sprintf("sent %q in one segment; inside TLS, %s, the server answered %q",
 		"STARTTLS\r\n"+probe, after, strings.Join(got, "\r\n"))))
 }
@@ -415,6 +471,12 @@ func (c *run) mailWithoutAnyHello(ctx context.Context) (int, error) {
 // upgradeAgain asks for STARTTLS a second time inside TLS.
 func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
 	start := time.Now()
+	if c.info.Base == starttls.MySQL {
+		// An SSLRequest gets no answer even when it is honoured: silence
+		// cannot tell a refusal from a go-ahead.
+		c.verdict("starttls-after-tls", "n/a (MySQL has no go-ahead to observe)", 0)
+		return
+	}
 	err := conn.UpgradeAgain(ctx)
 	switch {
 	case err == nil:

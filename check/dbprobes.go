@@ -1,0 +1,201 @@
+package check
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/starttls-go/starttls"
+)
+
+// MySQL has no go-ahead: after the SSLRequest the client starts TLS at
+// once, so the probe's plaintext HandshakeResponse sits exactly where an
+// attacker would put one, between the SSLRequest and the ClientHello
+// (security catalogue §(a)3). Its sequence id 2 is the one a login inside
+// TLS carries: a server that reads it from a plaintext buffer after the
+// handshake takes it for the client's real login.
+func mysqlPipelinedLogin() string {
+	caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection |
+		starttls.MySQLClientPluginAuth | starttls.MySQLClientSSL
+	p := binary.LittleEndian.AppendUint32(nil, caps)
+	p = binary.LittleEndian.AppendUint32(p, 1<<24)
+	p = append(p, 45) // utf8mb4_general_ci
+	p = append(p, make([]byte, 23)...)
+	p = append(p, "starttls-check\x00"...)
+	p = append(p, 0) // empty auth response: no password is ever sent
+	p = append(p, "mysql_native_password\x00"...)
+	n := len(p)
+	return string(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), 2}, p...))
+}
+
+// mysqlExecuted judges bytes the server sent inside TLS before the client
+// logged in: a correct server waits for the login, so any packet answers
+// the pipelined one, unless it is an ERR that refuses it as a malformed or
+// out-of-order packet rather than as a login (ER_HANDSHAKE_ERROR 1043,
+// ER_NET_PACKETS_OUT_OF_ORDER 1156).
+func mysqlExecuted(b []byte) bool {
+	if len(b) < 7 || b[4] != 0xff {
+		return len(b) > 0
+	}
+	code := binary.LittleEndian.Uint16(b[5:])
+	return code != 1043 && code != 1156
+}
+
+// recordingConn keeps the first bytes the server sent, so that a failed
+// dialogue or handshake can still be judged on what the server said.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+const recordLimit = 8192
+
+func (r *recordingConn) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	r.mu.Lock()
+	if room := recordLimit - len(r.got); room > 0 {
+		r.got = append(r.got, p[:min(n, room)]...)
+	}
+	r.mu.Unlock()
+	return n, err
+}
+
+func (r *recordingConn) received() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]byte(nil), r.got...)
+}
+
+// recordingDial wraps the probe's TCP connection in a recordingConn.
+func (c *run) recordingDial(rec **recordingConn) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		conn, err := c.dialTCP(ctx)
+		if err != nil {
+			return nil, err
+		}
+		*rec = &recordingConn{Conn: conn}
+		return *rec, nil
+	}
+}
+
+// mysqlPlaintextAnswer looks at what a MySQL server sent after its
+// initial handshake packet when the client's TLS handshake failed. TLS
+// records (an alert) and nothing at all are a refusal; an ERR packet is a
+// refusal in plaintext; any other packet (OK, an authentication switch)
+// means the server went on in plaintext with the login pipelined behind
+// the SSLRequest. It returns a description and whether it was executed.
+func mysqlPlaintextAnswer(got []byte) (string, bool) {
+	if len(got) < 4 {
+		return "", false
+	}
+	n := int(got[0]) | int(got[1])<<8 | int(got[2])<<16
+	if 4+n > len(got) {
+		return "", false
+	}
+	rest := got[4+n:]
+	switch {
+	case len(rest) == 0:
+		return "", false
+	case hasTLSRecord(rest):
+		return "a TLS record", false
+	case len(rest) > 4 && rest[4] == 0xff:
+		m := int(rest[0]) | int(rest[1])<<8 | int(rest[2])<<16
+		if e, err := starttls.ParseMySQLError(rest[4:min(len(rest), 4+m)]); err == nil {
+			return "in plaintext: " + e.String(), false
+		}
+		return "an ERR packet in plaintext", false
+	}
+	return "in plaintext: " + mysqlDescribe(rest), true
+}
+
+// mysqlDescribe names the server packet at the start of b, for evidence.
+func mysqlDescribe(b []byte) string {
+	if len(b) < 5 {
+		return fmt.Sprintf("% x", b)
+	}
+	kind := map[byte]string{0x00: "OK packet", 0xfe: "authentication switch request", 0x01: "authentication data", 0xff: "ERR packet"}[b[4]]
+	if kind == "" {
+		kind = "a packet"
+	}
+	if e, err := starttls.ParseMySQLError(b[4:min(len(b), 4+int(b[0])|int(b[1])<<8|int(b[2])<<16)]); err == nil {
+		kind = e.String()
+	}
+	return fmt.Sprintf("%s (sequence id %d; %d bytes: % x)", kind, b[3], len(b), b[:min(len(b), 24)])
+}
+
+// pgGSSENCRequest is the 8-byte GSSENCRequest packet.
+var pgGSSENCRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30}
+
+// pgSSLRequest is the 8-byte SSLRequest packet.
+var pgSSLRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
+
+// postgresAfterGSS repeats the PostgreSQL injection probe on the path a
+// libpq client with gssencmode=prefer takes: GSSENCRequest, 'N', then
+// SSLRequest with a StartupMessage in the same write. The server reaches
+// its SSL code a second time, with the GSS state set, and must still
+// refuse the plaintext it buffered (security catalogue §(a)2). It
+// returns the verdict and, when the startup message was executed, the
+// evidence.
+func (c *run) postgresAfterGSS(ctx context.Context) (verdict, evidence string) {
+	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
+	defer cancel()
+	raw, err := c.dialTCP(ctx)
+	if err != nil {
+		return "error: " + err.Error(), ""
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(c.o.Timeout))
+	one := func() (byte, error) {
+		var b [1]byte
+		_, err := io.ReadFull(raw, b[:])
+		return b[0], err
+	}
+	if _, err := raw.Write(pgGSSENCRequest); err != nil {
+		return "error: " + err.Error(), ""
+	}
+	switch b, err := one(); {
+	case err != nil:
+		return "n/a (GSSENCRequest: " + err.Error() + ")", ""
+	case b == 'G':
+		return "n/a (the server offers GSS encryption)", ""
+	case b != 'N':
+		// Servers before PostgreSQL 12 do not know GSSENCRequest.
+		return fmt.Sprintf("n/a (GSSENCRequest answered 0x%02x)", b), ""
+	}
+	probe := injectionProbes["postgres"]
+	if _, err := raw.Write(append(append([]byte{}, pgSSLRequest...), probe...)); err != nil {
+		return "error: " + err.Error(), ""
+	}
+	switch b, err := one(); {
+	case err != nil:
+		return "pass (" + err.Error() + " after SSLRequest)", ""
+	case b != 'S':
+		return fmt.Sprintf("pass (SSLRequest answered 0x%02x)", b), ""
+	}
+	tc := tls.Client(raw, c.clientConfig().TLSConfig)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return "pass (handshake: " + err.Error() + ")", ""
+	}
+	_ = tc.SetReadDeadline(time.Now().Add(min(injectionWait, c.o.Timeout)))
+	buf := make([]byte, 4096)
+	n, _ := io.ReadAtLeast(tc, buf, 1)
+	switch {
+	case n == 0:
+		return "pass", ""
+	case !binaryProbes["postgres"](buf[:n]):
+		return "pass (refused inside TLS: " + printable(buf[:min(n, 120)]) + ")", ""
+	}
+	return "fail", fmt.Sprintf("after GSSENCRequest answered 'N', sent SSLRequest and a StartupMessage in one write; inside TLS the server answered %d bytes: %s",
+		n, printable(buf[:min(n, 120)]))
+}
+
+// hasTLSRecord reports whether b starts like a TLS record.
+func hasTLSRecord(b []byte) bool {
+	return len(b) >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 3
+}
