@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -388,4 +389,100 @@ func TestDBMariaDBClientAgainstOurServer(t *testing.T) {
 	if !strings.Contains(out, bye) {
 		t.Errorf("%s output lacks the server's message:\n%s", client, out)
 	}
+}
+
+// talkUntil runs a client with its stdin held open until its output shows
+// want (or 10 s pass): gnutls-cli and s_client stop reading the
+// connection once stdin ends.
+func talkUntil(t *testing.T, want, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer in.Close()
+		for i := 0; i < 200 && !strings.Contains(out.String(), want); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	_ = cmd.Wait()
+	return out.String()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// gnutls-cli --starttls-proto=postgres against our server half: SSLRequest,
+// 'S', a verified handshake, and the server's first bytes inside TLS.
+func TestDBGnuTLSAgainstOurServer(t *testing.T) {
+	gnutls := peer.Require(t, "gnutls-cli")["gnutls-cli"]
+	const hello = "HELLO-FROM-INSIDE-TLS"
+	addr, caFile, res := dbServer(t, starttls.Postgres, func(c *starttls.Conn) error {
+		_, err := c.Write([]byte(hello + "\n"))
+		return err
+	})
+	_, port, _ := net.SplitHostPort(addr)
+	out := talkUntil(t, hello, gnutls, "--starttls-proto=postgres", "--x509cafile", caFile, "-p", port, "localhost")
+	waitServer(t, res)
+	if !strings.Contains(out, "Handshake was completed") || !strings.Contains(out, hello) || strings.Contains(out, "NOT trusted") {
+		t.Errorf("gnutls-cli output:\n%s", out)
+	}
+}
+
+// openssl s_client -alpn postgresql against our direct-SSL server half
+// (PostgreSQL 17's sslnegotiation=direct): TLS from the first byte, ALPN
+// "postgresql" agreed, the chain verified. A client that offers another
+// ALPN protocol is refused in the handshake.
+func TestDBOpenSSLDirectAgainstOurServer(t *testing.T) {
+	openssl := peer.Require(t, "openssl")["openssl"]
+	const hello = "HELLO-FROM-INSIDE-TLS"
+	addr, caFile, res := dbServer(t, starttls.PostgresDirect, func(c *starttls.Conn) error {
+		if p := c.ConnectionState().NegotiatedProtocol; p != starttls.PostgresALPN {
+			return fmt.Errorf("ALPN %q, want %q", p, starttls.PostgresALPN)
+		}
+		_, err := c.Write([]byte(hello + "\n"))
+		return err
+	})
+	out := talkUntil(t, hello, openssl, "s_client", "-connect", addr, "-alpn", starttls.PostgresALPN,
+		"-CAfile", caFile, "-verify_return_error", "-verify_hostname", "localhost", "-servername", "localhost", "-ign_eof")
+	waitServer(t, res)
+	for _, want := range []string{"ALPN protocol: postgresql", "Verify return code: 0 (ok)", hello} {
+		if !strings.Contains(out, want) {
+			t.Errorf("s_client output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Run("other-alpn", func(t *testing.T) {
+		addr, caFile, res := dbServer(t, starttls.PostgresDirect, func(c *starttls.Conn) error {
+			return fmt.Errorf("session reached the application with ALPN %q", c.ConnectionState().NegotiatedProtocol)
+		})
+		out := talkUntil(t, "\n---\n", openssl, "s_client", "-connect", addr, "-alpn", "http/1.1", "-CAfile", caFile, "-servername", "localhost")
+		select {
+		case err := <-res:
+			if err == nil || strings.Contains(err.Error(), "reached the application") {
+				t.Errorf("server side: %v\ns_client:\n%s", err, out)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("server side did not finish")
+		}
+	})
 }

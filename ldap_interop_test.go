@@ -302,3 +302,34 @@ func TestInteropLDAPServerOpenSSL(t *testing.T) {
 		t.Errorf("server: upgraded=%v err=%v", r.upgraded, r.err)
 	}
 }
+
+// Our server half against gnutls-cli --starttls-proto=ldap (GnuTLS 3.7
+// sends the StartTLS extended request itself), the chain verified against
+// our CA for the name localhost.
+func TestInteropLDAPServerGnuTLS(t *testing.T) {
+	bins := peer.Require(t, "gnutls-cli")
+	pki := newPKI(t)
+	caFile, err := pki.CA.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	res := ldapServeOne(l, starttls.LDAP, starttls.ServerConfig{TLSConfig: pki.Server, PhaseTimeout: 10 * time.Second})
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins["gnutls-cli"], "--starttls-proto=ldap", "--x509cafile", caFile, "-p", port, "localhost")
+	cmd.Stdin = strings.NewReader("") // EOF after the handshake ends the session
+	cmd.WaitDelay = 5 * time.Second
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "Handshake was completed") || strings.Contains(string(out), "NOT trusted") {
+		t.Errorf("gnutls-cli --starttls-proto=ldap:\n%s", out)
+	}
+	if r := ldapWaitApp(t, res); r.err != nil || !r.upgraded {
+		t.Errorf("server: upgraded=%v err=%v", r.upgraded, r.err)
+	}
+}
