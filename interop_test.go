@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,4 +136,44 @@ func TestInteropDovecot(t *testing.T) {
 // c0 dials once more to look at the pre-TLS capabilities.
 func c0(t *testing.T, dc *peer.Dovecot, p starttls.Protocol, addr string) *starttls.Conn {
 	return dialPeer(t, p, addr, dc.PKI)
+}
+
+// Our client against Dovecot's LMTP server (dovecot-lmtpd): LHLO lists
+// STARTTLS before TLS, the LHLO asked again inside TLS does not, and a
+// message delivered inside TLS lands in the user's maildir.
+func TestInteropDovecotLMTP(t *testing.T) {
+	dc := peer.StartDovecot(t, peer.DovecotOptions{LMTP: true})
+	t.Logf("Dovecot %s", dc.Version)
+	c := dialPeer(t, starttls.LMTP, dc.LMTPAddr, dc.PKI)
+	if !c.CapabilitiesBefore.Has("STARTTLS") {
+		t.Errorf("pre-TLS LHLO: %q", c.CapabilitiesBefore)
+	}
+	if c.Capabilities.Has("STARTTLS") || !c.Capabilities.Has("PIPELINING") {
+		t.Errorf("post-TLS LHLO: %q", c.Capabilities)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, step := range []struct{ send, want string }{
+		{"MAIL FROM:<sender@x.test>", "250"},
+		{"RCPT TO:<" + dc.User + ">", "250"},
+		{"DATA", "354"},
+		{"Subject: LMTP over STARTTLS\r\n\r\nHello from the starttls client.\r\n.", "250"}, // one reply per recipient
+	} {
+		if _, err := c.Write([]byte(step.send + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.ReadLine()
+		if err != nil || !strings.HasPrefix(l, step.want) {
+			t.Fatalf("%q inside TLS: %q, %v\n%s", strings.SplitN(step.send, "\r\n", 2)[0], l, err, dc.Log())
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(dc.Dir, "mail", dc.User, "*", "*"))
+	var found bool
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "Hello from the starttls client.") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the message is not in %s/mail/%s: %q", dc.Dir, dc.User, files)
+	}
 }

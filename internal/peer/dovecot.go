@@ -15,6 +15,7 @@ import (
 type Dovecot struct {
 	IMAPAddr, IMAPSAddr, POP3Addr, POP3SAddr string
 	SieveAddr                                string // with DovecotOptions.Sieve
+	LMTPAddr                                 string // with DovecotOptions.LMTP
 	*PKI
 	Version        string
 	Dir            string
@@ -30,6 +31,8 @@ type DovecotOptions struct {
 	Conf []string
 	// Sieve adds ManageSieve (package dovecot-managesieved) on SieveAddr.
 	Sieve bool
+	// LMTP adds LMTP with STARTTLS (package dovecot-lmtpd) on LMTPAddr.
+	LMTP bool
 }
 
 // StartDovecot starts Dovecot in the foreground on four free loopback ports.
@@ -38,6 +41,9 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 	bins := Require(t, "dovecot")
 	if o.Sieve {
 		Require(t, "managesieve-login")
+	}
+	if o.LMTP {
+		Require(t, "lmtp")
 	}
 	if os.Geteuid() != 0 {
 		unavailable(t, "a private Dovecot instance needs root (it switches to its own users)")
@@ -92,6 +98,14 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 		conf[4] = "protocols = imap pop3 sieve"
 		conf = append(conf, "service managesieve-login {\n  inet_listener sieve {\n    port = "+port(d.SieveAddr)+"\n  }\n}")
 	}
+	if o.LMTP {
+		d.LMTPAddr = a()
+		conf[4] += " lmtp"
+		// Deliveries go to the static userdb's uid; LMTP itself runs as root
+		// as in Debian's default and switches per recipient.
+		conf = append(conf, "service lmtp {\n  inet_listener lmtp {\n    address = "+dovecotIP+"\n    port = "+port(d.LMTPAddr)+"\n  }\n}",
+			"lmtp_save_to_detail_mailbox = no")
+	}
 	conf = append(conf, o.Conf...)
 	cfg := filepath.Join(dir, "dovecot.conf")
 	writeFile(t, cfg, strings.Join(conf, "\n")+"\n", 0o644)
@@ -100,6 +114,9 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 	addrs := []string{d.IMAPAddr, d.IMAPSAddr, d.POP3Addr, d.POP3SAddr}
 	if o.Sieve {
 		addrs = append(addrs, d.SieveAddr)
+	}
+	if o.LMTP {
+		addrs = append(addrs, d.LMTPAddr)
 	}
 	waitPorts(t, filepath.Join(dir, "dovecot.log"), addrs...)
 	return d
