@@ -269,6 +269,12 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 			c.loginAdvertised = "the pre-TLS CAPA lists USER"
 		}
 	}
+	if c.info.Base == starttls.XMPP && before.Has("starttls") && !before.Has("starttls-required") {
+		// Without <required/> a client may go on with the stream in
+		// plaintext, and an attacker who strips <starttls/> leaves nothing
+		// for the client to notice (RFC 6120 §5.3.1).
+		c.add(newFinding("starttls-not-required", "the pre-TLS stream features offer <starttls/> without <required/>: "+strings.Join(before, ", ")))
+	}
 	for _, kw := range []string{"STARTTLS", "STLS"} {
 		if conn.Capabilities.Has(kw) {
 			c.add(newFinding("starttls-after-tls", fmt.Sprintf("the capabilities asked inside TLS still list %s", kw)))

@@ -275,6 +275,13 @@ func TestCheckMoreRealPeers(t *testing.T) {
 			if !r.TLS.Versions["tls1.2"] {
 				t.Errorf("versions %v", r.TLS.Versions)
 			}
+			// A second upgrade inside TLS is refused by every one of them
+			// (slapd: operationsError; Prosody: <failure/>; INN: 502).
+			if v := r.StartTLS.Probes["starttls-after-tls"]; p != starttls.MySQL && v != "pass" {
+				t.Errorf("starttls-after-tls probe %q", v)
+			}
+			requireFinding(t, r, "starttls-after-tls", false)
+			requireFinding(t, r, "starttls-not-required", false)
 			requireFinding(t, r, "cert-untrusted", false)
 			requireFinding(t, r, "cert-name-mismatch", false)
 			if p == starttls.NNTP || p == starttls.Sieve {
@@ -287,4 +294,13 @@ func TestCheckMoreRealPeers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Prosody with c2s_require_encryption = false offers <starttls/> without
+// <required/>: starttls-not-required, from a real server configured so.
+func TestCheckProsodyOptional(t *testing.T) {
+	p := peer.StartProsody(t, peer.ProsodyOptions{Optional: true})
+	r := checkPeer(t, starttls.XMPP, p.C2SAddr, p.PKI)
+	requireFinding(t, r, "starttls-not-required", true)
+	requireFinding(t, r, "starttls-after-tls", false)
 }
