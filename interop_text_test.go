@@ -251,3 +251,45 @@ func TestInteropSieveConnectAgainstOurServer(t *testing.T) {
 		t.Errorf("server side with an untrusted certificate: %s", got)
 	}
 }
+
+// Our ftps client (implicit TLS) against vsftpd with implicit_ssl=YES:
+// the handshake first, verified, then vsftpd's greeting and FEAT inside TLS.
+func TestInteropVSFTPDImplicit(t *testing.T) {
+	v := peer.StartVSFTPDImplicit(t)
+	t.Logf("vsftpd %s", v.Version)
+	c := dialPeer(t, starttls.FTPS, v.Addr, v.PKI)
+	if !strings.Contains(c.Greeting, "vsFTPd") {
+		t.Errorf("greeting inside TLS: %q", c.Greeting)
+	}
+	if !c.Capabilities.Has("PROT") || !c.Capabilities.Has("PBSZ") {
+		t.Errorf("FEAT inside TLS: %q", c.Capabilities)
+	}
+	if _, err := c.Write([]byte("USER nosuchuser\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := c.ReadLine(); err != nil || !strings.HasPrefix(l, "331") {
+		t.Errorf("USER inside TLS: %q, %v", l, err)
+	}
+}
+
+// Our nntps client (implicit TLS) against nnrpd -S: the handshake first,
+// verified, then the greeting and CAPABILITIES inside TLS, without STARTTLS.
+func TestInteropINNImplicit(t *testing.T) {
+	n := peer.StartINN(t)
+	t.Logf("INN %s", n.Version)
+	c := dialPeer(t, starttls.NNTPS, n.StartNNTPS(t), n.PKI)
+	if !strings.HasPrefix(c.Greeting, "200") && !strings.HasPrefix(c.Greeting, "201") {
+		t.Errorf("greeting inside TLS: %q", c.Greeting)
+	}
+	if c.Capabilities.Has("STARTTLS") || !c.Capabilities.Has("READER") {
+		t.Errorf("capabilities inside TLS: %q", c.Capabilities)
+	}
+	if _, err := c.Write([]byte("DATE\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := c.ReadLine(); err != nil || !strings.HasPrefix(l, "111") {
+		t.Errorf("DATE inside TLS: %q, %v", l, err)
+	}
+}

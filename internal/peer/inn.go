@@ -17,6 +17,8 @@ type INN struct {
 	*PKI
 	Version string
 	Dir     string
+	innconf string
+	nnrpd   string
 }
 
 // StartINN runs nnrpd in standalone daemon mode on a free loopback port,
@@ -93,6 +95,17 @@ func StartINN(t testing.TB) *INN {
 	asNews(bins["makedbz"], "-i", "-o")
 	asNews(bins["makehistory"], "-O", "-x")
 	port := n.Addr[len("127.0.0.1:"):]
+	n.innconf, n.nnrpd = innconf, bins["nnrpd"]
 	startDaemon(t, dir, "nnrpd", "env", "INNCONF="+innconf, bins["nnrpd"], "-D", "-f", "-b", "127.0.0.1", "-p", port).ready(t, n.Addr)
 	return n
+}
+
+// StartNNTPS runs a second nnrpd of the same instance that starts TLS on
+// connection (nnrpd -S, the nntps form of port 563) on a free loopback
+// port and returns its address. It stops with the test.
+func (n *INN) StartNNTPS(t testing.TB) string {
+	t.Helper()
+	a := addr(FreePort(t))
+	startDaemon(t, n.Dir, "nnrpd-s", "env", "INNCONF="+n.innconf, n.nnrpd, "-D", "-f", "-S", "-b", "127.0.0.1", "-p", a[len("127.0.0.1:"):]).ready(t, a)
+	return a
 }

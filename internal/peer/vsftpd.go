@@ -20,6 +20,18 @@ type VSFTPD struct {
 // StartVSFTPD starts vsftpd in the foreground on a free loopback port.
 func StartVSFTPD(t testing.TB) *VSFTPD {
 	t.Helper()
+	return startVSFTPD(t, false)
+}
+
+// StartVSFTPDImplicit starts vsftpd with implicit TLS (ftps, the
+// handshake first, implicit_ssl=YES) on a free loopback port.
+func StartVSFTPDImplicit(t testing.TB) *VSFTPD {
+	t.Helper()
+	return startVSFTPD(t, true)
+}
+
+func startVSFTPD(t testing.TB, implicit bool) *VSFTPD {
+	t.Helper()
 	bins := Require(t, "vsftpd")
 	if os.Geteuid() != 0 {
 		unavailable(t, "a private vsftpd instance needs root")
@@ -53,6 +65,9 @@ func StartVSFTPD(t testing.TB) *VSFTPD {
 		"vsftpd_log_file=" + filepath.Join(dir, "vsftpd.log"),
 		"require_ssl_reuse=NO",
 		"pam_service_name=vsftpd",
+	}
+	if implicit {
+		conf = append(conf, "implicit_ssl=YES")
 	}
 	cfg := filepath.Join(dir, "vsftpd.conf")
 	writeFile(t, cfg, strings.Join(conf, "\n")+"\n", 0o600)
