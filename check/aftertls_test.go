@@ -14,9 +14,9 @@ import (
 	"github.com/starttls-go/starttls/serve"
 )
 
-// startXMPP runs the library's XMPP server half under policy with h as
-// the application inside TLS.
-func startXMPP(t *testing.T, cfg starttls.ServerConfig, h func(ctx context.Context, c *starttls.Conn)) string {
+// startHalf runs the library's server half of proto with h as the
+// application inside TLS.
+func startHalf(t *testing.T, proto starttls.Protocol, cfg starttls.ServerConfig, h func(ctx context.Context, c *starttls.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -25,7 +25,7 @@ func startXMPP(t *testing.T, cfg starttls.ServerConfig, h func(ctx context.Conte
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
-	srv := &starttls.Server{Protocol: starttls.XMPP, Config: cfg, Handler: h}
+	srv := &starttls.Server{Protocol: proto, Config: cfg, Handler: h}
 	go func() { defer close(done); _ = srv.Serve(ctx, l) }()
 	return l.Addr().String()
 }
@@ -85,7 +85,7 @@ func TestXMPPStartTLSFindings(t *testing.T) {
 		{"offers starttls again", starttls.Required, offerAgainXMPP, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := startXMPP(t, starttls.ServerConfig{TLSConfig: pki.server(), Policy: tc.policy}, tc.app)
+			addr := startHalf(t, starttls.XMPP, starttls.ServerConfig{TLSConfig: pki.server(), Policy: tc.policy}, tc.app)
 			r := checkAddr(t, starttls.XMPP, addr, pki.ca.Pool())
 			if r.Status != starttls.StatusSuccess {
 				t.Fatalf("status %s: %s", r.Status, r.Error)
@@ -109,5 +109,51 @@ func TestXMPPStartTLSFindings(t *testing.T) {
 			}
 			t.Logf("grade %s findings %v probes %v", r.Grade, ids(r), r.StartTLS.Probes)
 		})
+	}
+}
+
+// ldapAnswerStartTLS is an LDAP application inside TLS that answers every
+// request with a StartTLS ExtendedResponse of resultCode code: 0 is the
+// flaw (a second StartTLS accepted), 1 operationsError the correct answer
+// (RFC 4511 §4.14.1).
+func ldapAnswerStartTLS(code byte) func(ctx context.Context, c *starttls.Conn) {
+	return func(ctx context.Context, c *starttls.Conn) {
+		defer c.Close()
+		buf := make([]byte, 512)
+		for i := 0; i < 10 && ctx.Err() == nil; i++ {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			m, err := starttls.ParseLDAPMessage(buf[:n])
+			if err != nil || m.ID > 127 || m.OpName() == "UnbindRequest" {
+				return
+			}
+			body := append([]byte{0x0a, 1, code, 0x04, 0, 0x04, 0, 0x8a, byte(len(starttls.LDAPStartTLSOID))}, starttls.LDAPStartTLSOID...)
+			op := append([]byte{0x78, byte(len(body))}, body...)
+			msg := append([]byte{0x30, byte(3 + len(op)), 0x02, 0x01, byte(m.ID)}, op...)
+			if _, err := c.Write(msg); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestLDAPStartTLSAgain: a second StartTLS inside TLS answered success is
+// starttls-after-tls; operationsError passes (slapd, in the interop test,
+// answers so too).
+func TestLDAPStartTLSAgain(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	for _, tc := range []struct {
+		code byte
+		want string
+	}{{0, "fail"}, {1, "pass"}} {
+		addr := startHalf(t, starttls.LDAP, starttls.ServerConfig{TLSConfig: pki.server()}, ldapAnswerStartTLS(tc.code))
+		r := checkAddr(t, starttls.LDAP, addr, pki.ca.Pool())
+		if v := r.StartTLS.Probes["starttls-after-tls"]; v != tc.want {
+			t.Errorf("resultCode %d: starttls-after-tls probe %q, want %q", tc.code, v, tc.want)
+		}
+		requireFinding(t, r, "starttls-after-tls", tc.code == 0)
 	}
 }
