@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -482,4 +484,77 @@ func TestEveryServerProtocolHasApp(t *testing.T) {
 			t.Errorf("%s has a server half but no application", p)
 		}
 	}
+}
+
+// fuzzConn feeds a fixed input to an application and drops its output.
+type fuzzConn struct {
+	net.Conn // nil: only the methods below are used
+	r        *bytes.Reader
+}
+
+func (c *fuzzConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
+func (c *fuzzConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *fuzzConn) Close() error                     { return nil }
+func (c *fuzzConn) SetDeadline(time.Time) error      { return nil }
+func (c *fuzzConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fuzzConn) SetWriteDeadline(time.Time) error { return nil }
+
+// runAppOn runs an application on input, inside "TLS" or not; it must
+// return (the input ends) without a panic.
+func runAppOn(a app, in []byte, secure bool) {
+	c := &starttls.Conn{Conn: &fuzzConn{r: bytes.NewReader(in)}}
+	if secure {
+		c.TLS = &tls.Conn{} // only compared with nil by the applications
+	}
+	o := &Options{Hostname: "localhost", IdleTimeout: time.Second, Users: map[string]string{"user": "secret"}}
+	a(context.Background(), &session{c: c, o: o, br: bufio.NewReaderSize(c, 64<<10)})
+}
+
+func FuzzLDAPApp(f *testing.F) {
+	bind := ldapMessage(1, opBind, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(3)
+		b.AddASN1OctetString([]byte("cn=user,dc=test"))
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("secret")) })
+	})
+	search := ldapMessage(2, opSearch, func(b *cryptobyte.Builder) {
+		b.AddASN1OctetString(nil)
+		b.AddASN1Enum(0)
+		b.AddASN1Enum(0)
+		b.AddASN1Int64(0)
+		b.AddASN1Int64(0)
+		b.AddASN1Boolean(false)
+		b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("objectClass")) })
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1OctetString([]byte("namingContexts")) })
+	})
+	who := ldapMessage(3, opExtended, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(ldapWhoAmIOID)) })
+	})
+	f.Add(append(append(bind, search...), who...), true)
+	f.Add(search, false)
+	// A non-minimal four-octet length, as OpenLDAP and AD clients send.
+	f.Add([]byte("\x30\x84\x00\x00\x00\x05\x02\x01\x05\x42\x00"), true)
+	f.Fuzz(func(t *testing.T, in []byte, secure bool) { runAppOn(ldapApp, in, secure) })
+}
+
+func FuzzPostgresApp(f *testing.F) {
+	params := "user\x00user\x00database\x00db\x00\x00"
+	start := binary.BigEndian.AppendUint32(nil, uint32(8+len(params)))
+	start = append(binary.BigEndian.AppendUint32(start, 3<<16), params...)
+	pass := append([]byte{'p', 0, 0, 0, 11}, "secret\x00"...)
+	q := append([]byte{'Q', 0, 0, 0, 13}, "SELECT 1\x00"...)
+	f.Add(append(append(append([]byte(nil), start...), pass...), q...), true)
+	f.Add(append(append([]byte(nil), start...), 'P', 0, 0, 0, 4, 'S', 0, 0, 0, 4), false)
+	f.Fuzz(func(t *testing.T, in []byte, secure bool) { runAppOn(postgresApp, in, secure) })
+}
+
+func FuzzMySQLApp(f *testing.F) {
+	caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection | starttls.MySQLClientPluginAuth
+	p := binary.LittleEndian.AppendUint32(nil, caps)
+	p = append(binary.LittleEndian.AppendUint32(p, 1<<24), 45)
+	p = append(p, make([]byte, 23)...)
+	p = append(p, "user\x00\x00mysql_native_password\x00"...)
+	login := appendPacket(nil, 2, p)
+	f.Add(appendPacket(login, 0, []byte("\x03select 1")), true)
+	f.Add(appendPacket(login, 0, []byte("\x0e")), false)
+	f.Fuzz(func(t *testing.T, in []byte, secure bool) { runAppOn(mysqlApp, in, secure) })
 }
