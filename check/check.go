@@ -375,6 +375,7 @@ func (c *run) probes(ctx context.Context, conn *starttls.Conn) {
 			timed("plaintext-mail-accepted", c.plaintextMail)
 			timed("starttls-argument-accepted", c.startTLSArgument)
 			timed("state-not-reset", c.stateReset)
+			timed("ftp-protection", c.ftpProtection)
 			if conn != nil {
 				timed("starttls-after-tls", func(ctx context.Context) { c.upgradeAgain(ctx, conn) })
 			}

@@ -256,7 +256,7 @@ func TestCatalogueComplete(t *testing.T) {
 	required := []string{"starttls-not-offered", "starttls-refused", "command-injection", "response-injection", "auth-before-tls",
 		"plaintext-login", "sslv3-enabled", "tls1.0-enabled", "tls1.1-enabled", "tls1.3-missing", "weak-cipher", "cert-untrusted",
 		"cert-name-mismatch", "cert-expired", "cert-expires-soon", "cert-weak-key", "starttls-after-tls", "state-not-reset",
-		"plaintext-mail-accepted", "starttls-argument-accepted", "starttls-not-required"}
+		"plaintext-mail-accepted", "starttls-argument-accepted", "starttls-not-required", "ftp-prot-before-pbsz", "ftp-ccc-accepted"}
 	for _, id := range required {
 		k, ok := catalogue[id]
 		if !ok || k.title == "" || k.fix == "" {

@@ -282,6 +282,12 @@ func TestCheckMoreRealPeers(t *testing.T) {
 			}
 			requireFinding(t, r, "starttls-after-tls", false)
 			requireFinding(t, r, "starttls-not-required", false)
+			if p == starttls.FTP {
+				// vsftpd 3.0 sets PROT P without PBSZ (info), and wants a
+				// login before it answers CCC.
+				requireFinding(t, r, "ftp-prot-before-pbsz", true)
+				requireFinding(t, r, "ftp-ccc-accepted", false)
+			}
 			requireFinding(t, r, "cert-untrusted", false)
 			requireFinding(t, r, "cert-name-mismatch", false)
 			if p == starttls.NNTP || p == starttls.Sieve {
