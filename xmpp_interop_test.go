@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/peer"
 )
 
@@ -289,5 +292,158 @@ func TestXMPPServerWithGnuTLS(t *testing.T) {
 	}
 	if ev := events(); len(ev) != 0 {
 		t.Errorf("events %+v (gnutls-cli's trailing newline is whitespace, not an injection)", ev)
+	}
+}
+
+// s2sListen listens on port 5269 of a loopback address of its own
+// (127.0.0.61 to .70): Prosody dials a remote domain that is an IP literal
+// on that address's default s2s port, with no DNS involved.
+func s2sListen(t *testing.T) (net.Listener, string) {
+	t.Helper()
+	var errs []string
+	for n := 61; n <= 70; n++ {
+		ip := fmt.Sprintf("127.0.0.%d", n)
+		l, err := net.Listen("tcp", ip+":5269")
+		if err == nil {
+			return l, ip
+		}
+		errs = append(errs, err.Error())
+	}
+	t.Skipf("no loopback address with port 5269 free: %s", strings.Join(errs, "; "))
+	return nil, ""
+}
+
+// Prosody dials our xmpp-server (s2s) half: a user of Prosody's mail.test
+// sends a message (go-sendxmpp over c2s) to a JID at an IP-literal domain
+// where our server listens; Prosody opens a jabber:server stream, finds
+// <starttls/> required in our features, upgrades and restarts the stream
+// inside TLS. The domain is in s2s_secure_domains, so Prosody insists on a
+// valid chain: ours (a leaf from the CA it trusts) passes, a leaf from
+// another CA is found invalid and the stream closed.
+func TestXMPPServerProsodyDialsUs(t *testing.T) {
+	bins := peer.Require(t, "go-sendxmpp")
+	var lists []net.Listener
+	var ips []string
+	for i := 0; i < 2; i++ {
+		l, ip := s2sListen(t)
+		defer l.Close()
+		lists, ips = append(lists, l), append(ips, ip)
+	}
+	ps := peer.StartProsody(t, peer.ProsodyOptions{DialOut: true,
+		Conf: []string{fmt.Sprintf("s2s_secure_domains = { %q, %q }", ips[0], ips[1])}})
+	t.Logf("Prosody %s", ps.Version)
+	ps.Register(t, "alice", "mail.test", "secret")
+	other, err := certs.NewCA("not Prosody's CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		name  string
+		ca    *certs.CA
+		valid bool
+	}{{"trusted", ps.CA, true}, {"untrusted", other, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, ip := lists[i], ips[i]
+			leaf, err := tc.ca.Issue(certs.LeafOptions{Hosts: []string{ip}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := s2sServeOne(t, l, ip, leaf.TLS, func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, bins["go-sendxmpp"], "-u", "alice@mail.test", "-p", "secret", "-j", ps.C2SAddr, "--timeout", "5", "bob@"+ip)
+				cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ps.CAFile, "HOME="+t.TempDir())
+				cmd.Stdin = strings.NewReader("hello over s2s\n")
+				cmd.WaitDelay = 2 * time.Second
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("go-sendxmpp: %v\n%s\n%s", err, out, ps.Log())
+				}
+			})
+			if r.err != nil {
+				t.Fatalf("Prosody's connection failed before TLS ended: %v\n%s", r.err, ps.Log())
+			}
+			if !r.st.HandshakeComplete || r.st.Version < tls.VersionTLS12 {
+				t.Errorf("TLS state %+v", r.st)
+			}
+			h := r.header
+			if !strings.Contains(h, "<stream:stream") || !strings.Contains(h, "jabber:server") || !strings.Contains(h, "from='mail.test'") || !strings.Contains(h, "to='"+ip+"'") {
+				t.Errorf("stream header inside TLS: %q", h)
+			}
+			log := ps.Log()
+			want := "certificate chain validation result: invalid"
+			if tc.valid {
+				want = "certificate chain validation result: valid"
+			}
+			if !strings.Contains(log, want) {
+				t.Errorf("Prosody's log lacks %q:\n%s", want, log)
+			}
+			if !tc.valid && !strings.Contains(r.after, "not-authorized") {
+				t.Errorf("Prosody went on with an untrusted certificate; it sent %q", r.after)
+			}
+			if tc.valid && strings.Contains(r.after, "not-authorized") {
+				t.Errorf("Prosody refused a trusted certificate: %q\n%s", r.after, log)
+			}
+		})
+	}
+}
+
+type s2sResult struct {
+	st            tls.ConnectionState
+	header, after string
+	err           error
+}
+
+// s2sServeOne serves one s2s connection on l with our server half, runs
+// trigger, and returns what the dialing server did: the TLS state, its
+// stream header inside TLS and what it sent after our answering header
+// and empty features.
+func s2sServeOne(t *testing.T, l net.Listener, ip string, cert tls.Certificate, trigger func()) s2sResult {
+	t.Helper()
+	res := make(chan s2sResult, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &starttls.Server{
+		Protocol: starttls.XMPPServer,
+		Config:   starttls.ServerConfig{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, Hostname: ip, PhaseTimeout: 10 * time.Second},
+		Handler: func(_ context.Context, c *starttls.Conn) {
+			defer c.Close()
+			r := s2sResult{st: c.ConnectionState()}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			var got []byte
+			buf := make([]byte, 4096)
+			read := func(done func([]byte) bool) {
+				for i := 0; i < 16 && len(got) < 16<<10 && !done(got); i++ {
+					n, err := c.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						return
+					}
+				}
+			}
+			// The stream restarted inside TLS: read until its header is complete.
+			read(func(b []byte) bool {
+				i := bytes.Index(b, []byte("<stream:stream"))
+				return i >= 0 && bytes.IndexByte(b[i:], '>') >= 0
+			})
+			r.header, got = string(got), nil
+			_, _ = io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'"+
+				" xmlns:db='jabber:server:dialback' from='"+ip+"' to='mail.test' id='s2s-interop' version='1.0'><stream:features/>")
+			// Prosody checks our certificate now; a refusal is a stream error.
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			read(func(b []byte) bool { return bytes.Contains(b, []byte("</stream:stream>")) })
+			r.after = string(got)
+			res <- r
+		},
+		OnError: func(_ net.Addr, err error) { res <- s2sResult{err: err} },
+	}
+	served := make(chan struct{})
+	go func() { _ = srv.Serve(ctx, l); close(served) }()
+	defer func() { cancel(); <-served }()
+	trigger()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatalf("nobody dialed %s:5269 within 30 s", ip)
+		return s2sResult{}
 	}
 }

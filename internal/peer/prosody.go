@@ -22,6 +22,7 @@ type Prosody struct {
 	Domains []string
 	Version string
 	Dir     string
+	cfg     string
 }
 
 // ProsodyOptions tune the instance.
@@ -30,6 +31,13 @@ type ProsodyOptions struct {
 	Optional bool
 	// Conf lines are appended to the global section of prosody.cfg.lua.
 	Conf []string
+	// DialOut prepares Prosody to dial a test's s2s server: it verifies
+	// the certificates of the servers it dials against the instance's own
+	// CA (a test server with a leaf from PKI.CA is trusted), and it runs in
+	// a mount namespace of its own whose /etc/resolv.conf names 127.0.0.1,
+	// so that the SRV lookups of an outgoing connection stay on loopback.
+	// Needs root (unshare -m).
+	DialOut bool
 }
 
 // StartProsody starts Prosody in the foreground on four free loopback
@@ -83,6 +91,11 @@ func (p *Prosody) start(t testing.TB, bin string, o ProsodyOptions) (stop func()
 	}
 	logFile := filepath.Join(dir, "prosody.log")
 	_ = os.Remove(logFile)
+	cafile := ""
+	if o.DialOut {
+		cafile = ", cafile = " + q(p.CAFile)
+	}
+	p.cfg = filepath.Join(dir, "prosody.cfg.lua")
 	conf := []string{
 		// The test runs it as whatever user it is; as root it must be told
 		// not to switch to the prosody user (mod_posix refuses otherwise).
@@ -106,18 +119,30 @@ func (p *Prosody) start(t testing.TB, bin string, o ProsodyOptions) (stop func()
 		"storage = \"internal\"",
 		// No certificate discovery: only the generated one below.
 		"certificates = " + q(filepath.Join(dir, "no-such-certs")),
-		"ssl = { certificate = " + q(p.CertFile) + ", key = " + q(p.KeyFile) + ", protocol = \"tlsv1_2+\" }",
+		"ssl = { certificate = " + q(p.CertFile) + ", key = " + q(p.KeyFile) + ", protocol = \"tlsv1_2+\"" + cafile + " }",
 		"log = { { levels = { min = \"debug\" }, to = \"file\", filename = " + q(logFile) + " } }",
 	}
 	conf = append(conf, o.Conf...)
 	for _, d := range p.Domains {
 		conf = append(conf, "VirtualHost "+q(d))
 	}
-	cfg := filepath.Join(dir, "prosody.cfg.lua")
+	cfg := p.cfg
 	writeFile(t, cfg, strings.Join(conf, "\n")+"\n", 0o644)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-F", "--config", cfg)
+	if o.DialOut {
+		if os.Geteuid() != 0 {
+			cancel()
+			unavailable(t, "Prosody dialing out needs root (unshare -m for a loopback-only resolv.conf)")
+		}
+		resolv := filepath.Join(dir, "resolv.conf")
+		writeFile(t, resolv, "nameserver 127.0.0.1\n", 0o644)
+		// unshare execs the shell, which execs Prosody: one process, so
+		// the signals below reach Prosody itself.
+		cmd = exec.CommandContext(ctx, "unshare", "-m", "sh", "-c", `mount --bind "$1" /etc/resolv.conf && exec "$2" -F --config "$3"`,
+			"sh", resolv, bin, cfg)
+	}
 	cmd.Dir = dir
 	out, err := os.Create(filepath.Join(dir, "stdout.log"))
 	if err != nil {
@@ -175,4 +200,14 @@ func (p *Prosody) start(t testing.TB, bin string, o ProsodyOptions) (stop func()
 // Log returns the end of the instance's log.
 func (p *Prosody) Log() string {
 	return tail(filepath.Join(p.Dir, "prosody.log")) + tail(filepath.Join(p.Dir, "stdout.log"))
+}
+
+// Register creates an account user@domain with the password (prosodyctl
+// against the instance's configuration).
+func (p *Prosody) Register(t testing.TB, user, domain, password string) {
+	t.Helper()
+	bins := Require(t, "prosodyctl")
+	if out, err := run(t, 30*time.Second, bins["prosodyctl"], "--config", p.cfg, "register", user, domain, password); err != nil {
+		t.Fatalf("prosodyctl register %s@%s: %v\n%s", user, domain, err, out)
+	}
 }
