@@ -64,11 +64,12 @@ func init() {
 
 // upgradeNames name the upgrade command in evidence, where it is not a
 // STARTTLS line.
-var upgradeNames = map[starttls.Protocol]string{"mysql": "SSLRequest", "postgres": "SSLRequest"}
+var upgradeNames = map[starttls.Protocol]string{"mysql": "SSLRequest", "postgres": "SSLRequest", "http": "OPTIONS * with Upgrade: TLS/1.0"}
 
 var pipelinedNames = map[starttls.Protocol]string{
 	"mysql":    "a plaintext HandshakeResponse (user starttls-check, no password, sequence id 2)",
 	"postgres": "a StartupMessage (user starttls-check)",
+	"http":     "a second request (OPTIONS * with Host: starttls-check)",
 }
 
 // unsolicitedAfterTLS says how many lines a server legitimately sends
@@ -76,9 +77,6 @@ var pipelinedNames = map[starttls.Protocol]string{
 // capabilities, ending with an OK line).
 var unsolicitedAfterTLS = map[starttls.Protocol]func(line string) (done bool){
 	"sieve": func(line string) bool { return strings.HasPrefix(strings.ToUpper(line), "OK") },
-	// RFC 2817 §3.3: inside TLS the server first answers the upgrade request
-	// itself; its head ends with an empty line.
-	"http": func(line string) bool { return line == "" },
 }
 
 // injectionWait is how long the probe waits for an answer inside TLS; a
@@ -165,6 +163,8 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 			return
 		}
 		after = fmt.Sprintf("before answering %q sent inside TLS", strings.TrimSpace(sentinels[c.info.Base]))
+	case c.info.Base == starttls.HTTP:
+		got = httpPipelinedAnswer(conn)
 	default:
 		got = linesUntilDeadline(conn, unsolicitedAfterTLS[c.info.Base])
 	}
@@ -174,8 +174,12 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 	}
 	c.verdict("command-injection", "fail", time.Since(start))
 	if name, ok := upgradeNames[c.info.Base]; ok {
+		answer := strings.Join(got, " ")
+		if c.info.Base == starttls.HTTP {
+			answer = fmt.Sprintf("%q", strings.Join(got, "\r\n"))
+		}
 		c.add(newFinding("command-injection", fmt.Sprintf("sent %s and %s in one write; inside TLS, %s, the server answered %s",
-			name, pipelinedNames[c.info.Base], after, strings.Join(got, " "))))
+			name, pipelinedNames[c.info.Base], after, answer)))
 		return
 	}
 	c.add(newFinding("command-injection", fmt.Sprintf("sent %q in one segment; inside TLS, %s, the server answered %q",
