@@ -431,3 +431,92 @@ func TestGoSendXMPP(t *testing.T) {
 		t.Errorf("go-sendxmpp trusted a CA it was not given: %v\n%s", err, out)
 	}
 }
+
+// curl against our implicit-TLS servers (smtps, imaps, pop3s, ftps): TLS
+// from the first byte, verified against the throwaway CA, then a real
+// transaction inside it.
+func TestCurlImplicit(t *testing.T) {
+	msg := filepath.Join(t.TempDir(), "msg.eml")
+	if err := os.WriteFile(msg, []byte("Subject: curl over smtps\r\n\r\nHello over implicit TLS.\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		proto starttls.Protocol
+		args  func(s *served) []string
+		want  string
+	}{
+		{starttls.SMTPS, func(s *served) []string {
+			return []string{"smtps://localhost:" + s.port, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret"}
+		}, ""},
+		{starttls.IMAPS, func(s *served) []string { return []string{"imaps://localhost:" + s.port + "/", "-u", "user:secret"} }, "INBOX"},
+		{starttls.POP3S, func(s *served) []string { return []string{"pop3s://localhost:" + s.port + "/", "-u", "user:secret"} }, ""},
+		{starttls.FTPS, func(s *served) []string {
+			return []string{"ftps://localhost:" + s.port + "/", "-u", "user:secret", "-v"}
+		}, "226 Transfer complete"},
+	} {
+		t.Run(string(tc.proto), func(t *testing.T) {
+			s := startServed(t, tc.proto)
+			out, err := curlRun(t, append([]string{"--cacert", s.ca}, tc.args(s)...)...)
+			if err != nil || !strings.Contains(out, tc.want) {
+				t.Errorf("curl %s: %v\n%s", tc.proto, err, out)
+			}
+			if tc.proto == starttls.SMTPS {
+				if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
+					t.Errorf("%d messages stored, want 1", len(files))
+				}
+			}
+			if out, err := curlRun(t, tc.args(s)...); err == nil {
+				t.Errorf("curl %s trusted a throwaway CA it was not given: %s", tc.proto, out)
+			}
+		})
+	}
+}
+
+// Python's nntplib.NNTP_SSL against our nntps server, verified.
+func TestPythonNNTPS(t *testing.T) {
+	bins := peer.Require(t, "python3")
+	s := startServed(t, starttls.NNTPS)
+	script := `
+import nntplib, ssl, sys, warnings
+warnings.simplefilter("ignore")
+ctx = ssl.create_default_context(cafile=sys.argv[3])
+s = nntplib.NNTP_SSL(sys.argv[1], int(sys.argv[2]), ssl_context=ctx, readermode=False, timeout=10)
+print("tls", s.sock.version())
+print("caps", sorted(s.getcapabilities()))
+print("list", s.list()[0])
+s.quit()
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["python3"], "-c", script, "localhost", s.port, s.ca).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python nntplib NNTP_SSL: %v\n%s", err, out)
+	}
+	for _, want := range []string{"tls TLSv1.3", "'READER'", "list 215"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("nntplib output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// go-sendxmpp with direct TLS (-t, XEP-0368) against our xmpps server:
+// verified, SASL PLAIN inside TLS, the message stored.
+func TestGoSendXMPPDirectTLS(t *testing.T) {
+	bins := peer.Require(t, "go-sendxmpp")
+	s := startServed(t, starttls.XMPPS)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins["go-sendxmpp"], "-t", "-u", "user@localhost", "-p", "secret", "-j", s.addr, "--timeout", "5", "b@localhost")
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.ca, "HOME="+t.TempDir())
+	cmd.Stdin = strings.NewReader("hello over xmpps\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go-sendxmpp -t: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.xmpp"))
+	if len(files) != 1 {
+		t.Fatalf("%d messages stored, want 1", len(files))
+	}
+	if got, _ := os.ReadFile(files[0]); !strings.Contains(string(got), "hello over xmpps") {
+		t.Errorf("stored message:\n%s", got)
+	}
+}
