@@ -449,9 +449,10 @@ func TestDBGnuTLSAgainstOurServer(t *testing.T) {
 	}
 }
 
-// openssl s_client -alpn postgresql against our direct-SSL server half
-// (PostgreSQL 17's sslnegotiation=direct): TLS from the first byte, ALPN
-// "postgresql" agreed, the chain verified. A client that offers another
+// openssl s_client -alpn postgresql (and gnutls-cli --alpn=postgresql)
+// against our direct-SSL server half (PostgreSQL 17's
+// sslnegotiation=direct): TLS from the first byte, ALPN "postgresql"
+// agreed, the chain verified. A client that offers another
 // ALPN protocol is refused in the handshake.
 func TestDBOpenSSLDirectAgainstOurServer(t *testing.T) {
 	openssl := peer.Require(t, "openssl")["openssl"]
@@ -471,6 +472,22 @@ func TestDBOpenSSLDirectAgainstOurServer(t *testing.T) {
 			t.Errorf("s_client output lacks %q:\n%s", want, out)
 		}
 	}
+	t.Run("gnutls-cli", func(t *testing.T) {
+		gnutls := peer.Require(t, "gnutls-cli")["gnutls-cli"]
+		addr, caFile, res := dbServer(t, starttls.PostgresDirect, func(c *starttls.Conn) error {
+			if p := c.ConnectionState().NegotiatedProtocol; p != starttls.PostgresALPN {
+				return fmt.Errorf("ALPN %q, want %q", p, starttls.PostgresALPN)
+			}
+			_, err := c.Write([]byte(hello + "\n"))
+			return err
+		})
+		_, port, _ := net.SplitHostPort(addr)
+		out := talkUntil(t, hello, gnutls, "--alpn="+starttls.PostgresALPN, "--x509cafile", caFile, "-p", port, "localhost")
+		waitServer(t, res)
+		if !strings.Contains(out, "Handshake was completed") || !strings.Contains(out, hello) || strings.Contains(out, "NOT trusted") {
+			t.Errorf("gnutls-cli --alpn=postgresql output:\n%s", out)
+		}
+	})
 	t.Run("other-alpn", func(t *testing.T) {
 		addr, caFile, res := dbServer(t, starttls.PostgresDirect, func(c *starttls.Conn) error {
 			return fmt.Errorf("session reached the application with ALPN %q", c.ConnectionState().NegotiatedProtocol)

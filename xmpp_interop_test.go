@@ -295,6 +295,43 @@ func TestXMPPServerWithGnuTLS(t *testing.T) {
 	}
 }
 
+// openssl s_client and gnutls-cli against our implicit-TLS XMPP halves
+// (xmpps, xmpps-server: XEP-0368 direct TLS): the handshake first,
+// verified, then the client's stream header and our features inside TLS.
+func TestXMPPServerImplicitWithOpenSSLAndGnuTLS(t *testing.T) {
+	bins := peer.Require(t, "openssl", "gnutls-cli")
+	for _, tc := range []struct {
+		proto  starttls.Protocol
+		header string
+	}{
+		{starttls.XMPPS, xmppRestart},
+		{starttls.XMPPSServer, strings.Replace(xmppRestart, "jabber:client", "jabber:server", 1)},
+	} {
+		t.Run(string(tc.proto)+"/openssl", func(t *testing.T) {
+			port, ca, _ := xmppServed(t, tc.proto)
+			out := xmppTalk(t, "xmpp-bind", tc.header, bins["openssl"], "s_client", "-connect", "127.0.0.1:"+port,
+				"-CAfile", ca, "-verify_return_error", "-verify_hostname", "localhost", "-servername", "localhost", "-ign_eof")
+			for _, want := range []string{"Verify return code: 0 (ok)", "urn:ietf:params:xml:ns:xmpp-bind"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("openssl s_client against %s: output lacks %q:\n%s", tc.proto, want, out)
+				}
+			}
+		})
+		t.Run(string(tc.proto)+"/gnutls-cli", func(t *testing.T) {
+			port, ca, _ := xmppServed(t, tc.proto)
+			out := xmppTalk(t, "xmpp-bind", tc.header, bins["gnutls-cli"], "--x509cafile", ca, "-p", port, "localhost")
+			for _, want := range []string{"Handshake was completed", "urn:ietf:params:xml:ns:xmpp-bind"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("gnutls-cli against %s: output lacks %q:\n%s", tc.proto, want, out)
+				}
+			}
+			if strings.Contains(out, "Certificate is NOT trusted") {
+				t.Errorf("gnutls-cli did not trust the chain:\n%s", out)
+			}
+		})
+	}
+}
+
 // s2sListen listens on port 5269 of a loopback address of its own
 // (127.0.0.61 to .70): Prosody dials a remote domain that is an IP literal
 // on that address's default s2s port, with no DNS involved.
