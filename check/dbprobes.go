@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,4 +199,90 @@ func (c *run) postgresAfterGSS(ctx context.Context) (verdict, evidence string) {
 // hasTLSRecord reports whether b starts like a TLS record.
 func hasTLSRecord(b []byte) bool {
 	return len(b) >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 3
+}
+
+// mysqlLogin sends, before TLS, the HandshakeResponse a client that never
+// asked for TLS would send: the throwaway user and an empty auth response
+// (no password at all). A server that insists on TLS before looking at
+// the credentials answers an ERR about insecure transport (MySQL 3159,
+// MariaDB 4151); an OK means a plaintext session was opened (an anonymous
+// account) (security catalogue §(a)3). "Access denied" does not tell:
+// MariaDB 10.11 checks the credentials before require_secure_transport,
+// so it gives a throwaway user 1045 either way.
+func mysqlLogin(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: fmt.Sprintf("a HandshakeResponse for %q with no password", probeUser)}
+	packet := func() ([]byte, error) {
+		_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))
+		var hdr [4]byte
+		if _, err := io.ReadFull(p.br, hdr[:]); err != nil {
+			return nil, err
+		}
+		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+		if n > 1<<16 {
+			return nil, fmt.Errorf("a packet of %d bytes", n)
+		}
+		b := make([]byte, 4+n)
+		copy(b, hdr[:])
+		_, err := io.ReadFull(p.br, b[4:])
+		return b, err
+	}
+	g, err := packet()
+	if err != nil {
+		out.note = "initial handshake: " + err.Error()
+		return out
+	}
+	h, err := starttls.ParseMySQLHandshake(g[4:])
+	if err != nil {
+		out.note = err.Error()
+		return out
+	}
+	caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection |
+		h.Capabilities&starttls.MySQLClientPluginAuth
+	resp := binary.LittleEndian.AppendUint32(nil, caps)
+	resp = binary.LittleEndian.AppendUint32(resp, 1<<24)
+	resp = append(resp, 45)
+	resp = append(resp, make([]byte, 23)...)
+	resp = append(resp, probeUser+"\x00"...)
+	resp = append(resp, 0)
+	if caps&starttls.MySQLClientPluginAuth != 0 {
+		resp = append(resp, "mysql_native_password\x00"...)
+	}
+	n := len(resp)
+	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
+	if _, err := p.conn.Write(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), 1}, resp...)); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	a, err := packet()
+	if err != nil {
+		out.note = "answer: " + err.Error()
+		return out
+	}
+	out.reply = mysqlDescribe(a)
+	out.result = judgeMySQLLogin(a[4:])
+	if out.result == loginUndecided {
+		out.note = fmt.Sprintf("%s answered %s", out.sent, out.reply)
+	}
+	return out
+}
+
+// judgeMySQLLogin classifies the answer to a plaintext HandshakeResponse.
+func judgeMySQLLogin(p []byte) int {
+	if len(p) == 0 {
+		return loginUndecided
+	}
+	switch p[0] {
+	case 0x00: // OK: logged in without TLS
+		return loginProcessed
+	case 0xff:
+	default:
+		// An authentication switch or more authentication data: the
+		// transport may still be refused after the exchange.
+		return loginUndecided
+	}
+	e, err := starttls.ParseMySQLError(p)
+	if err == nil && (e.Code == 3159 || e.Code == 4151 || strings.Contains(strings.ToLower(e.Message), "insecure transport")) {
+		return loginRefused
+	}
+	return loginUndecided
 }

@@ -327,3 +327,28 @@ func TestCheckProsodyOptional(t *testing.T) {
 	requireFinding(t, r, "starttls-not-required", true)
 	requireFinding(t, r, "starttls-after-tls", false)
 }
+
+// MariaDB 10.11 checks a plaintext login's credentials before it applies
+// require_secure_transport, so the probe's throwaway user gets "Access
+// denied" with the option on or off: inconclusive both times, never a
+// finding (the library's server half, which refuses first, passes in
+// TestMySQLPlaintextLogin).
+func TestCheckMariaDBPlaintextLogin(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"default", nil, "inconclusive: "},
+		{"require_secure_transport", []string{"--require-secure-transport=ON"}, "inconclusive: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := peer.StartMariaDB(t, peer.MariaDBOptions{Args: tc.args})
+			r := checkPeerNamed(t, starttls.MySQL, m.Addr, m.PKI, "db.test")
+			if v := r.StartTLS.Probes["plaintext-login"]; !strings.HasPrefix(v, tc.want) || !strings.Contains(v, "1045") {
+				t.Errorf("plaintext-login probe %q, want %q and the 1045", v, tc.want)
+			}
+			requireFinding(t, r, "plaintext-login", false)
+		})
+	}
+}

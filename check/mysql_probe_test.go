@@ -83,7 +83,13 @@ func fakeMySQL(t *testing.T, cfg *tls.Config, mode int) string {
 					return
 				}
 				br := bufio.NewReader(c)
-				if req := packet(br); len(req) != 36 {
+				switch req := packet(br); {
+				case len(req) > 36 && req[3] == 1 && req[4+1]&0x08 == 0:
+					// A plaintext login: an anonymous account lets anyone in.
+					_, _ = c.Write([]byte{7, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0})
+					time.Sleep(100 * time.Millisecond)
+					return
+				case len(req) != 36:
 					return
 				}
 				var pending []byte
@@ -147,6 +153,32 @@ func TestMySQLInjection(t *testing.T) {
 			t.Logf("verdict %q; findings %v", v, ids(r))
 			for _, f := range r.Findings {
 				t.Logf("%s: %s", f.ID, f.Evidence)
+			}
+		})
+	}
+}
+
+// TestMySQLPlaintextLogin: a plaintext HandshakeResponse answered OK opened
+// a session without TLS (plaintext-login); the library's server half
+// refuses it for insecure transport.
+func TestMySQLPlaintextLogin(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	for _, tc := range []struct {
+		name, addr, want, reply string
+	}{
+		{"anonymous login", fakeMySQL(t, pki.server(), mysqlDiscard), "fail", "OK packet (sequence id 2"},
+		{"library server half", correctServer(t, starttls.MySQL, starttls.ServerConfig{TLSConfig: pki.server()}), "pass", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := checkAddr(t, starttls.MySQL, tc.addr, pki.ca.Pool())
+			if v := r.StartTLS.Probes["plaintext-login"]; v != tc.want {
+				t.Errorf("plaintext-login probe %q, want %q", v, tc.want)
+			}
+			requireFinding(t, r, "plaintext-login", tc.want == "fail")
+			for _, f := range r.Findings {
+				if f.ID == "plaintext-login" && (f.Severity != High || !strings.Contains(f.Evidence, tc.reply)) {
+					t.Errorf("%+v", f)
+				}
 			}
 		})
 	}

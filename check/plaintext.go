@@ -165,6 +165,8 @@ func (c *run) plaintextLogin(ctx context.Context) {
 		try = nntpLogin
 	case starttls.Sieve:
 		try = sieveLogin
+	case starttls.MySQL:
+		try = mysqlLogin
 	default:
 		c.verdict("plaintext-login", "n/a", 0)
 		return
