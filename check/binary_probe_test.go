@@ -2,6 +2,7 @@ package check
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"io"
 	"net"
 	"strings"
@@ -41,6 +42,15 @@ func fakePostgresGSS(t *testing.T, cfg *tls.Config, vulnerable, vulnAfterGSS boo
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				req := make([]byte, 8)
 				if _, err := io.ReadFull(c, req); err != nil {
+					return
+				}
+				if binary.BigEndian.Uint32(req[4:]) == 3<<16 {
+					// A plaintext StartupMessage: asked for a password, in
+					// the clear, as a "host ... password" pg_hba line does.
+					rest := make([]byte, int(binary.BigEndian.Uint32(req))-8)
+					if _, err := io.ReadFull(c, rest); err == nil {
+						c.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 3})
+					}
 					return
 				}
 				vuln := vulnerable
@@ -139,4 +149,30 @@ func TestPostgresInjectionAfterGSS(t *testing.T) {
 		}
 		t.Logf("verdict %q", r.StartTLS.Probes["command-injection"])
 	})
+}
+
+// TestPostgresPlaintextLogin: a StartupMessage without SSLRequest answered
+// with a password request is plaintext-login; the library's server half
+// refuses it ("SSL required").
+func TestPostgresPlaintextLogin(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	for _, tc := range []struct {
+		name, addr, want string
+	}{
+		{"asks for a password", fakePostgres(t, pki.server(), false), "fail"},
+		{"library server half", correctServer(t, starttls.Postgres, starttls.ServerConfig{TLSConfig: pki.server()}), "pass"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := checkAddr(t, starttls.Postgres, tc.addr, pki.ca.Pool())
+			if v := r.StartTLS.Probes["plaintext-login"]; v != tc.want {
+				t.Errorf("plaintext-login probe %q, want %q", v, tc.want)
+			}
+			requireFinding(t, r, "plaintext-login", tc.want == "fail")
+			for _, f := range r.Findings {
+				if f.ID == "plaintext-login" && !strings.Contains(f.Evidence, "authentication request, type 3") {
+					t.Errorf("%+v", f)
+				}
+			}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -285,4 +286,70 @@ func judgeMySQLLogin(p []byte) int {
 		return loginRefused
 	}
 	return loginUndecided
+}
+
+// postgresLogin sends a StartupMessage without SSLRequest for the
+// throwaway user. pg_hba is applied before any authentication, so a
+// server that requires TLS refuses at once ("no pg_hba.conf entry ... no
+// encryption", "SSL off" before PostgreSQL 12); an authentication
+// request ('R': a password, SCRAM, or OK under trust) means it takes
+// logins in plaintext, and so does "role ... does not exist", which comes
+// only after a non-TLS pg_hba line matched.
+func postgresLogin(p *plainConn) loginOutcome {
+	out := loginOutcome{sent: fmt.Sprintf("a StartupMessage for %q without SSLRequest", probeUser)}
+	body := "\x00\x03\x00\x00user\x00" + probeUser + "\x00database\x00postgres\x00\x00"
+	n := len(body) + 4
+	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
+	if _, err := p.conn.Write(append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, body...)); err != nil {
+		out.note = err.Error()
+		return out
+	}
+	_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))
+	var hdr [5]byte
+	if _, err := io.ReadFull(p.br, hdr[:]); err != nil {
+		out.note = "answer: " + err.Error()
+		return out
+	}
+	m := int(binary.BigEndian.Uint32(hdr[1:]))
+	if m < 4 || m > 8192 {
+		out.note = fmt.Sprintf("a message of %d bytes", m)
+		return out
+	}
+	msg := make([]byte, m-4)
+	if _, err := io.ReadFull(p.br, msg); err != nil {
+		out.note = "answer: " + err.Error()
+		return out
+	}
+	switch hdr[0] {
+	case 'R':
+		out.result = loginProcessed
+		out.reply = "R (authentication request)"
+		if len(msg) >= 4 {
+			kind := binary.BigEndian.Uint32(msg)
+			name := map[uint32]string{0: ": AuthenticationOk, logged in", 3: ": cleartext password", 5: ": MD5 password", 10: ": SASL"}[kind]
+			out.reply = fmt.Sprintf("R (authentication request, type %d%s)", kind, name)
+		}
+		return out
+	case 'E':
+		fields := map[byte]string{}
+		for _, f := range bytes.Split(msg, []byte{0}) {
+			if len(f) > 1 {
+				fields[f[0]] = printable(f[1:])
+			}
+		}
+		out.reply = fmt.Sprintf("E %s %s: %s", fields['S'], fields['C'], fields['M'])
+		lower := strings.ToLower(fields['M'])
+		switch {
+		case strings.Contains(lower, "no encryption") || strings.Contains(lower, "ssl off") || strings.Contains(lower, "ssl required"):
+			out.result = loginRefused
+		case fields['C'] == "28000" && strings.HasPrefix(lower, "role ") && strings.Contains(lower, "does not exist"):
+			out.result = loginProcessed
+		default:
+			out.note = fmt.Sprintf("%s answered %s", out.sent, out.reply)
+		}
+		return out
+	}
+	out.reply = fmt.Sprintf("%q", hdr[0])
+	out.note = fmt.Sprintf("%s answered message type %q", out.sent, hdr[0])
+	return out
 }

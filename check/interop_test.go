@@ -352,3 +352,24 @@ func TestCheckMariaDBPlaintextLogin(t *testing.T) {
 		})
 	}
 }
+
+// PostgreSQL applies pg_hba before authentication: with "hostnossl ...
+// reject" a plaintext StartupMessage is refused at once ("no encryption"),
+// with "hostnossl ... trust" it gets past pg_hba (then "role does not
+// exist" for the throwaway user): plaintext-login.
+func TestCheckPostgresPlaintextLogin(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		p := peer.StartPostgres(t, peer.PostgresOptions{AllowPlaintext: plain})
+		r := checkPeerNamed(t, starttls.Postgres, p.Addr, p.PKI, "db.test")
+		want := map[bool]string{false: "pass", true: "fail"}[plain]
+		if v := r.StartTLS.Probes["plaintext-login"]; v != want {
+			t.Errorf("AllowPlaintext=%v: plaintext-login probe %q, want %q", plain, v, want)
+		}
+		requireFinding(t, r, "plaintext-login", plain)
+		for _, f := range r.Findings {
+			if f.ID == "plaintext-login" {
+				t.Logf("%s: %s", f.ID, f.Evidence)
+			}
+		}
+	}
+}

@@ -167,6 +167,8 @@ func (c *run) plaintextLogin(ctx context.Context) {
 		try = sieveLogin
 	case starttls.MySQL:
 		try = mysqlLogin
+	case starttls.Postgres:
+		try = postgresLogin
 	default:
 		c.verdict("plaintext-login", "n/a", 0)
 		return
