@@ -3,8 +3,10 @@ package serve
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +64,13 @@ func sieveApp(ctx context.Context, s *session) {
 		case v == "CAPABILITY":
 			reply = []string{`"IMPLEMENTATION" "starttls-go"`, `"SASL" "PLAIN"`, `"SIEVE" "fileinto vacation"`, `"VERSION" "1.0"`, `OK "Capability completed"`}
 		case v == "NOOP":
-			reply = []string{`OK "NOOP completed"`}
+			// RFC 5804 §2.11: a tag argument comes back as the TAG code;
+			// clients resynchronise on it after STARTTLS.
+			if tag, err := sieveString(arg); err == nil && tag != "" {
+				reply = []string{"OK (TAG " + strconv.Quote(tag) + `) "Done"`}
+			} else {
+				reply = []string{`OK "NOOP completed"`}
+			}
 		case v == "LOGOUT":
 			_ = s.write(`OK "Logout completed"`)
 			return
@@ -70,11 +78,17 @@ func sieveApp(ctx context.Context, s *session) {
 			reply = []string{`NO "TLS already active"`}
 		case v == "AUTHENTICATE":
 			mech, ir, _ := strings.Cut(arg, " ")
+			if n, ok := sieveLiteral(ir); ok {
+				// {n+}: the initial response follows as n raw bytes (RFC 5804 §4).
+				if ir, err = s.readN(n); err != nil {
+					return
+				}
+			}
 			if !strings.EqualFold(strings.Trim(mech, `"`), "PLAIN") || ir == "" {
 				reply = []string{`NO "Only PLAIN with an initial response"`}
 				break
 			}
-			if u, p, ok := plainCreds(strings.Trim(ir, `"`)); ok && s.checkUser(u, p) {
+			if u, p, ok := plainCreds(strings.Trim(strings.TrimSpace(ir), `"`)); ok && s.checkUser(u, p) {
 				authed, reply = true, []string{`OK "Logged in"`}
 			} else {
 				reply = []string{`NO "Authentication failed"`}
@@ -192,3 +206,43 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 func (l *oneConnListener) finish()        { l.fin.Do(func() { close(l.done) }) }
 func (l *oneConnListener) Close() error   { l.finish(); return nil }
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
+
+// maxSieveLiteral bounds a client literal: an AUTHENTICATE initial
+// response, never a script (PUTSCRIPT is not implemented).
+const maxSieveLiteral = 4096
+
+// sieveLiteral reports whether arg is a non-synchronising literal
+// announcement {n+} (or a synchronising {n}) and its length.
+func sieveLiteral(arg string) (int, bool) {
+	arg = strings.TrimSpace(arg)
+	if !strings.HasPrefix(arg, "{") || !strings.HasSuffix(arg, "}") {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(arg[1:len(arg)-1], "+"))
+	if err != nil || n < 0 || n > maxSieveLiteral {
+		return 0, false
+	}
+	return n, true
+}
+
+// sieveString unquotes a quoted string argument; an atom comes back as is.
+func sieveString(arg string) (string, error) {
+	arg = strings.TrimSpace(arg)
+	if strings.HasPrefix(arg, `"`) {
+		return strconv.Unquote(arg)
+	}
+	return arg, nil
+}
+
+// readN reads n bytes of a literal and the rest of its command line.
+func (s *session) readN(n int) (string, error) {
+	_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.br, b); err != nil {
+		return "", err
+	}
+	if _, err := s.readLine(); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

@@ -113,11 +113,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if a == nil {
 		a = drainApp
 	}
+	caps := o.Capabilities
+	if info.Base == starttls.Sieve && caps == nil {
+		// The capabilities re-sent inside TLS (RFC 5804 §2.2) come from
+		// the server half, and the app takes AUTHENTICATE PLAIN: a client
+		// that sees no SASL there will not log in. Required drops it
+		// before TLS.
+		caps = []string{"SASL PLAIN"}
+	}
 	srv := &starttls.Server{
 		Protocol: o.Protocol,
 		Config: starttls.ServerConfig{
 			TLSConfig: o.TLSConfig, Policy: o.Policy, Hostname: o.Hostname,
-			Capabilities: o.Capabilities, OnEvent: o.OnEvent, Logger: o.Logger,
+			Capabilities: caps, OnEvent: o.OnEvent, Logger: o.Logger,
 		},
 		Handler: func(ctx context.Context, c *starttls.Conn) {
 			defer c.Close()
