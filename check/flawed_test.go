@@ -2,6 +2,7 @@ package check
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -29,6 +30,7 @@ type flaws struct {
 	advertiseLogin    bool   // IMAP: no LOGINDISABLED; POP3: USER in CAPA, before TLS
 	mailBeforeTLS     bool   // SMTP: answer MAIL FROM with 250 before TLS
 	startTLSArgument  bool   // SMTP: start TLS on "STARTTLS <arg>" instead of 501
+	keepPartialLine   bool   // drop whole lines buffered at STARTTLS but keep an unfinished one, glued to the first line inside TLS
 }
 
 // flawedSMTP is a hand-written SMTP server for the checker's positive
@@ -145,11 +147,7 @@ func (s *flawedSMTP) session(raw net.Conn) {
 				sslv3Answer(raw)
 				return
 			}
-			var pending []byte
-			if s.f.executePipelined && br.Buffered() > 0 {
-				pending, _ = br.Peek(br.Buffered())
-				pending = append([]byte(nil), pending...)
-			}
+			pending := s.kept(br)
 			tc := tls.Server(raw, s.tls)
 			if err := tc.Handshake(); err != nil {
 				return
@@ -174,10 +172,25 @@ func (s *flawedSMTP) session(raw net.Conn) {
 		case "QUIT":
 			w("221 2.0.0 Bye")
 			return
-		default:
+		case "RSET", "NOOP":
 			w("250 2.0.0 Ok")
+		default:
+			w("500 5.5.2 Error: command not recognized")
 		}
 	}
+}
+
+// kept is what the flaws keep of the plaintext buffered at the upgrade.
+func (s *flawedSMTP) kept(br *bufio.Reader) []byte {
+	if br.Buffered() == 0 || !s.f.executePipelined && !s.f.keepPartialLine {
+		return nil
+	}
+	b, _ := br.Peek(br.Buffered())
+	b = append([]byte(nil), b...)
+	if !s.f.executePipelined {
+		b = b[bytes.LastIndexByte(b, '\n')+1:]
+	}
+	return b
 }
 
 // prefixReader yields pending first, then r: the buffer that should have

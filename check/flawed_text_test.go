@@ -18,11 +18,7 @@ func (s *flawedSMTP) upgrade(raw net.Conn, br *bufio.Reader, goAhead string) (ne
 	if _, err := raw.Write([]byte(goAhead + "\r\n" + s.f.injectAfterGo)); err != nil {
 		return nil, nil, false
 	}
-	var pending []byte
-	if s.f.executePipelined && br.Buffered() > 0 {
-		pending, _ = br.Peek(br.Buffered())
-		pending = append([]byte(nil), pending...)
-	}
+	pending := s.kept(br)
 	tc := tls.Server(raw, s.tls)
 	if err := tc.Handshake(); err != nil {
 		return nil, nil, false
@@ -150,6 +146,7 @@ func TestTextProtocolFlaws(t *testing.T) {
 	cases := map[starttls.Protocol][]flawCase{
 		starttls.IMAP: {
 			{"command-injection", flaws{executePipelined: true}, Critical},
+			{"command-injection", flaws{keepPartialLine: true}, Critical},
 			{"response-injection", flaws{injectAfterGo: "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"}, High},
 			{"response-injection", flaws{injectAfterGo: "* OK [ALERT] partial"}, High}, // no CRLF
 			{"starttls-after-tls", flaws{startTLSAfterTLS: true}, Medium},
@@ -165,6 +162,7 @@ func TestTextProtocolFlaws(t *testing.T) {
 			{"plaintext-login", flaws{advertiseLogin: true}, Medium},
 		},
 		starttls.SMTP: {
+			{"command-injection", flaws{keepPartialLine: true}, Critical},
 			{"response-injection", flaws{injectAfterGo: "250 AUTH PL"}, High}, // no CRLF
 			// Port 25 is probed only where AUTH is advertised before TLS.
 			{"plaintext-login", flaws{plaintextLogin: true, authBeforeTLS: true}, High},
@@ -213,7 +211,7 @@ func TestTextProtocolFlaws(t *testing.T) {
 func flawName(f flaws) string {
 	var n []string
 	for name, on := range map[string]bool{"pipelined": f.executePipelined, "again": f.startTLSAfterTLS, "login": f.plaintextLogin,
-		"advertised": f.advertiseLogin, "mail": f.mailBeforeTLS, "argument": f.startTLSArgument} {
+		"advertised": f.advertiseLogin, "mail": f.mailBeforeTLS, "argument": f.startTLSArgument, "keeppartial": f.keepPartialLine} {
 		if on {
 			n = append(n, name)
 		}

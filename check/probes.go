@@ -85,11 +85,19 @@ const injectionWait = 1500 * time.Millisecond
 
 func (c *run) commandInjection(ctx context.Context) {
 	c.commandInjectionOnce(ctx)
-	if c.info.Base != starttls.Postgres {
-		return
+	switch {
+	case c.info.Base == starttls.Postgres:
+		c.moreInjection("after GSSENCRequest", func() (string, string) { return c.postgresAfterGSS(ctx) })
+	case partialProbes[c.info.Base] != "":
+		c.moreInjection("partial line", func() (string, string) { return c.partialLine(ctx) })
 	}
+}
+
+// moreInjection runs a variant of the command-injection probe and folds
+// its verdict into the probe's: one fail fails it.
+func (c *run) moreInjection(label string, variant func() (verdict, evidence string)) {
 	start := time.Now()
-	v, evidence := c.postgresAfterGSS(ctx)
+	v, evidence := variant()
 	if evidence != "" {
 		c.add(newFinding("command-injection", evidence))
 	}
@@ -99,7 +107,7 @@ func (c *run) commandInjection(ctx context.Context) {
 	if v == "fail" || first == "fail" {
 		c.r.StartTLS.Probes["command-injection"] = "fail"
 	} else {
-		c.r.StartTLS.Probes["command-injection"] = first + "; after GSSENCRequest: " + v
+		c.r.StartTLS.Probes["command-injection"] = first + "; " + label + ": " + v
 	}
 	c.r.Timings.ProbesMS["command-injection"] += ms(time.Since(start))
 }
