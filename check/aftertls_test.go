@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -155,5 +156,131 @@ func TestLDAPStartTLSAgain(t *testing.T) {
 			t.Errorf("resultCode %d: starttls-after-tls probe %q, want %q", tc.code, v, tc.want)
 		}
 		requireFinding(t, r, "starttls-after-tls", tc.code == 0)
+	}
+}
+
+// lineApp is a line protocol's application inside TLS: answer maps an
+// upper-cased command word to its reply ("" ends the session).
+func lineApp(answer func(verb, line string) string) func(ctx context.Context, c *starttls.Conn) {
+	return func(ctx context.Context, c *starttls.Conn) {
+		defer c.Close()
+		for i := 0; i < 30 && ctx.Err() == nil; i++ {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, err := c.ReadLine()
+			if err != nil {
+				return
+			}
+			verb, _, _ := strings.Cut(strings.ToUpper(line), " ")
+			reply := answer(verb, line)
+			if reply == "" {
+				return
+			}
+			if _, err := c.Write([]byte(reply + "\r\n")); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestStartTLSAgainLineProtocols: NNTP, FTP, ManageSieve and IRC servers
+// that accept a second upgrade inside TLS (NNTP also advertising it again)
+// get starttls-after-tls; the same servers refusing it do not.
+func TestStartTLSAgainLineProtocols(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	apps := map[starttls.Protocol]func(again bool) func(verb, line string) string{
+		starttls.NNTP: func(again bool) func(string, string) string {
+			return func(verb, _ string) string {
+				switch verb {
+				case "CAPABILITIES":
+					if again {
+						return "101 Capability list:\r\nVERSION 2\r\nREADER\r\nSTARTTLS\r\n."
+					}
+					return "101 Capability list:\r\nVERSION 2\r\nREADER\r\n."
+				case "STARTTLS":
+					if again {
+						return "382 Continue with TLS negotiation"
+					}
+					return "502 Already using TLS"
+				case "HELP":
+					return "100 Help\r\n."
+				case "QUIT":
+					return ""
+				}
+				return "500 What?"
+			}
+		},
+		starttls.FTP: func(again bool) func(string, string) string {
+			return func(verb, _ string) string {
+				switch verb {
+				case "PBSZ":
+					return "200 PBSZ=0"
+				case "PROT":
+					return "200 PROT P"
+				case "FEAT":
+					return "211-Features:\r\n AUTH TLS\r\n PBSZ\r\n PROT\r\n211 End"
+				case "AUTH":
+					if again {
+						return "234 AUTH TLS OK"
+					}
+					return "503 Already using TLS"
+				case "NOOP":
+					return "200 OK"
+				case "QUIT":
+					return ""
+				}
+				return "502 Not implemented"
+			}
+		},
+		starttls.Sieve: func(again bool) func(string, string) string {
+			return func(verb, _ string) string {
+				switch verb {
+				case "STARTTLS":
+					if again {
+						return `OK "Begin TLS negotiation now"`
+					}
+					return `NO "TLS already active"`
+				case "NOOP":
+					return `OK "NOOP completed"`
+				case "LOGOUT":
+					return ""
+				}
+				return `NO "Unknown command"`
+			}
+		},
+		starttls.IRC: func(again bool) func(string, string) string {
+			return func(verb, line string) string {
+				switch verb {
+				case "STARTTLS":
+					if again {
+						return ":localhost 670 * :STARTTLS successful, proceed with TLS handshake"
+					}
+					return ":localhost 691 * :STARTTLS failure"
+				case "CAP":
+					return ":localhost CAP * LS :multi-prefix"
+				case "PING":
+					_, arg, _ := strings.Cut(line, " ")
+					return ":localhost PONG localhost " + arg
+				case "QUIT":
+					return ""
+				}
+				return ":localhost 421 * " + verb + " :Unknown command"
+			}
+		},
+	}
+	for p, app := range apps {
+		for _, again := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/again=%v", p, again), func(t *testing.T) {
+				addr := startHalf(t, p, starttls.ServerConfig{TLSConfig: pki.server()}, lineApp(app(again)))
+				r := checkAddr(t, p, addr, pki.ca.Pool())
+				if r.Status != starttls.StatusSuccess {
+					t.Fatalf("status %s: %s", r.Status, r.Error)
+				}
+				requireFinding(t, r, "starttls-after-tls", again)
+				want := map[bool]string{true: "fail", false: "pass"}[again]
+				if v := r.StartTLS.Probes["starttls-after-tls"]; v != want {
+					t.Errorf("starttls-after-tls probe %q, want %q", v, want)
+				}
+			})
+		}
 	}
 }

@@ -275,6 +275,9 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 		// for the client to notice (RFC 6120 §5.3.1).
 		c.add(newFinding("starttls-not-required", "the pre-TLS stream features offer <starttls/> without <required/>: "+strings.Join(before, ", ")))
 	}
+	// IRC's "tls" capability is left out: InspIRCd 3 lists it inside TLS
+	// too (and refuses a second STARTTLS), and no rule that forbids the
+	// listing could be confirmed.
 	for _, kw := range []string{"STARTTLS", "STLS"} {
 		if conn.Capabilities.Has(kw) {
 			c.add(newFinding("starttls-after-tls", fmt.Sprintf("the capabilities asked inside TLS still list %s", kw)))
