@@ -17,7 +17,7 @@ func ftpApp(ctx context.Context, s *session) {
 		return
 	}
 	var user string
-	authed, protect := false, false
+	authed, protect, pbsz := false, false, false
 	var data net.Listener
 	defer func() {
 		if data != nil {
@@ -43,7 +43,9 @@ func ftpApp(ctx context.Context, s *session) {
 		case v == "AUTH":
 			reply = "503 TLS already active"
 		case v == "PBSZ":
-			reply = "200 PBSZ=0"
+			pbsz, reply = true, "200 PBSZ=0"
+		case v == "PROT" && !pbsz:
+			reply = "503 PBSZ first" // RFC 4217 §9
 		case v == "PROT":
 			switch strings.ToUpper(arg) {
 			case "P":
