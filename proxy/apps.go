@@ -206,21 +206,26 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 			}
 		} else if !inReply && !midLine {
 			// Fast path: complete lines none of which can start an EHLO-style
-			// reply go out in one piece.
+			// reply go out in one piece, written from src's buffer straight to
+			// the client: one read, one write (one TLS record), no copy.
 			buf, _ := src.Peek(src.Buffered())
-			if n := plainPrefix(buf, "250-"); n > 0 {
-				dst.Write(buf[:n])
-				if count {
-					for rest := buf[:n]; len(rest) > 0; {
-						i := bytes.IndexByte(rest, '\n') // buf[:n] ends with one
-						if code, more, ok := replyCode(trimEOL(rest[:i+1])); ok && !more {
-							q.answered(code)
-						}
-						rest = rest[i+1:]
-					}
+			if n := smtpRun(buf, q, count); n > 0 {
+				if err := q.writeRun(dst, buf[:n]); err != nil {
+					return err
 				}
 				_, _ = src.Discard(n)
 				continue
+			}
+			// A line cut by the end of what arrived: read more behind it
+			// rather than pass its head alone (a small record, a syscall),
+			// having sent what is pending first.
+			if len(buf) < src.Size() && bytes.IndexByte(buf, '\n') < 0 {
+				if err := dst.Flush(); err != nil {
+					return err
+				}
+				if _, err := src.Peek(len(buf) + 1); err == nil {
+					continue
+				}
 			}
 		}
 		b, err := src.ReadSlice('\n')
@@ -289,6 +294,30 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 	}
 }
 
+// smtpRun returns the length of the complete lines at the start of buf
+// none of which starts with "250-" (they need no filtering), counting (with
+// count) the replies that end among them: one pass, one IndexByte a line.
+func smtpRun(buf []byte, q *cmdQueue, count bool) int {
+	n := 0
+	for n < len(buf) {
+		rest := buf[n:]
+		if len(rest) >= 4 && rest[0] == '2' && rest[1] == '5' && rest[2] == '0' && rest[3] == '-' {
+			break
+		}
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		if c := rest[0]; count && c >= '2' && c <= '9' { // replyCode wants 200 to 999
+			if code, more, ok := replyCode(trimEOL(rest[:i+1])); ok && !more {
+				q.answered(code)
+			}
+		}
+		n += i + 1
+	}
+	return n
+}
+
 // smtpUp relays the client's commands. Inside TLS it answers STARTTLS
 // itself, in its turn among the backend's replies; message contents (DATA,
 // BDAT) and SASL responses pass unread.
@@ -305,7 +334,8 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 	if q.client == nil {
 		return copyPlain(dst, src)
 	}
-	bw := bufio.NewWriterSize(dst, 16<<10)
+	// Commands only: message bodies go from src's buffer straight to dst.
+	bw := bufio.NewWriterSize(dst, 4<<10)
 	for {
 		if src.Buffered() == 0 {
 			if err := bw.Flush(); err != nil {
@@ -362,8 +392,8 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 				return err
 			}
 			if code, ok := q.settle(); ok && code == 354 {
-				q.push(message) // the reply (LMTP: replies) to the whole message
-				if err := smtpData(bw, src); err != nil {
+				q.push(message)                            // the reply (LMTP: replies) to the whole message
+				if err := smtpData(dst, src); err != nil { // bw was flushed above
 					bw.Flush()
 					return err
 				}
@@ -388,36 +418,81 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 	}
 }
 
-// smtpData copies a message up to and including its end line ".".
-func smtpData(dst *bufio.Writer, src *bufio.Reader) error {
-	bol := true // at the beginning of a line
+// smtpData copies a message up to and including its end line "." (CRLF
+// or bare LF). What arrives is written at once as it arrived, up to the end
+// line: one read, one write, no line held back; the scan carries its state
+// across reads, so an end line cut in two is still found.
+func smtpData(dst io.Writer, src *bufio.Reader) error {
+	st := dataBOL
 	for {
 		if src.Buffered() == 0 {
-			if err := dst.Flush(); err != nil {
+			if _, err := src.Peek(1); err != nil {
 				return err
 			}
-		} else if bol {
-			// Fast path: complete lines none of which starts with a dot.
-			buf, _ := src.Peek(src.Buffered())
-			if n := plainPrefix(buf, "."); n > 0 {
-				dst.Write(buf[:n])
-				_, _ = src.Discard(n)
-				continue
-			}
 		}
-		b, err := src.ReadSlice('\n')
-		if err != nil && err != bufio.ErrBufferFull {
-			dst.Write(b)
+		buf, _ := src.Peek(src.Buffered())
+		n, end := scanData(buf, &st)
+		if _, err := dst.Write(buf[:n]); err != nil {
 			return err
 		}
-		if _, err := dst.Write(b); err != nil {
-			return err
-		}
-		if err == nil && bol && bytes.Equal(trimEOL(b), []byte(".")) {
+		_, _ = src.Discard(n)
+		if end {
 			return nil
 		}
-		bol = err == nil
 	}
+}
+
+// Where a message body's scan stands between reads.
+const (
+	dataMid   = iota // inside a line
+	dataBOL          // at the beginning of a line
+	dataDot          // after a "." at the beginning of a line
+	dataDotCR        // after ".\r" at the beginning of a line
+)
+
+// scanData returns how much of buf belongs to the message (n) and whether
+// that includes its end line.
+func scanData(buf []byte, st *int) (n int, end bool) {
+	for i := 0; i < len(buf); {
+		switch *st {
+		case dataMid:
+			// Look for dots rather than line ends: base64 parts, most of a
+			// mail's bytes, have none, so one vectorised IndexByte covers the
+			// buffer (bytes.Index of "\n." costs an IndexByte per line).
+			j := bytes.IndexByte(buf[i:], '.')
+			if j < 0 {
+				if buf[len(buf)-1] == '\n' {
+					*st = dataBOL
+				}
+				return len(buf), false
+			}
+			// A dot at buf[0] in this state follows a byte of the previous
+			// read that was not a line end.
+			if i += j; i > 0 && buf[i-1] == '\n' {
+				*st = dataDot
+			}
+			i++
+		case dataBOL:
+			if buf[i] == '.' {
+				i++
+				*st = dataDot
+			} else {
+				*st = dataMid
+			}
+		case dataDot, dataDotCR:
+			switch {
+			case buf[i] == '\n':
+				*st = dataBOL
+				return i + 1, true
+			case buf[i] == '\r' && *st == dataDot:
+				i++
+				*st = dataDotCR
+			default:
+				*st = dataMid
+			}
+		}
+	}
+	return len(buf), false
 }
 
 // copyN copies n bytes, flushing dst before src blocks (the client of a
@@ -454,19 +529,6 @@ func passLine(dst io.Writer, src *bufio.Reader, b []byte, err error) error {
 		}
 		b, err = src.ReadSlice('\n')
 	}
-}
-
-// plainPrefix returns the length of the longest prefix of buf made of
-// complete lines none of which starts with start.
-func plainPrefix(buf []byte, start string) int {
-	if bytes.HasPrefix(buf, []byte(start)) {
-		return 0
-	}
-	region := buf
-	if i := bytes.Index(buf, []byte("\n"+start)); i >= 0 {
-		region = buf[:i+1]
-	}
-	return bytes.LastIndexByte(region, '\n') + 1
 }
 
 // replyCode parses the code of an SMTP reply line (without EOL) without

@@ -122,3 +122,73 @@ func TestProxyHeaderLocal(t *testing.T) {
 		t.Errorf("LOCAL header %x", h)
 	}
 }
+
+// dataEnd is the line-by-line reference for smtpData: the length of the
+// body up to and including its first line "." (CRLF or LF), or -1.
+func dataEnd(body string) int {
+	for off := 0; off < len(body); {
+		i := strings.IndexByte(body[off:], '\n')
+		if i < 0 {
+			return -1
+		}
+		if l := strings.TrimSuffix(body[off:off+i], "\r"); l == "." {
+			return off + i + 1
+		}
+		off += i + 1
+	}
+	return -1
+}
+
+// checkData runs smtpData over body read in pieces of every size from 16
+// (bufio's least) up, and compares it with the line-by-line reference:
+// the same bytes pass, the rest stays for the command parser.
+func checkData(t *testing.T, body string) {
+	t.Helper()
+	end := dataEnd(body)
+	for _, size := range []int{16, 17, 19, 64, 4096} {
+		var out bytes.Buffer
+		br := bufio.NewReaderSize(iotestHalf(strings.NewReader(body)), size)
+		err := smtpData(&out, br)
+		if end < 0 {
+			if err == nil || out.String() != body {
+				t.Fatalf("size %d: %q: no end line, got %q, %v", size, body, out.String(), err)
+			}
+			continue
+		}
+		rest, _ := io.ReadAll(br)
+		if err != nil || out.String() != body[:end] || string(rest) != body[end:] {
+			t.Fatalf("size %d: %q: passed %q, left %q, %v; want %q", size, body, out.String(), rest, err, body[:end])
+		}
+	}
+}
+
+// iotestHalf returns r read at most 7 bytes at a time, so that an end line
+// arrives cut in two.
+func iotestHalf(r io.Reader) io.Reader { return &smallReader{r} }
+
+type smallReader struct{ r io.Reader }
+
+func (s *smallReader) Read(p []byte) (int, error) { return s.r.Read(p[:min(len(p), 7)]) }
+
+func TestSMTPData(t *testing.T) {
+	long := strings.Repeat("QUJDRGVm", 40)
+	for _, body := range []string{
+		".\r\n",
+		".\n",
+		"a\r\n.\r\nQUIT\r\n",
+		"a.b\r\n..\r\n.x\r\n. \r\n.\r\r\n\r\n.\r\nNOOP\r\n",
+		"line. with. dots.\r\n.\r\n",
+		long + "\r\n." + long + "\r\n.\r\n",
+		"\n.\n",
+		"no end\r\n..\r\n",
+		"x\r\n.\r",
+	} {
+		checkData(t, body)
+	}
+}
+
+func FuzzSMTPData(f *testing.F) {
+	f.Add("a\r\n.\r\nQUIT\r\n")
+	f.Add("..\r\n.\r.\n\n.\n")
+	f.Fuzz(func(t *testing.T, body string) { checkData(t, body) })
+}

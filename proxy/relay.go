@@ -33,6 +33,7 @@ type cmdQueue struct {
 
 	client io.Writer // the client's side, when the proxy answers upgrade commands
 	out    sync.Mutex
+	direct io.Writer // the client's side under down's buffer (nil: always through it)
 }
 
 func newCmdQueue(client io.Writer) *cmdQueue {
@@ -128,6 +129,22 @@ func (q *cmdQueue) between(dst *bufio.Writer, src *bufio.Reader) error {
 	q.out.Unlock()
 	_, err := src.Peek(1)
 	q.out.Lock()
+	return err
+}
+
+// writeRun sends p, a run of lines that needs no filtering, after what
+// dst holds: in one write where that fits, else p straight from the
+// caller's buffer (no copy). Either way nothing stays buffered, so a
+// TLS record per read reaches the client at once.
+func (q *cmdQueue) writeRun(dst *bufio.Writer, p []byte) error {
+	if q.direct == nil || (dst.Buffered() > 0 && len(p) <= dst.Available()) {
+		_, _ = dst.Write(p)
+		return dst.Flush()
+	}
+	if err := dst.Flush(); err != nil {
+		return err
+	}
+	_, err := q.direct.Write(p)
 	return err
 }
 
@@ -292,6 +309,7 @@ func (s *session) relay(client net.Conn, clientR io.Reader, backend net.Conn, do
 		answer = downW
 	}
 	q := newCmdQueue(answer)
+	q.direct = downW
 	q.out.Lock() // down's until it stops (the greeting first, in implicit mode)
 	upDone := make(chan error, 1)
 	go func() {

@@ -244,7 +244,9 @@ func (s *session) dialBackend(secure bool) (conn net.Conn, br *bufio.Reader, ir 
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	ir = newIdleReader(conn, conn, t.Connect, &activity{})
-	br = bufio.NewReaderSize(ir, 16<<10)
+	// 32 KiB reads, as io.Copy's: half the read calls of a record-sized
+	// buffer, and what arrives goes out as two full TLS records.
+	br = bufio.NewReaderSize(ir, 32<<10)
 	if g := s.l.app.greeting; g != nil {
 		raw, ok, err := g(br)
 		if err != nil {
