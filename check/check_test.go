@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -39,16 +38,7 @@ func (p *testPKI) server() *tls.Config {
 // post-TLS application: the negative control for every finding.
 func correctServer(t *testing.T, proto starttls.Protocol, cfg starttls.ServerConfig) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	srv := &starttls.Server{Protocol: proto, Config: cfg, Handler: postTLSApp}
-	go func() { defer close(done); _ = srv.Serve(ctx, l) }()
-	return l.Addr().String()
+	return startHalf(t, proto, cfg, postTLSApp)
 }
 
 func postTLSApp(ctx context.Context, c *starttls.Conn) {
