@@ -24,8 +24,8 @@ type Postfix struct {
 
 // PostfixOptions tune the instance.
 type PostfixOptions struct {
-	// MainCF lines are appended to main.cf (later lines win), e.g. legacy
-	// TLS settings.
+	// MainCF lines ("name = value") set main.cf parameters, replacing the
+	// instance's default for the same name, e.g. legacy TLS settings.
 	MainCF []string
 }
 
@@ -108,13 +108,26 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		"smtpd_client_restrictions =",
 		"smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
 	}
-	main = append(main, o.MainCF...)
+	main = mergeMainCF(main, o.MainCF)
 	writeFile(t, filepath.Join(dir, "etc", "main.cf"), strings.Join(main, "\n")+"\n", 0o644)
 	master := fmt.Sprintf("%s inet n - n - - smtpd\n", p.SMTPAddr) +
 		fmt.Sprintf("%s inet n - n - - smtpd -o smtpd_tls_security_level=encrypt\n", p.SubmissionAddr) +
 		fmt.Sprintf("%s inet n - n - - smtpd -o smtpd_tls_wrappermode=yes -o smtpd_tls_security_level=encrypt\n", p.SMTPSAddr) +
 		postfixServices
 	writeFile(t, filepath.Join(dir, "etc", "master.cf"), master, 0o644)
+
+	// Every Postfix program logs its configuration warnings at start-up,
+	// and postlogd logs its own to the postlog socket it has not begun to
+	// read yet: when the daemons' warnings fill that socket's queue first
+	// (net.unix.max_dgram_qlen, 10 by default; it happens on a loaded
+	// machine), postlogd blocks on its own socket for good and so does every
+	// smtpd at its first log line, with connections accepted and never
+	// greeted. So the configuration must be warning-free.
+	for _, flag := range []string{"-n", "-M"} {
+		if out, err := run(t, 10*time.Second, bins["postconf"], "-c", filepath.Join(dir, "etc"), flag); err != nil || strings.Contains(out, "warning:") {
+			t.Fatalf("postconf %s on the generated configuration: %v\n%s", flag, err, out)
+		}
+	}
 
 	// start-fg keeps master in the foreground, so that the test owns the
 	// process: "postfix start" daemonizes, and "postfix stop" at cleanup
@@ -128,6 +141,24 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 	d.log = filepath.Join(dir, "maillog")
 	d.ready(t, p.SMTPAddr, p.SubmissionAddr, p.SMTPSAddr)
 	return p
+}
+
+// mergeMainCF sets each "name = value" of extra in lines, in place of a
+// line for the same name or else at the end.
+func mergeMainCF(lines, extra []string) []string {
+	name := func(l string) string { n, _, _ := strings.Cut(l, "="); return strings.TrimSpace(n) }
+	out := append([]string(nil), lines...)
+next:
+	for _, e := range extra {
+		for i, l := range out {
+			if name(l) == name(e) {
+				out[i] = e
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // Log returns the instance's mail log.
