@@ -56,6 +56,44 @@ type TLSInfo struct {
 	ServerPreference map[string]bool `json:"server_preference,omitempty"`
 	Groups           []string        `json:"groups"`
 	ProbeErrors      []string        `json:"probe_errors,omitempty"`
+	// Vulnerabilities maps a vulnerability finding id (heartbleed, robot,
+	// ...) to its verdict: "vulnerable", "not-vulnerable", "n/a: why" or
+	// "error: why". A full check only.
+	Vulnerabilities map[string]string `json:"vulnerabilities,omitempty"`
+	// Facts are what testssl reports without a verdict.
+	Facts *TLSFacts `json:"facts,omitempty"`
+}
+
+// TLSFacts are properties of the TLS service that are reported but not
+// judged by themselves. A nil pointer or empty field was not measured.
+type TLSFacts struct {
+	// SessionIDIssued: the TLS 1.2 ServerHello carried a session id.
+	SessionIDIssued *bool `json:"session_id_issued,omitempty"`
+	// ResumptionID / ResumptionTicket: a second handshake resumed the
+	// first by session id / by session ticket.
+	ResumptionID     *bool `json:"resumption_id,omitempty"`
+	ResumptionTicket *bool `json:"resumption_ticket,omitempty"`
+	// TicketLifetimeS is the ticket lifetime hint in seconds.
+	TicketLifetimeS *int `json:"ticket_lifetime_s,omitempty"`
+	// MustStaple: the leaf has the TLS feature extension status_request (RFC 7633).
+	MustStaple *bool `json:"must_staple,omitempty"`
+	// SCTs counts signed certificate timestamps by where they came from:
+	// "certificate", "ocsp", "tls-extension".
+	SCTs map[string]int `json:"scts,omitempty"`
+	// DHGroupBits and DHGroup describe the finite-field DHE group: its size
+	// and, when it is a well-known prime, its name (e.g. "RFC 7919 ffdhe2048").
+	DHGroupBits int    `json:"dh_group_bits,omitempty"`
+	DHGroup     string `json:"dh_group,omitempty"`
+	// ECPointFormats the server lists in its ServerHello.
+	ECPointFormats []string `json:"ec_point_formats,omitempty"`
+	// Compression methods the server accepts (besides null).
+	Compression []string `json:"compression,omitempty"`
+	// SecureRenegotiation: the server answers with renegotiation_info (RFC 5746).
+	SecureRenegotiation *bool `json:"secure_renegotiation,omitempty"`
+	// FirstFlight is true when the certificate and key exchange were read
+	// from the server's first flight because crypto/tls could not finish
+	// the handshake (e.g. DHE only).
+	FirstFlight bool `json:"first_flight,omitempty"`
 }
 
 // Negotiated is what a modern client (crypto/tls) got.

@@ -46,6 +46,9 @@ func (c *run) tlsProbes(ctx context.Context) {
 	}
 	c.versionFindings()
 	c.suiteFindings()
+	if c.o.Depth == Full {
+		c.vulnerabilityProbes(ctx)
+	}
 }
 
 func (c *run) probeError(e string) {
