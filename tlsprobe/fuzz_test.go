@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"reflect"
 	"testing"
 )
 
@@ -194,7 +195,7 @@ func FuzzReadServerHello(f *testing.F) {
 			t.Fatalf("accepted record length %d with %d bytes", n, len(data)-5)
 		}
 		again, err := ParseRecord(data[0], data[5:5+n])
-		if err != nil || *again != *sh {
+		if err != nil || !reflect.DeepEqual(again, sh) {
 			t.Fatalf("ParseRecord of the same record: %+v, %v; ReadServerHello gave %+v", again, err, sh)
 		}
 		checkServerHello(t, data[0], data[5:5+n], sh)

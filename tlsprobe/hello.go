@@ -76,6 +76,17 @@ type ClientHello struct {
 	// KeyShareX25519 sends an x25519 key share in a TLS 1.3 hello; without
 	// it the server must answer with a HelloRetryRequest naming its group.
 	KeyShareX25519 bool
+	// Compression lists methods offered before null (0), which is always
+	// last; nil offers null alone.
+	Compression []uint8
+	// Extensions are sent after the built-in ones, as given.
+	Extensions []Extension
+}
+
+// Extension is one hello extension, its body unparsed.
+type Extension struct {
+	Type uint16
+	Data []byte
 }
 
 // Alert is a TLS alert received instead of a ServerHello.
@@ -91,6 +102,20 @@ type ServerHello struct {
 	Suite      uint16
 	Group      uint16 // TLS 1.3 key_share group (or the HRR's selected group)
 	HelloRetry bool
+	// Compression is the chosen compression method (0 = null).
+	Compression uint8
+	// Extensions are the ServerHello's extensions in the order sent.
+	Extensions []Extension
+}
+
+// Extension returns the body of the extension typ and whether it was sent.
+func (sh *ServerHello) Extension(typ uint16) ([]byte, bool) {
+	for _, e := range sh.Extensions {
+		if e.Type == typ {
+			return e.Data, true
+		}
+	}
+	return nil, false
 }
 
 // Errors that are answers, not failures: the server declined the offer.
@@ -138,7 +163,7 @@ func (ch ClientHello) Marshal() []byte {
 				b.AddUint16(0x00FF) // TLS_EMPTY_RENEGOTIATION_INFO_SCSV
 			}
 		})
-		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint8(0) })
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(ch.Compression); b.AddUint8(0) })
 		if ch.Version == SSL30 {
 			return // SSLv3 servers may choke on extensions
 		}
@@ -184,6 +209,11 @@ func (ch ClientHello) extensions(b *cryptobyte.Builder) {
 		})
 	})
 	ext(23, func(*cryptobyte.Builder) {}) // extended_master_secret
+	defer func() {
+		for _, e := range ch.Extensions {
+			ext(e.Type, func(b *cryptobyte.Builder) { b.AddBytes(e.Data) })
+		}
+	}()
 	if ch.Version != TLS13 {
 		return
 	}
@@ -333,9 +363,8 @@ func ParseRecord(typ byte, body []byte) (*ServerHello, error) {
 	var version uint16
 	var random, sid []byte
 	sh := &ServerHello{}
-	var compression uint8
 	if !msg.ReadUint16(&version) || !msg.ReadBytes(&random, 32) || !msg.ReadUint8LengthPrefixed((*cryptobyte.String)(&sid)) ||
-		!msg.ReadUint16(&sh.Suite) || !msg.ReadUint8(&compression) {
+		!msg.ReadUint16(&sh.Suite) || !msg.ReadUint8(&sh.Compression) {
 		return nil, fmt.Errorf("%w: truncated ServerHello", ErrNotTLS)
 	}
 	sh.Version = Version(version)
@@ -353,6 +382,7 @@ func ParseRecord(typ byte, body []byte) (*ServerHello, error) {
 		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&data) {
 			return nil, fmt.Errorf("%w: bad ServerHello extension", ErrNotTLS)
 		}
+		sh.Extensions = append(sh.Extensions, Extension{Type: typ, Data: append([]byte(nil), data...)})
 		switch typ {
 		case 43:
 			var v uint16
