@@ -136,6 +136,7 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 	if conn != nil {
 		c.capabilityFindings(conn)
 		c.certificateFindings(conn)
+		c.sessionFacts(conn.ConnectionState())
 	}
 	quit := func() {
 		if conn != nil {

@@ -187,6 +187,9 @@ func TestCleanServers(t *testing.T) {
 				t.Fatalf("status %s: %s", r.Status, r.Error)
 			}
 			for _, f := range r.Findings {
+				if f.ID == "lucky13" && f.Severity == Info {
+					continue // Go's default TLS 1.2 suites include ECDHE AES-CBC-SHA
+				}
 				t.Errorf("unexpected finding on a correct server: %s: %s", f.ID, f.Evidence)
 			}
 			if !r.TLS.Versions["tls1.3"] || !r.TLS.Versions["tls1.2"] || r.TLS.Versions["tls1.0"] {
