@@ -1,6 +1,7 @@
 package check
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -222,5 +223,43 @@ func TestSuiteVerdicts(t *testing.T) {
 	}
 	if s := rolledUp("sweet32", []string{"TLS_NEW_64BIT_WITH_SOMETHING"}); s != Medium {
 		t.Errorf("rolledUp of a suite weak-cipher does not rate = %s, want medium", s)
+	}
+}
+
+// vulnerabilityIDs are the catalogue's TLS vulnerability ids: each one's
+// verdict is in TLSInfo.Vulnerabilities, so each needs a registered probe.
+var vulnerabilityIDs = []string{"heartbleed", "ccs-injection", "robot", "no-secure-renegotiation", "client-renegotiation",
+	"no-fallback-scsv", "tls-compression", "weak-dh", "export-cipher", "sslv2-enabled", "sweet32", "rc4",
+	"cbc-only-tls10", "lucky13"}
+
+// pendingVulnIDs are built on other branches (the active probes; weak-dh
+// from the first-flight reading): they may be missing here, and the test
+// says so. Drop an id from here once its probe is on main.
+var pendingVulnIDs = map[string]bool{"heartbleed": true, "ccs-injection": true, "robot": true, "client-renegotiation": true, "weak-dh": true}
+
+func TestEveryVulnerabilityHasAProbe(t *testing.T) {
+	vulnMu.Lock()
+	registered := map[string]int{}
+	for _, p := range vulnProbes {
+		registered[p.id]++
+	}
+	vulnMu.Unlock()
+	for _, id := range vulnerabilityIDs {
+		if _, ok := catalogue[id]; !ok {
+			t.Errorf("%s is not in the catalogue", id)
+		}
+		switch n := registered[id]; {
+		case n > 1:
+			t.Errorf("%s has %d probes", id, n)
+		case n == 0 && pendingVulnIDs[id]:
+			t.Logf("%s: no probe on this branch yet", id)
+		case n == 0:
+			t.Errorf("%s has no registered probe", id)
+		}
+	}
+	for id := range registered {
+		if !slices.Contains(vulnerabilityIDs, id) {
+			t.Errorf("probe %s is not listed as a vulnerability id here", id)
+		}
 	}
 }
