@@ -232,6 +232,7 @@ func printReport(w io.Writer, r *check.Report) {
 	for _, e := range t.ProbeErrors {
 		p.line("  %s %s", p.yellow("probe error:"), e)
 	}
+	printVulnsAndFacts(p, t)
 
 	c := r.Certificate
 	if len(c.Chain) > 0 {
