@@ -87,3 +87,41 @@ func craftedServerHello(v Version, suite uint16, comp uint8, exts []Extension) [
 	})
 	return b.BytesOrPanic()
 }
+
+// FuzzServerHelloExtensions: whatever ParseRecord accepts, the chosen
+// compression is the byte after the suite and the extensions it lists
+// fill the extension block exactly.
+func FuzzServerHelloExtensions(f *testing.F) {
+	f.Add(craftedServerHello(TLS12, 0x002F, 1, []Extension{{0xFF01, []byte{0}}, {11, []byte{1, 0}}}))
+	f.Add(craftedServerHello(TLS12, 0xC02F, 0, nil))
+	f.Add(craftedServerHello(TLS12, 0x1301, 0, []Extension{{43, []byte{3, 4}}, {51, []byte{0, 0x1D, 0, 1, 9}}}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sh, err := ParseRecord(22, body)
+		if err != nil {
+			return
+		}
+		n := int(body[1])<<16 | int(body[2])<<8 | int(body[3])
+		msg := body[4 : 4+n]
+		sidLen := int(msg[34])
+		if sh.Compression != msg[37+sidLen] {
+			t.Fatalf("Compression %d, byte %d", sh.Compression, msg[37+sidLen])
+		}
+		rest := msg[38+sidLen:]
+		if len(rest) == 0 {
+			if len(sh.Extensions) != 0 {
+				t.Fatalf("extensions %v from none", sh.Extensions)
+			}
+			return
+		}
+		sum := 0
+		for _, e := range sh.Extensions {
+			sum += 4 + len(e.Data)
+			if d, ok := sh.Extension(e.Type); !ok || len(d) > len(rest) {
+				t.Fatalf("Extension(%d) = %x, %v", e.Type, d, ok)
+			}
+		}
+		if want := int(rest[0])<<8 | int(rest[1]); sum != want {
+			t.Fatalf("extensions fill %d bytes of a %d-byte block", sum, want)
+		}
+	})
+}
