@@ -57,7 +57,25 @@ func (c *run) vulnOptions() tlsprobe.Options {
 	return o
 }
 
-// accepted lists the versions the enumeration found accepted, lowest first.
+// noVersion is the verdict of a probe that needs an accepted version when
+// there is none: n/a when every version was refused, an error when some
+// could not be probed (an answer nobody measured is not a "no").
+func (c *run) noVersion() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var missing []string
+	for _, v := range tlsprobe.AllVersions {
+		if _, ok := c.r.TLS.Versions[v.Key()]; !ok {
+			missing = append(missing, v.Key())
+		}
+	}
+	if len(missing) > 0 {
+		return "error: no accepted version found, and " + strings.Join(missing, ", ") + " could not be probed"
+	}
+	return "n/a: no protocol version was accepted"
+}
+
+// acceptedVersions lists the versions the enumeration found accepted, lowest first.
 func (c *run) acceptedVersions() []tlsprobe.Version {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -80,7 +98,7 @@ func (c *run) highestLegacy() (tlsprobe.Version, string) {
 		}
 	}
 	if len(vs) == 0 {
-		return 0, "n/a: no protocol version was accepted"
+		return 0, c.noVersion()
 	}
 	return 0, "n/a: only TLS 1.3 is accepted"
 }
@@ -162,7 +180,7 @@ func (c *run) fallbackSCSV(ctx context.Context) {
 	start := time.Now()
 	vs := c.acceptedVersions()
 	if len(vs) < 2 {
-		why := "n/a: no protocol version was accepted"
+		why := c.noVersion()
 		if len(vs) == 1 {
 			why = "n/a: only " + vs[0].String() + " is accepted, there is no version to fall back to"
 		}

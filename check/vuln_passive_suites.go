@@ -40,13 +40,20 @@ func listSuites(hits []string) string {
 
 // enumerated returns, for the accepted versions among keys, the suites
 // the enumeration found that match: "tls1.0 TLS_RSA_WITH_RC4_128_SHA";
-// the bare suite names; the accepted versions with no suite list; and
-// whether any of keys was accepted.
+// the bare suite names; the versions whose suites are unknown (accepted
+// with no suite list, or never probed); and whether any of keys was
+// accepted or unknown.
 func (c *run) enumerated(keys []string, match func(string) bool) (hits, names, unlisted []string, seen bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, k := range keys {
-		if !c.r.TLS.Versions[k] {
+		on, probed := c.r.TLS.Versions[k]
+		if !probed {
+			seen = true
+			unlisted = append(unlisted, k+" (version not probed)")
+			continue
+		}
+		if !on {
 			continue
 		}
 		seen = true
@@ -97,7 +104,7 @@ func isExport(name string) bool { return strings.Contains(name, "EXPORT") }
 func (c *run) exportCiphers(ctx context.Context) {
 	const id = "export-cipher"
 	start := time.Now()
-	hits, names, _, seen := c.enumerated(legacyKeys, isExport)
+	hits, names, unlisted, seen := c.enumerated(legacyKeys, isExport)
 	if !seen {
 		_, na := c.highestLegacy()
 		c.vuln(id, na, time.Since(start))
@@ -135,6 +142,9 @@ func (c *run) exportCiphers(ctx context.Context) {
 	switch {
 	case len(hits) > 0:
 		c.conclude(id, start, Vulnerable, "a hello offering only export suites was answered with "+strings.Join(hits, ", "), catalogue[id].severity)
+	case len(unlisted) > 0:
+		errs = append(errs, "the cipher suites of "+strings.Join(unlisted, ", ")+" were not enumerated")
+		fallthrough
 	case len(errs) > 0:
 		c.vuln(id, "error: "+strings.Join(errs, "; "), time.Since(start))
 	default:

@@ -180,8 +180,9 @@ func TestExportCipher(t *testing.T) {
 		wantEvidence(t, f, Critical, "tls1.0 TLS_RSA_EXPORT1024_WITH_DES_CBC_SHA", "tls1.2 TLS_RSA_EXPORT1024_WITH_DES_CBC_SHA")
 	})
 	t.Run("none", func(t *testing.T) {
-		addr := (&fakeTLS{min: tlsprobe.TLS10, max: tlsprobe.TLS12, accept: func(s uint16) bool { return s == 0x009C }}).start(t)
-		c := probeRun(t, addr, tls10to12, map[string][]string{"tls1.2": {"TLS_RSA_WITH_AES_128_GCM_SHA256"}})
+		addr := (&fakeTLS{min: tlsprobe.TLS10, max: tlsprobe.TLS12, accept: func(s uint16) bool { return s == 0x009C || s == 0x002F }}).start(t)
+		c := probeRun(t, addr, tls10to12, map[string][]string{"tls1.2": {"TLS_RSA_WITH_AES_128_GCM_SHA256"},
+			"tls1.1": {"TLS_RSA_WITH_AES_128_CBC_SHA"}, "tls1.0": {"TLS_RSA_WITH_AES_128_CBC_SHA"}})
 		v, f := runProbe(t, c, "export-cipher")
 		wantVerdict(t, v, NotVulnerable, f)
 	})
@@ -261,5 +262,27 @@ func TestEveryVulnerabilityHasAProbe(t *testing.T) {
 		if !slices.Contains(vulnerabilityIDs, id) {
 			t.Errorf("probe %s is not listed as a vulnerability id here", id)
 		}
+	}
+}
+
+// TestNoVersionVerdict: with no accepted version a probe says n/a only
+// when every version was actually refused.
+func TestNoVersionVerdict(t *testing.T) {
+	c := probeRun(t, "127.0.0.1:1", nil, nil)
+	v, f := runProbe(t, c, "tls-compression")
+	wantVerdict(t, v, "n/a: no protocol version was accepted", f)
+	delete(c.r.TLS.Versions, "tls1.2")
+	v, f = runProbe(t, c, "no-fallback-scsv")
+	wantVerdict(t, v, "error: no accepted version found, and tls1.2 could not be probed", f)
+}
+
+// TestSuiteVerdictUnprobed: a version nobody could probe leaves the
+// suite-based verdicts open instead of "n/a" or "not-vulnerable".
+func TestSuiteVerdictUnprobed(t *testing.T) {
+	for _, id := range []string{"cbc-only-tls10", "rc4", "export-cipher"} {
+		c := probeRun(t, "127.0.0.1:1", []string{"tls1.3"}, nil)
+		delete(c.r.TLS.Versions, "tls1.0")
+		v, f := runProbe(t, c, id)
+		wantVerdict(t, v, "error: the cipher suites of tls1.0 (version not probed) were not enumerated", f)
 	}
 }
