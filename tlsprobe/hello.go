@@ -79,7 +79,8 @@ type ClientHello struct {
 	// Compression lists methods offered before null (0), which is always
 	// last; nil offers null alone.
 	Compression []uint8
-	// Extensions are sent after the built-in ones, as given.
+	// Extensions are sent after the built-in ones, as given (not in SSLv3
+	// hellos, which carry no extensions).
 	Extensions []Extension
 }
 
