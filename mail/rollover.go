@@ -233,6 +233,10 @@ func recordMatches(t TLSA, chain []*x509.Certificate, names []string, now time.T
 func nextMatches(t TLSA, next *Next, names []string, now time.Time) (string, string) {
 	if len(next.Chain) > 0 {
 		if err := recordMatches(t, next.Chain, names, now); err != nil {
+			if t.Usage == UsageDANEEE {
+				d, _ := Association(next.Chain[0], t.Selector, t.MatchingType)
+				return MatchNo, fmt.Sprintf("the next certificate's %d %d %d is %s", t.Usage, t.Selector, t.MatchingType, shortHex(d))
+			}
 			if t.Usage == UsageDANETA && len(next.Chain) == 1 {
 				return MatchNo, "the next PEM file has no issuer certificate: a DANE-TA record matches only a certificate the server sends"
 			}
@@ -295,6 +299,14 @@ func joinQuoted(recs []string) string {
 			s += " and "
 		}
 		s += `"` + r + `"`
+	}
+	return s
+}
+
+func shortHex(d []byte) string {
+	s := hex.EncodeToString(d)
+	if len(s) > 64 {
+		s = s[:64] + "..."
 	}
 	return s
 }
