@@ -328,7 +328,17 @@ func TestProbeConcurrencyCap(t *testing.T) {
 		code, _, _ := scrape(t, srv.URL, probePath("smtp://"+addr, ""), "3")
 		done <- code
 	}()
-	time.Sleep(300 * time.Millisecond) // the first probe holds the slot
+	// Wait (bounded) until the first probe holds the slot.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		_, own, _ := scrape(t, srv.URL, "/metrics", "")
+		if g := own["starttls_exporter_probes_in_flight"]; g != nil && g.GetMetric()[0].GetGauge().GetValue() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first probe never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	code, _, body := scrape(t, srv.URL, probePath("smtp://"+addr, ""), "1")
 	if code != http.StatusServiceUnavailable {
 		t.Errorf("second probe: %d %s, want 503", code, body)
