@@ -19,6 +19,7 @@ func newCheckCmd() *cobra.Command {
 	var f clientFlags
 	var asJSON bool
 	var failOn, depth string
+	var nf nagiosFlags
 	cmd := &cobra.Command{
 		Use:   "check [flags] URL...",
 		Short: "Audit servers' STARTTLS: dialogue, TLS versions, suites, certificate, STARTTLS flaws",
@@ -35,6 +36,8 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
   starttls check --json imap://127.0.0.1:1143 --ca ca.pem
   starttls check --only quick --fail-on medium submission://smtp.example.org pop3://pop.example.org
   starttls check mail.example.org:25 --proto smtp
+  # a Nagios/Icinga service check (docs/check.md):
+  starttls check --nagios --only quick --warn-days 21 smtp://mx.example.org
   # the XMPP domain example.org is served by xmpp.example.net (SRV):
   starttls check --xmpp-host example.org xmpp://xmpp.example.net`,
 		Args: cobra.MinimumNArgs(1),
@@ -72,6 +75,9 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
 			defer stop()
 			reports := checkAll(ctx, targets, check.Options{Roots: roots, ServerName: serverName, Domain: f.xmppHost, Timeout: f.timeout, Depth: depth, LocalName: f.localName})
 			out := cmd.OutOrStdout()
+			if nf.on {
+				return nf.report(out, reports)
+			}
 			code := exitOK
 			for _, r := range reports {
 				if asJSON {
@@ -90,6 +96,7 @@ Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage er
 		},
 	}
 	f.register(cmd)
+	nf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document per target (schema starttls.report/v1)")
 	cmd.Flags().StringVar(&failOn, "fail-on", "high", "exit 1 when a finding has this severity or higher: low, medium, high, critical")
 	cmd.Flags().StringVar(&depth, "only", check.Full, "quick (dialogue, certificate, versions, injection) or full")

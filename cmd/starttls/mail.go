@@ -20,6 +20,7 @@ func newMailCmd() *cobra.Command {
 		smtpPort, httpsPort, conc   int
 		timeout                     time.Duration
 		localName                   string
+		nextCert, nextKey           string
 	)
 	cmd := &cobra.Command{
 		Use:   "mail [flags] DOMAIN...",
@@ -39,6 +40,7 @@ Exit status: 0 when no finding (the domain's or an MX host's) reaches --fail-on,
 one does, 2 on usage errors, 3 when DNS failed or no MX host could be reached.`,
 		Example: `  starttls mail example.org
   starttls mail --json --fail-on medium example.org example.net
+  starttls mail --next-cert /etc/postfix/next/fullchain.pem example.org
   starttls mail --resolver 127.0.0.1:5353 --ca testca.pem --smtp-port 2525 --https-port 8443 good.mail.test`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,6 +79,13 @@ one does, 2 on usage errors, 3 when DNS failed or no MX host could be reached.`,
 				Depth: depth, Concurrency: conc, LocalName: localName,
 			}
 			out := cmd.OutOrStdout()
+			if nextCert != "" || nextKey != "" {
+				next, err := loadNext(nextCert, nextKey)
+				if err != nil {
+					return exitWith(exitUsage, err)
+				}
+				return runRollover(ctx, out, args, next, o, asJSON)
+			}
 			code := exitOK
 			var problems []string
 			for _, d := range args {
@@ -112,6 +121,8 @@ one does, 2 on usage errors, 3 when DNS failed or no MX host could be reached.`,
 	fl.StringVar(&depth, "only", check.Quick, "depth of each MX host's check: quick or full")
 	fl.IntVar(&conc, "concurrency", 4, "MX hosts checked at once")
 	fl.StringVar(&localName, "local-name", "", "EHLO name; default localhost")
+	fl.StringVar(&nextCert, "next-cert", "", "DANE rollover pre-check: PEM chain (leaf first) about to be deployed; says which TLSA records to publish first (docs/mail.md)")
+	fl.StringVar(&nextKey, "next-key", "", "like --next-cert with only the next key (PEM public or private key)")
 	return cmd
 }
 

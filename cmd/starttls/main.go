@@ -24,7 +24,13 @@ type exitError struct {
 	err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
+// Error is empty for a silent exit (nil err): its output is already printed.
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitWith(code int, err error) error { return &exitError{code: code, err: err} }
@@ -57,7 +63,9 @@ func runContext(ctx context.Context, args []string) int {
 		return exitOK
 	}
 	// Errors quote the peer's replies; escaping keeps them inert and on one line.
-	fmt.Fprintln(os.Stderr, "starttls:", termSafe(err.Error()))
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "starttls:", termSafe(msg))
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
