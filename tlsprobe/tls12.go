@@ -126,7 +126,7 @@ type Client12 struct {
 	Session *Session12
 	// ClientVerify and ServerVerify are the Finished verify_data (RFC 5746).
 	ClientVerify, ServerVerify []byte
-	hello *serverHello12
+	hello                      *serverHello12
 	// pendingOut and pendingIn take effect at each side's ChangeCipherSpec.
 	pendingOut, pendingIn *gcmState
 }

@@ -183,7 +183,7 @@ func (rc *recordConn) readHandshake() ([]byte, error) {
 				return nil, fmt.Errorf("%w: handshake message of %d bytes", ErrNotTLS, n)
 			}
 			if len(rc.hsBuf) >= 4+n {
-				msg := rc.hsBuf[:4+n:4+n]
+				msg := rc.hsBuf[: 4+n : 4+n]
 				rc.hsBuf = rc.hsBuf[4+n:]
 				return msg, nil
 			}
