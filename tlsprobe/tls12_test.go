@@ -185,3 +185,38 @@ func TestOpenSSLRenegotiationAndResumption(t *testing.T) {
 	}
 	wantFacts(t, res, false, false, false, false)
 }
+
+// TestActiveProbesRealServers: the negatives against real stacks,
+// crypto/tls and OpenSSL 3.0 (no heartbeat support, CCS rejected, no
+// padding oracle), with RSA key exchange enabled so that ROBOT applies.
+func TestActiveProbesRealServers(t *testing.T) {
+	opts := Options{Timeout: 5 * time.Second}
+	goCfg := goConfig(t, certs.RSA2048)
+	goCfg.CipherSuites = append(goCfg.CipherSuites, tls.TLS_RSA_WITH_AES_128_CBC_SHA)
+	servers := map[string]Dialer{
+		"crypto/tls": goReadingServer(t, goCfg, nil),
+		"openssl":    opensslServer(t, leafFor(t, certs.RSA2048), "-tls1_2", "-cipher", "AES128-GCM-SHA256:AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256"),
+	}
+	for name, dial := range servers {
+		for probe, run := range map[string]func() (VulnResult, error){
+			"heartbleed": func() (VulnResult, error) { return Heartbleed(probeCtx(t), dial, opts, TLS12) },
+			"ccs":        func() (VulnResult, error) { return CCSInjection(probeCtx(t), dial, opts, TLS12) },
+			"robot":      func() (VulnResult, error) { return ROBOT(probeCtx(t), dial, opts, TLS12, []uint16{0x009C, 0x002F}) },
+			"reneg":      func() (VulnResult, error) { return ClientRenegotiation(probeCtx(t), dial, opts) },
+		} {
+			start := time.Now()
+			res, err := run()
+			if err != nil {
+				t.Errorf("%s %s: %v", name, probe, err)
+				continue
+			}
+			if res.Vulnerable {
+				t.Errorf("%s %s: vulnerable: %s", name, probe, res.Evidence)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("%s %s: %v (waited for a deadline)", name, probe, d)
+			}
+			t.Logf("%s %s: %s", name, probe, res.Evidence)
+		}
+	}
+}
