@@ -61,10 +61,10 @@ func (c *Client12) Renegotiate(ctx context.Context) (VulnResult, error) {
 			}
 			return VulnResult{Evidence: fmt.Sprintf("the server answered the renegotiation ClientHello with alert %s", AlertName(a.Description))}, nil
 		case RecordHandshake:
-			if len(rec.Body) > 0 && rec.Body[0] == 2 {
-				return VulnResult{Vulnerable: true, Evidence: "the server answered a client-initiated renegotiation (TLS 1.2 ClientHello on the established connection) with a ServerHello"}, nil
+			if len(rec.Body) == 0 || rec.Body[0] != 2 {
+				return VulnResult{}, fmt.Errorf("%w: handshake record %x after the renegotiation ClientHello", ErrNotTLS, rec.Body[:min(len(rec.Body), 4)])
 			}
-			return VulnResult{}, fmt.Errorf("%w: handshake message %d after the renegotiation ClientHello", ErrNotTLS, rec.Body[0])
+			return VulnResult{Vulnerable: true, Evidence: "the server answered a client-initiated renegotiation (TLS 1.2 ClientHello on the established connection) with a ServerHello"}, nil
 		default:
 			return VulnResult{}, fmt.Errorf("%w: record type %d after the renegotiation ClientHello", ErrNotTLS, rec.Type)
 		}
