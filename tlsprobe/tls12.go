@@ -223,11 +223,12 @@ func (c *Client12) full(ff *firstFlight) error {
 		pms = make([]byte, 48)
 		_, _ = rand.Read(pms[2:])
 		pms[0], pms[1] = 3, 3
-		enc, err := rsa.EncryptPKCS1v15(rand.Reader, pub, pms)
-		if err != nil {
-			return fmt.Errorf("rsa key exchange: %w", err)
+		if pub.Size() < 64 {
+			return fmt.Errorf("%w: %d-bit RSA key", ErrNotTLS, pub.Size()*8)
 		}
-		ckx = binaryPrefixed16(enc)
+		// PKCS#1 v1.5 block type 2 by hand (RFC 8017 §7.2.1): the standard
+		// library deprecates it, and TLS 1.2 RSA key exchange is nothing else.
+		ckx = binaryPrefixed16(rawRSA(pub, cat([]byte{0, 2}, nonZero(pub.Size()-51), []byte{0}, pms)))
 	}
 	if ff.certRequest {
 		// An empty Certificate: the probe has no client certificate.

@@ -7,11 +7,13 @@
 package tlsfake
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"sync"
 	"testing"
@@ -268,8 +270,7 @@ func (s *Server) robot(c net.Conn, v uint16) error {
 		!body.ReadUint24LengthPrefixed(&msg) || !msg.ReadUint16LengthPrefixed(&enc) {
 		return s.alert(c, v, tlsprobe.AlertUnexpectedMessage)
 	}
-	pms, err := rsa.DecryptPKCS1v15(nil, s.key, enc)
-	if s.vulnerable && (err != nil || len(pms) != 48) {
+	if s.vulnerable && !wellPadded(s.key, enc) {
 		return s.alert(c, v, tlsprobe.AlertDecryptError) // the oracle
 	}
 	// Correct behaviour (RFC 5246 §7.4.7.1): carry on with a random
@@ -283,4 +284,19 @@ func (s *Server) robot(c net.Conn, v uint16) error {
 		}
 	}
 	return s.alert(c, v, tlsprobe.AlertBadRecordMAC)
+}
+
+// wellPadded decrypts with raw RSA and checks the PKCS#1 v1.5 type 2 block
+// for a 48-byte premaster: variable-time on purpose, it is the oracle.
+func wellPadded(key *rsa.PrivateKey, enc []byte) bool {
+	if len(enc) != key.Size() {
+		return false
+	}
+	m := new(big.Int).Exp(new(big.Int).SetBytes(enc), key.D, key.N)
+	b := m.FillBytes(make([]byte, key.Size()))
+	if b[0] != 0 || b[1] != 2 {
+		return false
+	}
+	sep := bytes.IndexByte(b[2:], 0)
+	return sep >= 8 && len(b)-(2+sep+1) == 48
 }
