@@ -88,3 +88,14 @@ func TestActiveProbesDeclined(t *testing.T) {
 		t.Fatalf("ROBOT with no common suite: %v, want declined", err)
 	}
 }
+
+// TestROBOTNotRepeatable: an oracle that disappears between the two rounds
+// (the fake answers like ROBOT for five connections, then like a fixed
+// server) gives an error, neither verdict.
+func TestROBOTNotRepeatable(t *testing.T) {
+	srv := tlsfake.Start(t, tlsfake.ROBOTTransient, true)
+	res, err := tlsprobe.ROBOT(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS12, rsaSuites)
+	if err == nil || !strings.Contains(err.Error(), "not repeatable") {
+		t.Fatalf("%+v, %v; want an error about answers that do not repeat", res, err)
+	}
+}

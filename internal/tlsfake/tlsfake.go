@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,9 @@ const (
 	// an immediate decrypt_error, a correct one with bad_record_mac after
 	// the Finished (when vulnerable); bad_record_mac for all (when not).
 	ROBOT
+	// ROBOTTransient is ROBOT for the first five connections only, then
+	// fixed: answers that do not repeat, which must give no verdict.
+	ROBOTTransient
 )
 
 // Secret is the "memory" a Heartbleed fake leaks past the request's payload.
@@ -52,6 +56,7 @@ type Server struct {
 	vulnerable bool
 	leaf       *certs.Leaf
 	key        *rsa.PrivateKey
+	conns      atomic.Int64
 }
 
 // Start runs a fake on a loopback port until the test ends.
@@ -270,7 +275,8 @@ func (s *Server) robot(c net.Conn, v uint16) error {
 		!body.ReadUint24LengthPrefixed(&msg) || !msg.ReadUint16LengthPrefixed(&enc) {
 		return s.alert(c, v, tlsprobe.AlertUnexpectedMessage)
 	}
-	if s.vulnerable && !wellPadded(s.key, enc) {
+	oracle := s.vulnerable && (s.flaw == ROBOT || s.conns.Add(1) <= 5)
+	if oracle && !wellPadded(s.key, enc) {
 		return s.alert(c, v, tlsprobe.AlertDecryptError) // the oracle
 	}
 	// Correct behaviour (RFC 5246 §7.4.7.1): carry on with a random
