@@ -125,9 +125,13 @@ func (c *run) rsaSuites() (tlsprobe.Version, []uint16) {
 	return 0, nil
 }
 
-// resumptionFacts records session id and ticket resumption (TLS 1.2).
+// resumptionFacts records session id and ticket resumption (TLS 1.2; for
+// a TLS 1.3-only server, ticket resumption alone).
 func (c *run) resumptionFacts(ctx context.Context) {
 	if !c.accepts("tls1.2") {
+		if c.accepts("tls1.3") {
+			c.resumptionFacts13(ctx)
+		}
 		return
 	}
 	start := time.Now()
@@ -151,4 +155,20 @@ func (c *run) resumptionFacts(ctx context.Context) {
 		life := int(*res.TicketLifetimeS)
 		f.TicketLifetimeS = &life
 	}
+}
+
+func (c *run) resumptionFacts13(ctx context.Context) {
+	start := time.Now()
+	_, resumed, err := tlsprobe.ProbeResumption13(ctx, c.dialer(), c.probeOptions())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.r.Timings.ProbesMS["facts:resumption"] = ms(time.Since(start))
+	if err != nil {
+		c.r.TLS.ProbeErrors = append(c.r.TLS.ProbeErrors, fmt.Sprintf("tls1.3 resumption: %v", err))
+		return
+	}
+	if c.r.TLS.Facts == nil {
+		c.r.TLS.Facts = &TLSFacts{}
+	}
+	c.r.TLS.Facts.ResumptionTicket = &resumed
 }

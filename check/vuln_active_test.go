@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"strings"
@@ -95,8 +96,9 @@ func TestActiveVulnsNotApplicable(t *testing.T) {
 			t.Errorf("%s: %q, want n/a", id, v)
 		}
 	}
-	if c.r.TLS.Facts != nil || len(c.r.TLS.ProbeErrors) > 0 {
-		t.Errorf("facts %+v, errors %q: nothing should have been probed", c.r.TLS.Facts, c.r.TLS.ProbeErrors)
+	// The TLS 1.3 ticket fact is still tried (and fails on the dead port).
+	if c.r.TLS.Facts != nil || len(c.r.TLS.ProbeErrors) != 1 || !strings.HasPrefix(c.r.TLS.ProbeErrors[0], "tls1.3 resumption: dial") {
+		t.Errorf("facts %+v, errors %q", c.r.TLS.Facts, c.r.TLS.ProbeErrors)
 	}
 	// TLS 1.2 accepted but a dead server: an error verdict, not a negative.
 	c = vulnRun(t, dead, map[string]bool{"tls1.2": true}, nil)
@@ -168,4 +170,26 @@ func TestCheckPostfixActiveVulns(t *testing.T) {
 		t.Errorf("facts %s, errors %q", factsString(f), r.TLS.ProbeErrors)
 	}
 	t.Log(factsString(r.TLS.Facts))
+}
+
+// TestFullCheckResumption13: a TLS 1.3-only server gets the ticket fact
+// from crypto/tls's client (true with tickets, false without), and no
+// TLS 1.2 facts.
+func TestFullCheckResumption13(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	for _, tickets := range []bool{true, false} {
+		cfg := pki.server()
+		cfg.MinVersion = tls.VersionTLS13
+		cfg.SessionTicketsDisabled = !tickets
+		cfg.SetSessionTicketKeys([][32]byte{{4, 5, 6}})
+		addr := correctServer(t, starttls.SMTP, starttls.ServerConfig{TLSConfig: cfg})
+		r := checkAddr(t, starttls.SMTP, addr, pki.ca.Pool())
+		f := r.TLS.Facts
+		if f == nil || f.ResumptionTicket == nil || *f.ResumptionTicket != tickets || f.SessionIDIssued != nil {
+			t.Errorf("tickets %v: facts %s, errors %q", tickets, factsString(f), r.TLS.ProbeErrors)
+		}
+		if v := r.TLS.Vulnerabilities["client-renegotiation"]; !strings.HasPrefix(v, "n/a: ") {
+			t.Errorf("client-renegotiation on TLS 1.3 only: %q", v)
+		}
+	}
 }

@@ -220,3 +220,29 @@ func TestActiveProbesRealServers(t *testing.T) {
 		}
 	}
 }
+
+// TestResumption13: crypto/tls and OpenSSL issue TLS 1.3 tickets and take
+// them back; with tickets off (crypto/tls SessionTicketsDisabled, OpenSSL
+// -num_tickets 0) none comes.
+func TestResumption13(t *testing.T) {
+	opts := Options{Timeout: 5 * time.Second}
+	cfg := &tls.Config{Certificates: []tls.Certificate{leafFor(t, certs.ECDSAP256).TLS}, MinVersion: tls.VersionTLS13}
+	off := cfg.Clone()
+	off.SessionTicketsDisabled = true
+	leaf := leafFor(t, certs.RSA2048)
+	for _, tc := range []struct {
+		name            string
+		dial            Dialer
+		issued, resumed bool
+	}{
+		{"crypto/tls", goReadingServer(t, cfg, nil), true, true},
+		{"crypto/tls tickets off", goReadingServer(t, off, nil), false, false},
+		{"openssl", opensslServer(t, leaf, "-tls1_3"), true, true},
+		{"openssl -num_tickets 0", opensslServer(t, leaf, "-tls1_3", "-num_tickets", "0"), false, false},
+	} {
+		issued, resumed, err := ProbeResumption13(probeCtx(t), tc.dial, opts)
+		if err != nil || issued != tc.issued || resumed != tc.resumed {
+			t.Errorf("%s: issued %v resumed %v (%v), want %v %v", tc.name, issued, resumed, err, tc.issued, tc.resumed)
+		}
+	}
+}
