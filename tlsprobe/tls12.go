@@ -29,7 +29,7 @@ type suite12 struct {
 	hash   crypto.Hash // of the PRF
 }
 
-// Suites12 are the suites the minimal TLS 1.2 client speaks, in its order.
+// suites12 are the suites the minimal TLS 1.2 client speaks, in its order.
 var suites12 = []suite12{
 	{0xC02B, true, 16, crypto.SHA256},  // ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
 	{0xC02F, true, 16, crypto.SHA256},  // ECDHE_RSA_WITH_AES_128_GCM_SHA256
