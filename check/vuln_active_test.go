@@ -193,3 +193,20 @@ func TestFullCheckResumption13(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPostfixClientRenegotiation is the real positive: Postfix with
+// OpenSSL 3's SSL_OP_ALLOW_CLIENT_RENEGOTIATION (0x100) set through
+// tls_ssl_options renegotiates at the client's request.
+func TestCheckPostfixClientRenegotiation(t *testing.T) {
+	pf := peer.StartPostfix(t, peer.PostfixOptions{MainCF: []string{"tls_ssl_options = 0x100"}})
+	r := checkPeer(t, starttls.SMTP, pf.SMTPAddr, pf.PKI)
+	if v := r.TLS.Vulnerabilities["client-renegotiation"]; v != Vulnerable {
+		t.Errorf("client-renegotiation: %q, want vulnerable", v)
+	}
+	requireFinding(t, r, "client-renegotiation", true)
+	for _, f := range r.Findings {
+		if f.ID == "client-renegotiation" && (f.Severity != Medium || !strings.Contains(f.Evidence, "ServerHello")) {
+			t.Errorf("finding %+v: want medium with the ServerHello as evidence", f)
+		}
+	}
+}
