@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ func init() {
 			if !c.accepts("tls1.2") {
 				return tlsprobe.VulnResult{}, "n/a: TLS 1.2 not accepted (TLS 1.3 has no renegotiation)"
 			}
+			if !c.speaks12() {
+				return tlsprobe.VulnResult{}, "n/a: no TLS 1.2 suite the probe client speaks (AES-GCM with ECDHE or RSA key exchange) accepted"
+			}
 			return verdictOf(tlsprobe.ClientRenegotiation(ctx, d, o))
 		})
 		wg.Wait()
@@ -76,11 +80,11 @@ func (c *run) activeVuln(ctx context.Context, id string, probe func(context.Cont
 	}
 }
 
-// verdictOf maps a probe's outcome to a verdict: a refused ClientHello or
-// no suite the probe client speaks is "n/a", any other failure "error".
+// verdictOf maps a probe's outcome to a verdict: a refused ClientHello is
+// "n/a", any other failure "error".
 func verdictOf(res tlsprobe.VulnResult, err error) (tlsprobe.VulnResult, string) {
 	switch {
-	case errors.Is(err, tlsprobe.ErrDeclined), errors.Is(err, tlsprobe.ErrNoCommonSuite):
+	case errors.Is(err, tlsprobe.ErrDeclined):
 		return res, "n/a: " + err.Error()
 	case err != nil:
 		return res, "error: " + err.Error()
@@ -94,6 +98,16 @@ func (c *run) accepts(version string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.r.TLS.Versions[version]
+}
+
+// speaks12 reports whether the minimal TLS 1.2 client can complete a
+// handshake with one of the accepted TLS 1.2 suites (true when the suites
+// are unknown: the handshake will tell).
+func (c *run) speaks12() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	suites, ok := c.r.TLS.CipherSuites["tls1.2"]
+	return !ok || slices.ContainsFunc(suites, tlsprobe.Speaks12)
 }
 
 // legacyVersion is the highest of TLS 1.0-1.2 the server accepts.
@@ -128,7 +142,7 @@ func (c *run) rsaSuites() (tlsprobe.Version, []uint16) {
 // resumptionFacts records session id and ticket resumption (TLS 1.2; for
 // a TLS 1.3-only server, ticket resumption alone).
 func (c *run) resumptionFacts(ctx context.Context) {
-	if !c.accepts("tls1.2") {
+	if !c.accepts("tls1.2") || !c.speaks12() {
 		if c.accepts("tls1.3") {
 			c.resumptionFacts13(ctx)
 		}

@@ -100,6 +100,13 @@ func TestActiveVulnsNotApplicable(t *testing.T) {
 	if c.r.TLS.Facts != nil || len(c.r.TLS.ProbeErrors) != 1 || !strings.HasPrefix(c.r.TLS.ProbeErrors[0], "tls1.3 resumption: dial") {
 		t.Errorf("facts %+v, errors %q", c.r.TLS.Facts, c.r.TLS.ProbeErrors)
 	}
+	// TLS 1.2 with CBC suites only: the probe client cannot complete a
+	// handshake, known without a connection.
+	c = vulnRun(t, dead, map[string]bool{"tls1.2": true}, map[string][]string{"tls1.2": {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"}})
+	runVuln(t, c, "client-renegotiation")
+	if v := c.r.TLS.Vulnerabilities["client-renegotiation"]; !strings.HasPrefix(v, "n/a: no TLS 1.2 suite the probe client speaks") {
+		t.Errorf("client-renegotiation with CBC suites only: %q", v)
+	}
 	// TLS 1.2 accepted but a dead server: an error verdict, not a negative.
 	c = vulnRun(t, dead, map[string]bool{"tls1.2": true}, nil)
 	runVuln(t, c, "heartbleed")

@@ -56,9 +56,17 @@ func suite12IDs() []uint16 {
 	return ids
 }
 
-// ErrNoCommonSuite: the server accepts none of the suites the minimal TLS
-// 1.2 client can complete (AES-GCM with ECDHE or RSA key exchange).
-var ErrNoCommonSuite = errors.New("no AES-GCM suite in common with the probe client")
+// Speaks12 reports whether the minimal TLS 1.2 client can complete a
+// handshake with the suite named (AES-GCM with ECDHE or RSA key exchange):
+// a server that accepts none of them cannot be probed with it.
+func Speaks12(name string) bool {
+	id, ok := SuiteID(name)
+	if !ok {
+		return false
+	}
+	_, ok = suite12ByID(id)
+	return ok
+}
 
 // errCCS is readHandshake's way of saying a ChangeCipherSpec came instead.
 var errCCS = errors.New("ChangeCipherSpec")
@@ -126,7 +134,6 @@ type Client12 struct {
 	Session *Session12
 	// ClientVerify and ServerVerify are the Finished verify_data (RFC 5746).
 	ClientVerify, ServerVerify []byte
-	hello                      *serverHello12
 	// pendingOut and pendingIn take effect at each side's ChangeCipherSpec.
 	pendingOut, pendingIn *gcmState
 }
@@ -167,12 +174,15 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 	c.rc.version = uint16(TLS12)
 	ff, full, err := readFirstFlight(c.rc, resuming)
 	if err != nil {
-		return nil, declinedIfHangup(err)
+		err = declinedIfHangup(err)
+		if errors.Is(err, ErrDeclined) {
+			err = fmt.Errorf("%w (the probe client offers TLS 1.2 with AES-GCM and ECDHE or RSA key exchange only)", err)
+		}
+		return nil, err
 	}
 	for _, m := range ff.messages {
 		c.hs = append(c.hs, m...)
 	}
-	c.hello = ff.hello
 	if ff.hello.version != uint16(TLS12) {
 		return nil, fmt.Errorf("%w: server chose %s", ErrDeclined, Version(ff.hello.version))
 	}

@@ -2,8 +2,10 @@ package tlsprobe
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,5 +246,16 @@ func TestResumption13(t *testing.T) {
 		if err != nil || issued != tc.issued || resumed != tc.resumed {
 			t.Errorf("%s: issued %v resumed %v (%v), want %v %v", tc.name, issued, resumed, err, tc.issued, tc.resumed)
 		}
+	}
+}
+
+// TestHandshake12NoCommonSuite: a server without AES-GCM answers the
+// minimal client's hello with an alert: ErrDeclined, saying why.
+func TestHandshake12NoCommonSuite(t *testing.T) {
+	cfg := goConfig(t, certs.RSA2048)
+	cfg.CipherSuites = []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
+	_, err := ClientRenegotiation(probeCtx(t), goReadingServer(t, cfg, nil), Options{Timeout: 5 * time.Second})
+	if !errors.Is(err, ErrDeclined) || !strings.Contains(err.Error(), "AES-GCM") {
+		t.Fatalf("err = %v, want ErrDeclined naming what the probe client offers", err)
 	}
 }
