@@ -20,7 +20,7 @@ func init() {
 		c.activeVuln(ctx, "heartbleed", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (tlsprobe.VulnResult, string) {
 			v, ok := c.legacyVersion()
 			if !ok {
-				return tlsprobe.VulnResult{}, "n/a: no TLS 1.2 or older accepted (heartbeat is a TLS 1.0-1.2 extension here)"
+				return tlsprobe.VulnResult{}, "n/a: none of TLS 1.0-1.2 accepted (the probe sends the heartbeat extension in a TLS 1.0-1.2 hello)"
 			}
 			return verdictOf(tlsprobe.Heartbleed(ctx, d, o, v))
 		})
@@ -29,7 +29,7 @@ func init() {
 		c.activeVuln(ctx, "ccs-injection", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (tlsprobe.VulnResult, string) {
 			v, ok := c.legacyVersion()
 			if !ok {
-				return tlsprobe.VulnResult{}, "n/a: no TLS 1.2 or older accepted (TLS 1.3 has no such ChangeCipherSpec)"
+				return tlsprobe.VulnResult{}, "n/a: none of TLS 1.0-1.2 accepted (TLS 1.3 has no such ChangeCipherSpec)"
 			}
 			return verdictOf(tlsprobe.CCSInjection(ctx, d, o, v))
 		})
