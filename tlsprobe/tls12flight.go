@@ -1,0 +1,117 @@
+package tlsprobe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// SuiteID is the id of a suite named by its IANA name (false when unknown).
+func SuiteID(name string) (uint16, bool) {
+	for _, s := range AllSuites {
+		if s.Name == name {
+			return s.ID, true
+		}
+	}
+	return 0, false
+}
+
+// legacySuiteIDs offers every pre-1.3 suite, the best first: the probes that
+// stop after the first flight want any handshake at all.
+func legacySuiteIDs() []uint16 { return suiteIDs(offerOrder) }
+
+// flight is a connection on which the ClientHello was sent and the
+// server's first flight read, positioned where the client's second flight
+// is due.
+type flight struct {
+	conn net.Conn
+	rc   *recordConn
+	ff   *firstFlight
+	stop func() bool
+}
+
+// openFlight dials, sends h and reads the server's first flight. The
+// caller closes the flight.
+func openFlight(ctx context.Context, dial Dialer, h *hello12) (*flight, error) {
+	conn, err := dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	f := &flight{conn: conn, rc: &recordConn{conn: conn, version: uint16(TLS10)}}
+	f.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	if err := f.rc.write(RecordHandshake, h.marshal()); err != nil {
+		f.close()
+		return nil, declinedIfReset(err)
+	}
+	ff, full, err := readFirstFlight(f.rc, nil)
+	switch {
+	case err != nil:
+		f.close()
+		return nil, declinedIfHangup(err)
+	case !full:
+		f.close()
+		return nil, fmt.Errorf("%w: no ServerHelloDone", ErrNotTLS)
+	case ff.hello.version != h.version:
+		f.close()
+		return nil, fmt.Errorf("%w: server chose %s instead of %s", ErrDeclined, Version(ff.hello.version), Version(h.version))
+	}
+	f.ff = ff
+	f.rc.version = h.version
+	return f, nil
+}
+
+func (f *flight) close() {
+	f.stop()
+	_ = f.conn.Close()
+}
+
+// answer is how a server reacted to what a probe sent after its first
+// flight: an alert, a hang-up, silence until the deadline, or a record.
+type answer struct {
+	alert   *Alert
+	closed  bool // EOF or reset
+	timeout bool
+	record  *Record // anything else
+}
+
+func (a answer) String() string {
+	switch {
+	case a.alert != nil:
+		return "alert " + AlertName(a.alert.Description)
+	case a.closed:
+		return "connection closed"
+	case a.timeout:
+		return "no answer"
+	case a.record != nil:
+		return fmt.Sprintf("record type %d of %d bytes", a.record.Type, len(a.record.Body))
+	}
+	return "nothing"
+}
+
+// readAnswer reads the server's next record and classifies it. Errors
+// other than a hang-up or the deadline are returned (garbage).
+func (f *flight) readAnswer() (answer, error) {
+	rec, err := f.rc.read()
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF) || isReset(err):
+		return answer{closed: true}, nil
+	case errors.As(err, &ne) && ne.Timeout():
+		return answer{timeout: true}, nil
+	case err != nil:
+		return answer{}, err
+	case rec.Type == RecordAlert:
+		a, err := ParseAlert(rec.Body)
+		if err != nil {
+			return answer{}, err
+		}
+		return answer{alert: &a}, nil
+	}
+	return answer{record: &rec}, nil
+}

@@ -1,0 +1,218 @@
+package tlsprobe
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// Record content types (RFC 5246 §6.2.1, RFC 6520 §3).
+const (
+	RecordChangeCipherSpec uint8 = 20
+	RecordAlert            uint8 = 21
+	RecordHandshake        uint8 = 22
+	RecordApplicationData  uint8 = 23
+	RecordHeartbeat        uint8 = 24
+)
+
+// Alert descriptions the active probes tell apart (RFC 5246 §7.2).
+const (
+	AlertCloseNotify       uint8 = 0
+	AlertUnexpectedMessage uint8 = 10
+	AlertBadRecordMAC      uint8 = 20
+	AlertDecryptionFailed  uint8 = 21
+	AlertHandshakeFailure  uint8 = 40
+	AlertDecryptError      uint8 = 51
+	AlertNoRenegotiation   uint8 = 100
+)
+
+// maxCiphertext bounds an encrypted record (RFC 5246 §6.2.3: 2^14 + 2048).
+const maxCiphertext = 16384 + 2048
+
+// Record is one TLS record as read from or written to the wire.
+type Record struct {
+	Type    uint8
+	Version uint16
+	Body    []byte
+}
+
+// Marshal is the record's wire form.
+func (r Record) Marshal() []byte {
+	out := []byte{r.Type, byte(r.Version >> 8), byte(r.Version), byte(len(r.Body) >> 8), byte(len(r.Body))}
+	return append(out, r.Body...)
+}
+
+// ReadRecord reads one record of at most 2^14+2048 bytes. Unlike the
+// ClientHello prober it accepts empty records and every record type: the
+// active probes must see whatever the server sends. A hang-up before a
+// header is io.EOF (or a reset), a cut-off record io.ErrUnexpectedEOF.
+func ReadRecord(r io.Reader) (Record, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Record{}, err
+	}
+	if hdr[0]&0x80 != 0 || hdr[1] != 3 || hdr[0] < 20 || hdr[0] > 24 {
+		return Record{}, fmt.Errorf("%w: record header %x", ErrNotTLS, hdr)
+	}
+	n := int(binary.BigEndian.Uint16(hdr[3:]))
+	if n > maxCiphertext {
+		return Record{}, fmt.Errorf("%w: record length %d", ErrNotTLS, n)
+	}
+	rec := Record{Type: hdr[0], Version: binary.BigEndian.Uint16(hdr[1:]), Body: make([]byte, n)}
+	if _, err := io.ReadFull(r, rec.Body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return Record{}, fmt.Errorf("%w: reading a %d-byte record: %w", ErrNotTLS, n, err)
+	}
+	return rec, nil
+}
+
+// ParseAlert reads an alert record's body.
+func ParseAlert(body []byte) (Alert, error) {
+	if len(body) != 2 {
+		return Alert{}, fmt.Errorf("%w: alert of %d bytes", ErrNotTLS, len(body))
+	}
+	return Alert{Level: body[0], Description: body[1]}, nil
+}
+
+// gcmState protects one direction of a TLS 1.2 AES-GCM connection (RFC
+// 5288): a 4-byte salt from the key block, an 8-byte explicit nonce (the
+// sequence number) in front of each record.
+type gcmState struct {
+	aead cipher.AEAD
+	salt []byte
+	seq  uint64
+}
+
+func newGCM(key, salt []byte) (*gcmState, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	a, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, err
+	}
+	return &gcmState{aead: a, salt: salt}, nil
+}
+
+func (g *gcmState) additional(typ uint8, version uint16, n int) []byte {
+	ad := binary.BigEndian.AppendUint64(nil, g.seq)
+	ad = append(ad, typ, byte(version>>8), byte(version))
+	return binary.BigEndian.AppendUint16(ad, uint16(n))
+}
+
+func (g *gcmState) seal(typ uint8, version uint16, plain []byte) []byte {
+	explicit := binary.BigEndian.AppendUint64(nil, g.seq)
+	nonce := append(append([]byte{}, g.salt...), explicit...)
+	out := g.aead.Seal(explicit, nonce, plain, g.additional(typ, version, len(plain)))
+	g.seq++
+	return out
+}
+
+func (g *gcmState) open(rec Record) ([]byte, error) {
+	if len(rec.Body) < 8+g.aead.Overhead() {
+		return nil, fmt.Errorf("%w: encrypted record of %d bytes", ErrNotTLS, len(rec.Body))
+	}
+	nonce := append(append([]byte{}, g.salt...), rec.Body[:8]...)
+	n := len(rec.Body) - 8 - g.aead.Overhead()
+	plain, err := g.aead.Open(nil, nonce, rec.Body[8:], g.additional(rec.Type, rec.Version, n))
+	if err != nil {
+		return nil, fmt.Errorf("%w: record does not decrypt (bad_record_mac)", ErrNotTLS)
+	}
+	g.seq++
+	return plain, nil
+}
+
+// recordConn is the client's record layer: plaintext until each side's
+// ChangeCipherSpec, AES-GCM after; handshake messages reassembled across
+// records.
+type recordConn struct {
+	conn    net.Conn
+	version uint16
+	in, out *gcmState
+	hsBuf   []byte // handshake bytes read but not yet consumed
+	// pending holds a non-handshake record met while handshake messages
+	// were wanted.
+	pending *Record
+}
+
+func (rc *recordConn) write(typ uint8, body []byte) error {
+	if rc.out != nil {
+		body = rc.out.seal(typ, rc.version, body)
+	}
+	_, err := rc.conn.Write(Record{Type: typ, Version: rc.version, Body: body}.Marshal())
+	return err
+}
+
+// read returns the next record, decrypted when the server has switched.
+func (rc *recordConn) read() (Record, error) {
+	if p := rc.pending; p != nil {
+		rc.pending = nil
+		return *p, nil
+	}
+	rec, err := ReadRecord(rc.conn)
+	if err != nil {
+		return rec, err
+	}
+	if rc.in != nil && rec.Type != RecordChangeCipherSpec {
+		if rec.Body, err = rc.in.open(rec); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}
+
+// maxHandshakeMsg bounds a handshake message (a certificate chain fits).
+const maxHandshakeMsg = 1 << 17
+
+// readHandshake returns the next handshake message (header included). An
+// alert comes back as an Alert error; another record type as ErrNotTLS.
+func (rc *recordConn) readHandshake() ([]byte, error) {
+	// Each record adds at least one byte or ends the loop with an error;
+	// the bound guards against an endless stream of empty records.
+	for i := 0; i < 64; i++ {
+		if len(rc.hsBuf) >= 4 {
+			n := int(rc.hsBuf[1])<<16 | int(rc.hsBuf[2])<<8 | int(rc.hsBuf[3])
+			if n > maxHandshakeMsg {
+				return nil, fmt.Errorf("%w: handshake message of %d bytes", ErrNotTLS, n)
+			}
+			if len(rc.hsBuf) >= 4+n {
+				msg := rc.hsBuf[: 4+n : 4+n]
+				rc.hsBuf = rc.hsBuf[4+n:]
+				return msg, nil
+			}
+		}
+		rec, err := rc.read()
+		if err != nil {
+			return nil, err
+		}
+		switch rec.Type {
+		case RecordHandshake:
+			rc.hsBuf = append(rc.hsBuf, rec.Body...)
+		case RecordAlert:
+			a, err := ParseAlert(rec.Body)
+			if err != nil {
+				return nil, err
+			}
+			return nil, a
+		case RecordChangeCipherSpec:
+			if len(rc.hsBuf) > 0 || len(rec.Body) != 1 || rec.Body[0] != 1 {
+				return nil, fmt.Errorf("%w: misplaced or malformed ChangeCipherSpec", ErrNotTLS)
+			}
+			return nil, errCCS
+		default:
+			if len(rc.hsBuf) > 0 {
+				return nil, fmt.Errorf("%w: record type %d inside a handshake message", ErrNotTLS, rec.Type)
+			}
+			rc.pending = &rec
+			return nil, fmt.Errorf("%w: record type %d where a handshake message was due", ErrNotTLS, rec.Type)
+		}
+	}
+	return nil, fmt.Errorf("%w: too many records without a complete handshake message", ErrNotTLS)
+}
