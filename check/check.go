@@ -204,29 +204,11 @@ func (c *run) clientConfig() *starttls.Config {
 func (c *run) session(ctx context.Context) *starttls.Conn {
 	r := c.r
 	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), c.clientConfig())
-	r.Status = starttls.StatusOf(err)
 	if err != nil {
-		r.Error = err.Error()
-		var pe *starttls.ProtocolError
-		reply := ""
-		if errors.As(err, &pe) {
-			reply = pe.Reply
-		}
-		switch {
-		case errors.Is(err, starttls.ErrNotOffered):
-			c.add(newFinding("starttls-not-offered", "the server's capabilities do not include the upgrade: "+firstNonEmpty(reply, err.Error())))
-		case errors.Is(err, starttls.ErrRefused):
-			r.StartTLS.Offered = true
-			c.add(newFinding("starttls-refused", "the server answered "+fmt.Sprintf("%q", reply)))
-		case errors.Is(err, starttls.ErrInjection):
-			r.StartTLS.Offered = true
-			c.add(newFinding("response-injection", "bytes after the go-ahead: "+fmt.Sprintf("%q", reply)))
-		case errors.Is(err, starttls.ErrHandshake):
-			r.StartTLS.Offered = true
-			c.add(newFinding("handshake-failed", err.Error()))
-		}
+		c.outcome(err)
 		return nil
 	}
+	r.Status = starttls.StatusSuccess
 	st := conn.ConnectionState()
 	r.StartTLS.Offered = true
 	r.StartTLS.Upgraded = conn.TLS != nil
