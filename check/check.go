@@ -135,8 +135,11 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 	conn := c.session(ctx)
 	if conn != nil {
 		c.capabilityFindings(conn)
-		c.certificateFindings(conn)
-		c.sessionFacts(conn.ConnectionState())
+		st := conn.ConnectionState()
+		c.certificateFindings(st.PeerCertificates, len(st.OCSPResponse) > 0)
+		c.sessionFacts(st)
+	} else if r.Status == starttls.StatusHandshake && o.Depth != Session {
+		c.firstFlight(ctx)
 	}
 	quit := func() {
 		if conn != nil {
@@ -284,15 +287,14 @@ func withoutTLSMechs(args []string) []string {
 	return out
 }
 
-// certificateFindings judges the served chain.
-func (c *run) certificateFindings(conn *starttls.Conn) {
-	st := conn.ConnectionState()
+// certificateFindings judges the served chain (from the main session, or
+// from the first flight when no session could be completed).
+func (c *run) certificateFindings(chain []*x509.Certificate, ocspStapled bool) {
 	now := c.o.Now()
-	chain := st.PeerCertificates
 	ci := &c.r.Certificate
 	ci.Chain = certinfo.Describe(chain, now)
 	ci.VerifiedName = c.o.ServerName
-	ci.OCSPStapled = len(st.OCSPResponse) > 0
+	ci.OCSPStapled = ocspStapled
 	ci.Verification = certinfo.Verify(chain, c.o.Roots, c.o.ServerName, now)
 	if len(chain) == 0 {
 		return

@@ -253,6 +253,13 @@ func printReport(w io.Writer, r *check.Report) {
 	if len(t.Groups) > 0 {
 		p.line("  groups          %s", strings.Join(t.Groups, ", "))
 	}
+	if f := t.Facts; f != nil && f.DHGroupBits > 0 {
+		name := f.DHGroup
+		if name == "" {
+			name = "not a well-known prime"
+		}
+		p.line("  DHE group       %d bits, %s", f.DHGroupBits, name)
+	}
 	for _, e := range t.ProbeErrors {
 		p.line("  %s %s", p.yellow("probe error:"), e)
 	}
@@ -261,6 +268,9 @@ func printReport(w io.Writer, r *check.Report) {
 	c := r.Certificate
 	if len(c.Chain) > 0 {
 		p.section("Certificate")
+		if f := r.TLS.Facts; f != nil && f.FirstFlight {
+			p.line("  %s", p.yellow("read from the server's first flight: no handshake could be completed, the chain is as sent in cleartext"))
+		}
 		leaf := c.Chain[0]
 		p.line("  subject         %s", leaf.Subject)
 		p.line("  issuer          %s", leaf.Issuer)
