@@ -3,6 +3,8 @@ package check
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/starttls-go/starttls"
 )
@@ -18,9 +20,12 @@ func (c *run) outcome(err error) {
 	if !errors.As(err, &pe) {
 		pe = &starttls.ProtocolError{Err: err}
 	}
-	r.StartTLS.Greeting = pe.Greeting
+	r.StartTLS.Greeting = storable(pe.Greeting)
 	r.StartTLS.CapabilitiesBefore = nonNil(pe.CapabilitiesBefore)
-	r.StartTLS.Transcript = pe.Transcript
+	for _, e := range pe.Transcript {
+		e.Text = storable(e.Text)
+		r.StartTLS.Transcript = append(r.StartTLS.Transcript, e)
+	}
 	quoted := fmt.Sprintf("%q", pe.Reply)
 	if pe.Reply == "" {
 		quoted = "nothing"
@@ -77,4 +82,32 @@ func (c *run) dialogueFailure(pe *starttls.ProtocolError, err error) Finding {
 		ev += fmt.Sprintf(" (the server said %q)", pe.Reply)
 	}
 	return newFinding("protocol-error", ev)
+}
+
+// storable escapes what a failed dialogue may hold and a report store
+// cannot: NUL and other control bytes (PostgreSQL's jsonb refuses \u0000)
+// and invalid UTF-8 become \xNN. Line breaks and tabs stay.
+func storable(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1, r < 0x20 && r != '\t' && r != '\r' && r != '\n', r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

@@ -97,6 +97,12 @@ func TestOutcomeFindings(t *testing.T) {
 				wait(c, br)
 			})
 		}, "protocol-error", starttls.StatusProtocol, "SSH-2.0-OpenSSH_9.2"},
+		{"binary noise", func(t *testing.T) string {
+			return scriptedServer(t, func(c net.Conn, br *bufio.Reader) {
+				_, _ = c.Write([]byte("\x00\x01\xff noise\r\n"))
+				wait(c, br)
+			})
+		}, "protocol-error", starttls.StatusProtocol, `\x00\x01\xff noise`},
 		{"half a greeting then silence", func(t *testing.T) string {
 			return scriptedServer(t, func(c net.Conn, br *bufio.Reader) {
 				_, _ = c.Write([]byte("220 fake.te"))
