@@ -16,7 +16,8 @@ type DHGroup struct {
 	PrimeSHA256 string
 }
 
-// WellKnownDHGroups are the published groups a server may use unchanged.
+// WellKnownDHGroups are the published groups a server may use unchanged,
+// and primes that servers shipped as their default.
 // A shared prime matters because precomputation against one group breaks
 // every server using it (Logjam, weakdh.org): at 1024 bits that is
 // within reach of a state. The MODP primes follow the formula of RFC 2409
@@ -40,6 +41,8 @@ var WellKnownDHGroups = []DHGroup{
 	{"RFC 7919 ffdhe4096", 4096, "4648414224ac881b3d0dc59b466f96d06a558278776807797ecf1f66ff397b3e"},
 	{"RFC 7919 ffdhe6144", 6144, "227ac9066b3ddd9e193670cda2388fa884f65ba0cf98b742d1fe77a6687c79c7"},
 	{"RFC 7919 ffdhe8192", 8192, "770b14efaf6f049929c523113b3fa99a8d11dab1b18af3609590122075d19833"},
+	// Built into nginx before 1.11.0 for servers without ssl_dhparam.
+	{"nginx built-in 1024-bit group (before 1.11.0)", 1024, "8ae47dca3d24e9b64640062686da234dcabada26b0da6f090c5449c1338d9a11"},
 }
 
 var dhGroupsByHash = func() map[string]DHGroup {

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/starttls-go/starttls/internal/peer"
@@ -117,5 +118,28 @@ func TestDHGroupsOpenSSL(t *testing.T) {
 		if !ok || g.Name != name || g.Bits != p.BitLen() {
 			t.Errorf("%s: looked up %+v (%v), want %s", group, g, ok, name)
 		}
+	}
+}
+
+// nginxDH1024 is the DH parameter nginx used when ssl_dhparam was not set
+// (until 1.11.0): a prime shared by every such server.
+const nginxDH1024 = `-----BEGIN DH PARAMETERS-----
+MIGHAoGBALu8LcrYRnSQfEP89YDpz9vZWKP1aLQtSwju1OsPs1BMbAMCducQgAxc
+y7qokiYUxb7spWWl/fHSh6K8BJvmd4Bg6RqSp1fjBI9osHb302zI8pul34HcLKcl
+7OZicMyaUDXYzs7vnqAnSmOrHlj6/UmI0PZdFGdX2gcd8EXP4WubAgEC
+-----END DH PARAMETERS-----`
+
+func TestDHGroupsServerDefaults(t *testing.T) {
+	blk, _ := pem.Decode([]byte(nginxDH1024))
+	var params struct{ P, G *big.Int }
+	if _, err := asn1.Unmarshal(blk.Bytes, &params); err != nil {
+		t.Fatal(err)
+	}
+	g, ok := LookupDHGroup(params.P.Bytes())
+	if !ok || g.Bits != 1024 || !strings.HasPrefix(g.Name, "nginx") {
+		t.Errorf("nginx's default prime: %+v (%v)", g, ok)
+	}
+	if len(dhGroupsByHash) != len(WellKnownDHGroups) {
+		t.Errorf("%d groups, %d distinct hashes", len(WellKnownDHGroups), len(dhGroupsByHash))
 	}
 }
