@@ -171,3 +171,16 @@ func TestOutcomeFindingsClean(t *testing.T) {
 		requireFinding(t, r, id, false)
 	}
 }
+
+// Implicit TLS has no greeting before the handshake: a silent server is a
+// stalled handshake (timeout), and the TLS offer counts as taken.
+func TestOutcomeImplicitSilent(t *testing.T) {
+	addr := scriptedServer(t, wait)
+	r := checkAddr(t, starttls.SMTPS, addr, nil, func(o *Options) { o.Timeout = 400 * time.Millisecond; o.Depth = Session })
+	if r.Status != starttls.StatusTimeout || !r.StartTLS.Offered {
+		t.Errorf("status %s, offered %v", r.Status, r.StartTLS.Offered)
+	}
+	for _, id := range outcomeIDs {
+		requireFinding(t, r, id, id == "timeout")
+	}
+}
