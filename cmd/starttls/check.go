@@ -253,13 +253,6 @@ func printReport(w io.Writer, r *check.Report) {
 	if len(t.Groups) > 0 {
 		p.line("  groups          %s", strings.Join(t.Groups, ", "))
 	}
-	if f := t.Facts; f != nil && f.DHGroupBits > 0 {
-		name := f.DHGroup
-		if name == "" {
-			name = "not a well-known prime"
-		}
-		p.line("  DHE group       %d bits, %s", f.DHGroupBits, name)
-	}
 	for _, e := range t.ProbeErrors {
 		p.line("  %s %s", p.yellow("probe error:"), e)
 	}
