@@ -139,6 +139,7 @@ func runClient(ctx context.Context, raw net.Conn, sp *spec, cfg *Config, host st
 	s.dl.Release()
 	if err != nil {
 		raw.Close()
+		s.annotate(err)
 		return nil, err
 	}
 	s.c.reader = s.r
@@ -218,6 +219,23 @@ func (s *clientSession) run() error {
 	}
 	s.c.Capabilities = s.caps
 	return nil
+}
+
+// annotate copies what the dialogue had seen into err's ProtocolError.
+func (s *clientSession) annotate(err error) {
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		return
+	}
+	pe.Greeting = s.c.Greeting
+	pe.CapabilitiesBefore = s.c.CapabilitiesBefore
+	if pe.CapabilitiesBefore == nil && !s.inTLS {
+		pe.CapabilitiesBefore = s.caps
+	}
+	pe.Transcript = s.c.Transcript
+	if s.r != nil && !s.inTLS {
+		pe.Received = s.r.Seen()
+	}
 }
 
 // fallback ends the dialogue in plaintext when the caller allowed it.

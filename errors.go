@@ -67,6 +67,16 @@ type ProtocolError struct {
 	Phase    Phase
 	Reply    string // the peer's reply text (or a description of the bytes), if any
 	Err      error  // the condition: one of the Err values above or an I/O error
+
+	// What the client had seen when the upgrade failed, so that a report
+	// can show the dialogue that led there (Dial and Client fill them; an
+	// error from the connect phase has none).
+	Greeting           string       // the greeting, if one was read
+	CapabilitiesBefore Capabilities // the capabilities, if they were read
+	Transcript         []Exchange   // every line exchanged before the failure
+	// Received counts the bytes read from the peer before TLS, a partial
+	// line included: 0 means the server said nothing at all.
+	Received int64
 }
 
 func (e *ProtocolError) Error() string {

@@ -135,8 +135,11 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 	conn := c.session(ctx)
 	if conn != nil {
 		c.capabilityFindings(conn)
-		c.certificateFindings(conn)
-		c.sessionFacts(conn.ConnectionState())
+		st := conn.ConnectionState()
+		c.certificateFindings(st.PeerCertificates, len(st.OCSPResponse) > 0)
+		c.sessionFacts(st)
+	} else if r.Status == starttls.StatusHandshake && o.Depth != Session {
+		c.firstFlight(ctx)
 	}
 	quit := func() {
 		if conn != nil {
@@ -204,29 +207,11 @@ func (c *run) clientConfig() *starttls.Config {
 func (c *run) session(ctx context.Context) *starttls.Conn {
 	r := c.r
 	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), c.clientConfig())
-	r.Status = starttls.StatusOf(err)
 	if err != nil {
-		r.Error = err.Error()
-		var pe *starttls.ProtocolError
-		reply := ""
-		if errors.As(err, &pe) {
-			reply = pe.Reply
-		}
-		switch {
-		case errors.Is(err, starttls.ErrNotOffered):
-			c.add(newFinding("starttls-not-offered", "the server's capabilities do not include the upgrade: "+firstNonEmpty(reply, err.Error())))
-		case errors.Is(err, starttls.ErrRefused):
-			r.StartTLS.Offered = true
-			c.add(newFinding("starttls-refused", "the server answered "+fmt.Sprintf("%q", reply)))
-		case errors.Is(err, starttls.ErrInjection):
-			r.StartTLS.Offered = true
-			c.add(newFinding("response-injection", "bytes after the go-ahead: "+fmt.Sprintf("%q", reply)))
-		case errors.Is(err, starttls.ErrHandshake):
-			r.StartTLS.Offered = true
-			c.add(newFinding("handshake-failed", err.Error()))
-		}
+		c.outcome(err)
 		return nil
 	}
+	r.Status = starttls.StatusSuccess
 	st := conn.ConnectionState()
 	r.StartTLS.Offered = true
 	r.StartTLS.Upgraded = conn.TLS != nil
@@ -302,15 +287,14 @@ func withoutTLSMechs(args []string) []string {
 	return out
 }
 
-// certificateFindings judges the served chain.
-func (c *run) certificateFindings(conn *starttls.Conn) {
-	st := conn.ConnectionState()
+// certificateFindings judges the served chain (from the main session, or
+// from the first flight when no session could be completed).
+func (c *run) certificateFindings(chain []*x509.Certificate, ocspStapled bool) {
 	now := c.o.Now()
-	chain := st.PeerCertificates
 	ci := &c.r.Certificate
 	ci.Chain = certinfo.Describe(chain, now)
 	ci.VerifiedName = c.o.ServerName
-	ci.OCSPStapled = len(st.OCSPResponse) > 0
+	ci.OCSPStapled = ocspStapled
 	ci.Verification = certinfo.Verify(chain, c.o.Roots, c.o.ServerName, now)
 	if len(chain) == 0 {
 		return

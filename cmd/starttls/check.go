@@ -30,8 +30,11 @@ authentication before TLS, STARTTLS after TLS, SMTP state not reset). It prints 
 graded report per server, or with --json one JSON document per server
 (schema starttls.report/v1, see docs/check.md).
 
-Exit status: 0 when no finding reaches --fail-on, 1 when one does, 2 on usage errors,
-3 when a server could not be reached.`,
+Exit status: 0 when the upgrade succeeded and no finding reaches --fail-on; 1 when a
+finding reaches --fail-on, or when the server was reached but no TLS session came of it
+(no greeting, a stall, a malformed reply, a hang-up, STARTTLS not offered or refused, a
+failed handshake: each is a finding, whatever --fail-on says); 2 on usage errors; 3 when
+a server could not be reached (connection refused, connect timeout, unknown host).`,
 		Example: `  starttls check smtp://mx.example.org
   starttls check --json imap://127.0.0.1:1143 --ca ca.pem
   starttls check --only quick --fail-on medium submission://smtp.example.org pop3://pop.example.org
@@ -124,13 +127,18 @@ func checkAll(ctx context.Context, targets []starttls.Target, o check.Options) [
 	return out
 }
 
+// exitCodeOf is a report's exit status: 3 when the server could not be
+// reached at all, 1 when the main session failed in any other way (every
+// such outcome is a verdict, whatever --fail-on says) or a finding reaches
+// the threshold, else 0.
 func exitCodeOf(r *check.Report, threshold check.Severity) int {
-	switch r.Status {
-	case starttls.StatusConnectRefused, starttls.StatusConnectTimeout:
+	switch {
+	case r.Status == starttls.StatusConnectRefused, r.Status == starttls.StatusConnectTimeout, r.Has("connect-failed"):
 		return exitConnect
-	}
-	if r.Status == starttls.StatusError && len(r.Findings) == 0 {
+	case r.Status == starttls.StatusError && len(r.Findings) == 0:
 		return exitConnect
+	case r.Status != starttls.StatusSuccess:
+		return exitFindings
 	}
 	for _, f := range r.Findings {
 		if f.Severity >= threshold {
@@ -147,6 +155,10 @@ func summaryError(reports []*check.Report, threshold check.Severity) error {
 		case exitConnect:
 			parts = append(parts, fmt.Sprintf("%s: could not connect (%s)", r.Target, r.Error))
 		case exitFindings:
+			if r.Status != starttls.StatusSuccess {
+				parts = append(parts, fmt.Sprintf("%s: %s (%s)", r.Target, r.Status, r.Error))
+				continue
+			}
 			n := 0
 			for _, f := range r.Findings {
 				if f.Severity >= threshold {
@@ -184,8 +196,10 @@ func printReport(w io.Writer, r *check.Report) {
 		p.line("  offered and upgraded")
 	case s.Offered:
 		p.line("  offered, upgrade failed")
-	default:
+	case r.Status == starttls.StatusNotOffered || r.Status == starttls.StatusPreauth:
 		p.line("  not offered")
+	default:
+		p.line("  no answer to judge: %s", p.red(string(r.Status)))
 	}
 	if s.Greeting != "" {
 		p.line("  greeting        %s", firstLine(s.Greeting))
@@ -198,6 +212,9 @@ func printReport(w io.Writer, r *check.Report) {
 	}
 	for _, id := range sortedKeys(s.Probes) {
 		p.line("  %-15s %s", id, verdictColor(p, s.Probes[id]))
+	}
+	if !s.Upgraded {
+		printFailedDialogue(p, r)
 	}
 
 	t := r.TLS
@@ -244,6 +261,9 @@ func printReport(w io.Writer, r *check.Report) {
 	c := r.Certificate
 	if len(c.Chain) > 0 {
 		p.section("Certificate")
+		if f := r.TLS.Facts; f != nil && f.FirstFlight {
+			p.line("  %s", p.yellow("read from the server's first flight: no handshake could be completed, the chain is as sent in cleartext"))
+		}
 		leaf := c.Chain[0]
 		p.line("  subject         %s", leaf.Subject)
 		p.line("  issuer          %s", leaf.Issuer)
@@ -278,6 +298,31 @@ func printReport(w io.Writer, r *check.Report) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// printFailedDialogue shows what was exchanged when no TLS session came of
+// it: the lines say where the server stopped making sense.
+func printFailedDialogue(p *printer, r *check.Report) {
+	s := r.StartTLS
+	if len(s.Transcript) == 0 {
+		if r.Status != starttls.StatusSuccess && !s.Implicit && !r.Has("connect-failed") {
+			p.line("  dialogue        %s", p.dim("nothing received"))
+		}
+		return
+	}
+	p.line("  dialogue until the failure:")
+	for _, e := range s.Transcript {
+		dir := "S:"
+		if e.Sent {
+			dir = "C:"
+		}
+		if e.TLS {
+			dir += " [TLS]"
+		}
+		for _, l := range peerLines(e.Text) {
+			p.line("    %s %s", p.dim(dir), l)
+		}
+	}
 }
 
 func verdictColor(p *printer, v string) string {

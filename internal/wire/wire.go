@@ -25,6 +25,7 @@ type Reader struct {
 	br      *bufio.Reader
 	maxLine int
 	budget  int // bytes still allowed; <0 means unlimited
+	seen    int64
 	// OnLine, when set, sees every complete line read (without its line ending).
 	OnLine func(line string)
 }
@@ -43,6 +44,7 @@ func NewReader(r io.Reader, maxLine, budget int) *Reader {
 // Bare LF is accepted because real clients (gnutls-cli) send it.
 func (r *Reader) ReadLine() (string, error) {
 	b, err := r.br.ReadSlice('\n')
+	r.seen += int64(len(b))
 	if err := r.spend(len(b)); err != nil {
 		return "", err
 	}
@@ -74,7 +76,8 @@ func (r *Reader) ReadFull(p []byte) error {
 	if err := r.spend(len(p)); err != nil {
 		return err
 	}
-	_, err := io.ReadFull(r.br, p)
+	n, err := io.ReadFull(r.br, p)
+	r.seen += int64(n)
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
@@ -93,6 +96,11 @@ func (r *Reader) Pending() []byte {
 	b, _ := r.br.Peek(r.br.Buffered())
 	return append([]byte(nil), b...)
 }
+
+// Seen counts the bytes taken through ReadLine, ReadFull and ReadByte,
+// including a partial line cut short by an error: whether a silent peer said
+// anything at all.
+func (r *Reader) Seen() int64 { return r.seen }
 
 func (r *Reader) spend(n int) error {
 	if r.budget < 0 {
@@ -156,5 +164,9 @@ func (r *Reader) ReadByte() (byte, error) {
 	if err := r.spend(1); err != nil {
 		return 0, err
 	}
-	return r.br.ReadByte()
+	b, err := r.br.ReadByte()
+	if err == nil {
+		r.seen++
+	}
+	return b, err
 }
