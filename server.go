@@ -324,14 +324,7 @@ func (s *serverSession) lineLoop() (action, error) {
 func (s *serverSession) handshake() error {
 	s.phase = PhaseHandshake
 	t := time.Now()
-	tc := s.cfg.TLSConfig.Clone()
-	if tc.MinVersion == 0 {
-		tc.MinVersion = tls.VersionTLS12
-	}
-	if len(tc.NextProtos) == 0 {
-		tc.NextProtos = s.sp.alpn
-	}
-	conn := tls.Server(s.raw, tc)
+	conn := tls.Server(s.raw, serverTLS(s.cfg.TLSConfig, s.sp.alpn))
 	s.dl.Phase()
 	if err := conn.HandshakeContext(s.ctx); err != nil {
 		return s.fail(classifyHandshake(s.ctx, err), "")
