@@ -45,9 +45,9 @@ func ecdheSKE(curve uint16) []byte {
 	return hsMsg(hsServerKeyExchange, append(append(body, 0x04, 0x03), u16(bytes.Repeat([]byte{9}, 64))...))
 }
 
-// flight packs handshake messages into records of at most size bytes each,
+// testFlight packs handshake messages into records of at most size bytes each,
 // as a server may split them.
-func flight(size int, msgs ...[]byte) []byte {
+func testFlight(size int, msgs ...[]byte) []byte {
 	all := bytes.Join(msgs, nil)
 	var out []byte
 	for len(all) > 0 {
@@ -67,9 +67,9 @@ func testFlights(t *testing.T) (der []byte, dhe, ecdhe, rsaKx []byte) {
 	der = leaf.TLS.Certificate[0]
 	rnd := bytes.Repeat([]byte{1}, 32)
 	done := hsMsg(hsServerHelloDone, nil)
-	dhe = flight(16384, serverHelloBody(0x0303, rnd, nil, 0x009E), certMsg(der), dheSKE(privateP, []byte{2}, bytes.Repeat([]byte{7}, 128)), done)
-	ecdhe = flight(700, serverHelloBody(0x0303, rnd, nil, 0xC02F), certMsg(der, der), ecdheSKE(0x0017), hsMsg(hsCertificateStatus, []byte{1, 0, 0, 1, 0}), done)
-	rsaKx = flight(16384, serverHelloBody(0x0301, rnd, nil, 0x002F), certMsg(der), hsMsg(hsCertificateReq, []byte{1, 1, 0, 0}), done)
+	dhe = testFlight(16384, serverHelloBody(0x0303, rnd, nil, 0x009E), certMsg(der), dheSKE(privateP, []byte{2}, bytes.Repeat([]byte{7}, 128)), done)
+	ecdhe = testFlight(700, serverHelloBody(0x0303, rnd, nil, 0xC02F), certMsg(der, der), ecdheSKE(0x0017), hsMsg(hsCertificateStatus, []byte{1, 0, 0, 1, 0}), done)
+	rsaKx = testFlight(16384, serverHelloBody(0x0301, rnd, nil, 0x002F), certMsg(der), hsMsg(hsCertificateReq, []byte{1, 1, 0, 0}), done)
 	return
 }
 
@@ -126,19 +126,19 @@ func TestReadFirstFlightBad(t *testing.T) {
 	}{
 		{"alert", record(21, []byte{2, 40}), ErrDeclined},
 		{"not tls", []byte("220 mail.example ESMTP\r\n"), ErrNotTLS},
-		{"certificate first", flight(16384, certMsg(der), done), ErrBadFlight},
-		{"tls 1.3 chosen", flight(16384, serverHelloBody(0x0303, rnd, nil, 0x1301, ext(43, 3, 4)), done), ErrBadFlight},
-		{"bad certificate list", flight(16384, sh, hsMsg(hsCertificate, []byte{0, 0, 9, 0, 0, 1}), done), ErrBadFlight},
-		{"empty dh prime", flight(16384, sh, dheSKE(nil, []byte{2}, []byte{3}), done), ErrBadFlight},
-		{"explicit curve", flight(16384, serverHelloBody(0x0303, rnd, nil, 0xC02F), hsMsg(hsServerKeyExchange, []byte{1, 0, 0}), done), ErrBadFlight},
-		{"key exchange for rsa", flight(16384, serverHelloBody(0x0303, rnd, nil, 0x002F), dheSKE(privateP, []byte{2}, []byte{3}), done), ErrBadFlight},
-		{"unexpected message", flight(16384, sh, hsMsg(20, make([]byte, 12))), ErrBadFlight},
-		{"two server hellos", flight(16384, sh, sh, done), ErrBadFlight},
+		{"certificate first", testFlight(16384, certMsg(der), done), ErrBadFlight},
+		{"tls 1.3 chosen", testFlight(16384, serverHelloBody(0x0303, rnd, nil, 0x1301, ext(43, 3, 4)), done), ErrBadFlight},
+		{"bad certificate list", testFlight(16384, sh, hsMsg(hsCertificate, []byte{0, 0, 9, 0, 0, 1}), done), ErrBadFlight},
+		{"empty dh prime", testFlight(16384, sh, dheSKE(nil, []byte{2}, []byte{3}), done), ErrBadFlight},
+		{"explicit curve", testFlight(16384, serverHelloBody(0x0303, rnd, nil, 0xC02F), hsMsg(hsServerKeyExchange, []byte{1, 0, 0}), done), ErrBadFlight},
+		{"key exchange for rsa", testFlight(16384, serverHelloBody(0x0303, rnd, nil, 0x002F), dheSKE(privateP, []byte{2}, []byte{3}), done), ErrBadFlight},
+		{"unexpected message", testFlight(16384, sh, hsMsg(20, make([]byte, 12))), ErrBadFlight},
+		{"two server hellos", testFlight(16384, sh, sh, done), ErrBadFlight},
 		{"closed inside", dhe[:len(dhe)-4], ErrNotTLS},
-		{"closed after hello", flight(16384, sh), ErrBadFlight},
-		{"huge message", flight(16384, sh, []byte{11, 0x7f, 0, 0}), ErrFlightTooLarge},
-		{"too many bytes", append(flight(16384, sh), huge...), ErrFlightTooLarge},
-		{"too many records", append(flight(16384, sh), dribble...), ErrFlightTooLarge},
+		{"closed after hello", testFlight(16384, sh), ErrBadFlight},
+		{"huge message", testFlight(16384, sh, []byte{11, 0x7f, 0, 0}), ErrFlightTooLarge},
+		{"too many bytes", append(testFlight(16384, sh), huge...), ErrFlightTooLarge},
+		{"too many records", append(testFlight(16384, sh), dribble...), ErrFlightTooLarge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,8 +249,8 @@ func FuzzReadFirstFlight(f *testing.F) {
 	}
 	rnd := bytes.Repeat([]byte{1}, 32)
 	der := leaf.Cert.Raw
-	f.Add(flight(16384, serverHelloBody(0x0303, rnd, nil, 0x009E), certMsg(der), dheSKE(privateP, []byte{2}, []byte{7}), hsMsg(hsServerHelloDone, nil)))
-	f.Add(flight(300, serverHelloBody(0x0303, rnd, nil, 0xC02F), certMsg(der), ecdheSKE(29), hsMsg(hsServerHelloDone, nil)))
+	f.Add(testFlight(16384, serverHelloBody(0x0303, rnd, nil, 0x009E), certMsg(der), dheSKE(privateP, []byte{2}, []byte{7}), hsMsg(hsServerHelloDone, nil)))
+	f.Add(testFlight(300, serverHelloBody(0x0303, rnd, nil, 0xC02F), certMsg(der), ecdheSKE(29), hsMsg(hsServerHelloDone, nil)))
 	f.Add(record(21, []byte{2, 40}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ff, err := ReadFirstFlight(bytes.NewReader(in))

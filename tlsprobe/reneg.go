@@ -89,34 +89,3 @@ func ClientRenegotiation(ctx context.Context, dial Dialer, o Options) (VulnResul
 	}
 	return c.Renegotiate(ctx)
 }
-
-// AlertName is an alert description's RFC name, or its number.
-func AlertName(d uint8) string {
-	switch d {
-	case AlertCloseNotify:
-		return "close_notify"
-	case AlertUnexpectedMessage:
-		return "unexpected_message"
-	case AlertBadRecordMAC:
-		return "bad_record_mac"
-	case AlertDecryptionFailed:
-		return "decryption_failed"
-	case 22:
-		return "record_overflow"
-	case AlertHandshakeFailure:
-		return "handshake_failure"
-	case 47:
-		return "illegal_parameter"
-	case 50:
-		return "decode_error"
-	case AlertDecryptError:
-		return "decrypt_error"
-	case 70:
-		return "protocol_version"
-	case 80:
-		return "internal_error"
-	case AlertNoRenegotiation:
-		return "no_renegotiation"
-	}
-	return fmt.Sprintf("%d", d)
-}

@@ -125,17 +125,19 @@ func CompressionName(m uint8) string {
 	return fmt.Sprintf("0x%02X", m)
 }
 
-// AlertName is the RFC 8446 name of the alerts a probe may see.
+// AlertName is an alert description's RFC 8446 (or RFC 5246) name, or its
+// number.
 func AlertName(d uint8) string {
 	names := map[uint8]string{
-		0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 40: "handshake_failure",
+		0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 21: "decryption_failed",
+		22: "record_overflow", 40: "handshake_failure",
 		42: "bad_certificate", 47: "illegal_parameter", 50: "decode_error", 51: "decrypt_error",
 		70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
 		86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension",
-		110: "unsupported_extension", 112: "unrecognized_name",
+		100: "no_renegotiation", 110: "unsupported_extension", 112: "unrecognized_name",
 	}
 	if n, ok := names[d]; ok {
 		return n
 	}
-	return fmt.Sprintf("alert %d", d)
+	return fmt.Sprintf("%d", d)
 }
