@@ -72,9 +72,9 @@ func (s *SMTPServer) Serve(ctx context.Context, l net.Listener) error {
 	srv := &starttls.Server{
 		Protocol: starttls.SMTP,
 		Config: starttls.ServerConfig{
-			TLSConfig: s.TLSConfig,
-			Policy:    policy,
-			Hostname:  s.Hostname,
+			TLSConfig:    s.TLSConfig,
+			Policy:       policy,
+			Hostname:     s.Hostname,
 			Capabilities: []string{"PIPELINING", "SIZE " + strconv.Itoa(s.MaxMessage), "8BITMIME", "ENHANCEDSTATUSCODES"},
 			PhaseTimeout: 30 * time.Second,
 			Logger:       s.Logger,

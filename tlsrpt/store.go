@@ -191,7 +191,7 @@ func (s *Store) Save(ctx context.Context, rep *Report, raw []byte, src Source, n
 			(report, policy_type, policy_domain, policy_string, mx_host, successful, failed)
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 			id, p.Policy.Type, strings.ToLower(strings.TrimSuffix(p.Policy.Domain, ".")), strings.Join(p.Policy.String, "\n"),
-			strings.Join(p.Policy.MXHost, " "), p.Summary.Successful, p.Summary.Failed).Scan(&pid)
+			strings.ToLower(strings.Join(p.Policy.MXHost, " ")), p.Summary.Successful, p.Summary.Failed).Scan(&pid)
 		if err != nil {
 			return false, fmt.Errorf("storing policy: %w", err)
 		}

@@ -216,6 +216,7 @@ func (s *Summary) failures(ctx context.Context, db *sql.DB, query string, args [
 		}
 		f.Sessions += n
 		f.Details++
+		mx = strings.ToLower(mx)
 		if mx != "" && len(f.MXHosts) < 20 && !containsString(f.MXHosts, mx) {
 			f.MXHosts = append(f.MXHosts, mx)
 		}
