@@ -42,15 +42,9 @@ func dialIMAP(ctx context.Context, implicit bool, addr string, tc *tls.Config) (
 	if err != nil {
 		return nil, err
 	}
-	ic := &imapClient{c: c, r: wire.NewReader(c, 64<<10, -1), caps: c.Capabilities, timeout: 60 * time.Second}
-	if implicit {
-		// Implicit TLS: the greeting is the application's to read.
-		if _, err := ic.readResponse(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("imap greeting: %w", err)
-		}
-	}
-	return ic, nil
+	// The client half has read the greeting (and, with STARTTLS, asked
+	// for the capabilities again inside TLS).
+	return &imapClient{c: c, r: wire.NewReader(c, 64<<10, -1), caps: c.Capabilities, timeout: 60 * time.Second}, nil
 }
 
 func (ic *imapClient) close() { ic.c.Close() }

@@ -18,6 +18,7 @@ import (
 type testPKI struct {
 	server *tls.Config
 	client *tls.Config
+	caPEM  []byte
 }
 
 func newTestPKI(t *testing.T) testPKI {
@@ -31,7 +32,7 @@ func newTestPKI(t *testing.T) testPKI {
 		t.Fatal(err)
 	}
 	return testPKI{server: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}},
-		client: &tls.Config{RootCAs: ca.Pool(), ServerName: "reports.test"}}
+		client: &tls.Config{RootCAs: ca.Pool(), ServerName: "reports.test"}, caPEM: ca.CertPEM}
 }
 
 // startSMTP runs an SMTPServer on loopback until the test ends.

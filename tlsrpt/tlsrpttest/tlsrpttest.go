@@ -113,7 +113,7 @@ func Mail(from, to, domain, reportID string, payload []byte, gz bool) []byte {
 	w("To: <%s>", to)
 	w("Subject: Report Domain: %s Submitter: %s Report-ID: <%s>", domain, strings.SplitN(from, "@", 2)[1], reportID)
 	w("Date: %s", time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC).Format(time.RFC1123Z))
-	w("Message-ID: <%s@%s>", strings.ReplaceAll(reportID, "@", "."), strings.SplitN(from, "@", 2)[1])
+	w("Message-ID: <%s@%s>", strings.NewReplacer("@", ".", "<", "", ">", "").Replace(reportID), strings.SplitN(from, "@", 2)[1])
 	w("TLS-Report-Domain: %s", domain)
 	w("TLS-Report-Submitter: %s", strings.SplitN(from, "@", 2)[1])
 	w("MIME-Version: 1.0")
