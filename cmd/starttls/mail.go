@@ -319,7 +319,10 @@ prints, per policy domain and type, the successful and failed sessions and the f
 result type (starttls-not-supported, certificate-expired, sts-policy-fetch-error, ...).
 
 Exit status: 0 when every file was read, 1 when a file could not be read or parsed (the
-others are still summarised), 2 on usage errors.`,
+others are still summarised), 2 on usage errors.
+
+To collect reports as they arrive (SMTP, HTTPS, IMAP) into a database and summarise
+them there, see "tlsrpt serve", "tlsrpt fetch" and "tlsrpt summary" (docs/tlsrpt.md).`,
 		Example: `  starttls tlsrpt google.com!example.org!1700000000!1700086400.json.gz
   starttls tlsrpt --json reports/*.json`,
 		Args: cobra.MinimumNArgs(1),
@@ -349,6 +352,7 @@ others are still summarised), 2 on usage errors.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document (schema "+mail.SummarySchema+")")
+	cmd.AddCommand(newTLSRPTServeCmd(), newTLSRPTFetchCmd(), newTLSRPTSummaryCmd())
 	return cmd
 }
 

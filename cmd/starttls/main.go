@@ -55,9 +55,14 @@ func runContext(ctx context.Context, args []string) int {
 	rootCmd.SetArgs(args)
 	// Cobra hands the context to a subcommand only when it has none, so a
 	// second in-process run would keep the first run's context.
-	for _, c := range rootCmd.Commands() {
-		c.SetContext(ctx)
+	var setCtx func(*cobra.Command)
+	setCtx = func(parent *cobra.Command) {
+		for _, c := range parent.Commands() {
+			c.SetContext(ctx)
+			setCtx(c) // nested subcommands (tlsrpt serve) too
+		}
 	}
+	setCtx(rootCmd)
 	err := rootCmd.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/tlsrpt"
+	"github.com/starttls-go/starttls/tlsrpt/tlsrpttest"
+)
+
+// resetTLSRPTFlags puts the tlsrpt subcommands' flags back to their
+// defaults (resetFlags only walks the top level).
+func resetTLSRPTFlags() {
+	var tc *cobra.Command
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == "tlsrpt" {
+			tc = c
+		}
+	}
+	for _, c := range tc.Commands() {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if sv, ok := f.Value.(pflag.SliceValue); ok {
+				_ = sv.Replace(nil)
+			} else {
+				_ = f.Value.Set(f.DefValue)
+			}
+			f.Changed = false
+		})
+	}
+}
+
+func runTLSRPT(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	defer resetTLSRPTFlags()
+	return runCLI(t, "", args...)
+}
+
+func sampleReport(org, id string, start time.Time, types ...string) tlsrpttest.Report {
+	r := tlsrpttest.Report{Org: org, ReportID: id, Start: start, Domain: "example.org", PolicyType: "sts", Successful: 500}
+	for i, ty := range types {
+		r.Failures = append(r.Failures, tlsrpttest.Failure{ResultType: ty, Sessions: int64(i + 1)})
+	}
+	return r
+}
+
+func TestTLSRPTSummaryCommand(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "r.db")
+	st, err := tlsrpt.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &tlsrpt.Collector{Store: st}
+	now := time.Now().UTC().Truncate(24 * time.Hour)
+	for _, r := range []tlsrpttest.Report{
+		sampleReport("google.com", "g1", now.Add(-48*time.Hour), tlsrpttest.ResultTypes...),
+		sampleReport("microsoft.com", "m1", now.Add(-24*time.Hour), "certificate-expired"),
+		sampleReport("old.test", "o1", now.Add(-90*24*time.Hour), "dnssec-invalid"),
+	} {
+		if _, err := c.IngestPayload(context.Background(), r.JSON(), tlsrpt.Source{Kind: "file"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	code, out, errs := runTLSRPT(t, "tlsrpt", "summary", "--db", db)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"2 report(s), 1000 successful and 67 failed", "google.com", "microsoft.com",
+		"sts-webpki-invalid", "Failure rate by day", now.Add(-24 * time.Hour).Format(time.DateOnly)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "old.test") {
+		t.Errorf("a report older than 30 days is counted:\n%s", out)
+	}
+	code, out, _ = runTLSRPT(t, "tlsrpt", "summary", "--db", db, "--since", "120d", "--domain", "example.org", "--json")
+	var s tlsrpt.Summary
+	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s.Schema != tlsrpt.SummarySchema || s.Reports != 3 || len(s.Days) != 3 {
+		t.Errorf("json: exit %d %+v\n%s", code, s, out)
+	}
+	if code, _, errs := runTLSRPT(t, "tlsrpt", "summary", "--db", db, "--since", "last week"); code != exitUsage || !strings.Contains(errs, "--since") {
+		t.Errorf("bad --since: exit %d %s", code, errs)
+	}
+}
+
+func TestTLSRPTUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"tlsrpt", "serve", "--db", filepath.Join(t.TempDir(), "x.db")},
+		{"tlsrpt", "serve", "--smtp", "127.0.0.1:0", "--domain", "r.test"},
+		{"tlsrpt", "serve", "--smtp", "127.0.0.1:0", "--cert", "/nonexistent", "--key", "/nonexistent"},
+		{"tlsrpt", "fetch", "--imap", "imaps://u@127.0.0.1/INBOX", "--imap-password-env", "TLSRPT_TEST_UNSET"},
+		{"tlsrpt", "fetch"},
+	} {
+		if code, _, errs := runTLSRPT(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d (%s)", args, code, errs)
+		}
+	}
+}
+
+// serve end to end: SMTP with STARTTLS (Go's net/smtp) and an HTTPS POST
+// land in the database that summary then reads.
+func TestTLSRPTServeCommand(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := certs.NewCA("tlsrpt cli CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(certs.LeafOptions{Hosts: []string{"reports.test", "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := leaf.WriteFiles(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "serve.db")
+	pr, pw := io.Pipe()
+	rootCmd.SetOut(pw)
+	rootCmd.SetErr(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- runContext(ctx, []string{"tlsrpt", "serve", "--smtp", "127.0.0.1:0", "--https", "127.0.0.1:0", "--domain", "reports.test",
+			"--cert", certFile, "--key", keyFile, "--db", db})
+		pw.Close()
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d", code)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not stop")
+		}
+		resetTLSRPTFlags()
+		rootCmd.SetOut(nil)
+		rootCmd.SetErr(nil)
+	}()
+	addrs := map[string]string{}
+	sc := bufio.NewScanner(pr)
+	for len(addrs) < 2 && sc.Scan() {
+		if name, addr, ok := strings.Cut(sc.Text(), ": listening on "); ok {
+			addrs[name] = addr
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if addrs["smtp"] == "" || addrs["https"] == "" {
+		t.Fatalf("listening lines: %v", addrs)
+	}
+	tc := &tls.Config{RootCAs: ca.Pool(), ServerName: "reports.test"}
+	c, err := smtp.Dial(addrs["smtp"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(tc); err != nil {
+		t.Fatal(err)
+	}
+	msg := tlsrpttest.Mail("noreply@google.com", "tlsrpt@reports.test", "example.org", "cli-1",
+		tlsrpttest.Gzip(sampleReport("google.com", "cli-1", time.Now().Add(-24*time.Hour), "certificate-expired").JSON()), true)
+	if err := c.Mail("noreply@google.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("tlsrpt@reports.test"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Write(msg)
+	if err := w.Close(); err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	if err := c.Mail("noreply@google.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("postmaster@elsewhere.test"); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Errorf("foreign recipient: %v", err)
+	}
+	_ = c.Quit()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	resp, err := hc.Post("https://"+addrs["https"]+"/", "application/tlsrpt+json",
+		bytes.NewReader(sampleReport("microsoft.com", "cli-2", time.Now().Add(-24*time.Hour)).JSON()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST: %s", resp.Status)
+	}
+	st, err := tlsrpt.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, err := st.Count(context.Background())
+	if err != nil || n.Reports != 2 || n.Failures != 1 {
+		t.Errorf("stored %+v %v", n, err)
+	}
+}
