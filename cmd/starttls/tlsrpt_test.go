@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/smtp"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
