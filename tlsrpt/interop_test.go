@@ -160,6 +160,8 @@ func TestInteropPostfixSwaksDovecot(t *testing.T) {
 		t.Fatalf("CA %v", err)
 	}
 	mb := Mailbox{URL: "imaps://" + dc.User + "@" + dc.IMAPSAddr + "/INBOX", Password: dc.Password, TLSConfig: &tls.Config{RootCAs: pool}}
+	starttlsBox := mb
+	starttlsBox.URL = "imap://" + dc.User + "@" + dc.IMAPAddr + "/INBOX"
 	day3 := reps[1]
 	day3.ReportID, day3.Start = "133781234567890999+example.org", day.Add(48*time.Hour)
 	for _, m := range [][]byte{
@@ -168,7 +170,8 @@ func TestInteropPostfixSwaksDovecot(t *testing.T) {
 		tlsrpttest.Mail("noreply@broken.test", rcpt, "example.org", "bad-2", []byte(`{"organization-name":"x","date-range":{"start-datetime":"yesterday"}}`), false),
 		tlsrpttest.PlainMail("friend@example.net", rcpt),
 	} {
-		if err := AppendMessage(context.Background(), mb, m); err != nil {
+		// Appended over imap:// (STARTTLS), fetched over imaps:// below.
+		if err := AppendMessage(context.Background(), starttlsBox, m); err != nil {
 			t.Fatalf("APPEND: %v\n%s", err, dc.Log())
 		}
 	}
