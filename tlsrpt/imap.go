@@ -84,8 +84,14 @@ func parseMailboxURL(s string) (mailboxURL, error) {
 // quarantined in the database and moved to Quarantine, as is mail that is
 // not a report. A storage failure stops the run with the message left in
 // place for the next one.
-func (c *Collector) Fetch(ctx context.Context, mb Mailbox) (FetchStats, error) {
-	var st FetchStats
+func (c *Collector) Fetch(ctx context.Context, mb Mailbox) (st FetchStats, err error) {
+	defer func() {
+		// A canceled run closes the connection; say why rather than "use of
+		// closed network connection".
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("imap %s: %w (%v)", mb.URL, ctx.Err(), err)
+		}
+	}()
 	m, err := parseMailboxURL(mb.URL)
 	if err != nil {
 		return st, err

@@ -221,3 +221,22 @@ func TestSMTPIdleTimeout(t *testing.T) {
 		t.Errorf("closed after %v", el)
 	}
 }
+
+// Mail commands need a greeting first, and the session ends after too
+// many errors.
+func TestSMTPNeedsEHLO(t *testing.T) {
+	pki := newTestPKI(t)
+	addr := startSMTP(t, &SMTPServer{Collector: &Collector{Store: newSQLite(t)}, TLSConfig: pki.server})
+	d := dialSMTP(t, addr)
+	d.expect(220)
+	d.send("MAIL FROM:<a@b.test>", 503) // handed off in plaintext, no EHLO yet
+	d.send("RCPT TO:<x@y.test>", 503)
+	d.send("DATA", 503)
+	for i := 0; i < 6; i++ {
+		d.send("BOGUS", 502)
+	}
+	d.send("BOGUS", 502)
+	if r := d.expect(421); !strings.Contains(r, "Too many") {
+		t.Errorf("reply %q", r)
+	}
+}
