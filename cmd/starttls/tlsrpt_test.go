@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/smtp"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/tlsrpt"
 	"github.com/starttls-go/starttls/tlsrpt/tlsrpttest"
 )
@@ -212,5 +215,43 @@ func TestTLSRPTServeCommand(t *testing.T) {
 	n, err := st.Count(context.Background())
 	if err != nil || n.Reports != 2 || n.Failures != 1 {
 		t.Errorf("stored %+v %v", n, err)
+	}
+}
+
+// fetch against a real Dovecot: password from a file, the server's CA
+// from --imap-ca, the counts as JSON.
+func TestTLSRPTFetchCommand(t *testing.T) {
+	dc := peer.StartDovecot(t, peer.DovecotOptions{})
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte(dc.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(dc.CAFile)
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("CA: %v", err)
+	}
+	url := "imaps://" + dc.User + "@" + dc.IMAPSAddr + "/INBOX"
+	mb := tlsrpt.Mailbox{URL: url, Password: dc.Password, TLSConfig: &tls.Config{RootCAs: pool}}
+	rep := sampleReport("google.com", "fetch-1", time.Now().Add(-24*time.Hour), "sts-policy-invalid")
+	for _, m := range [][]byte{
+		tlsrpttest.Mail("noreply@google.com", "tlsrpt@reports.test", "example.org", "fetch-1", tlsrpttest.Gzip(rep.JSON()), true),
+		tlsrpttest.PlainMail("friend@example.net", "tlsrpt@reports.test"),
+	} {
+		if err := tlsrpt.AppendMessage(context.Background(), mb, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := filepath.Join(dir, "f.db")
+	args := []string{"tlsrpt", "fetch", "--imap", url, "--imap-password-file", pw, "--imap-ca", dc.CAFile, "--db", db, "--json"}
+	code, out, errs := runTLSRPT(t, args...)
+	var st tlsrpt.FetchStats
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st != (tlsrpt.FetchStats{Messages: 2, Stored: 1, NotReports: 1}) {
+		t.Fatalf("exit %d %+v\n%s%s\n%s", code, st, out, errs, dc.Log())
+	}
+	// Without the CA the server's certificate is not trusted: exit 3.
+	if code, _, errs := runTLSRPT(t, "tlsrpt", "fetch", "--imap", url, "--imap-password-file", pw, "--db", db); code != exitConnect || !strings.Contains(errs, "certificate") {
+		t.Errorf("untrusted: exit %d %s", code, errs)
 	}
 }
