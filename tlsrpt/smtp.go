@@ -56,6 +56,9 @@ func (s *SMTPServer) Serve(ctx context.Context, l net.Listener) error {
 	if s.MaxMessage <= 0 {
 		s.MaxMessage = MaxMessageBytes
 	}
+	if s.Hostname == "" {
+		s.Hostname = "localhost"
+	}
 	if s.MaxLine <= 0 {
 		s.MaxLine = 4096
 	}
