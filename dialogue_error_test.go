@@ -7,30 +7,14 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // lineScript serves each connection with script, for at most 5 s.
 func lineScript(t *testing.T, script func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				script(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return loopback.Serve(t, 5*time.Second, func(c net.Conn) { script(c, bufio.NewReader(c)) })
 }
 
 // A failed upgrade's *ProtocolError carries what the client saw: the

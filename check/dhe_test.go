@@ -12,6 +12,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // oakley2 is the RFC 2409 §6.2 1024-bit MODP prime (Oakley group 2).
@@ -57,32 +58,17 @@ func dheFlight(suite uint16, p []byte, chain ...[]byte) []byte {
 // export-size or common-prime DHE.
 func flightTarget(t *testing.T, flight []byte) starttls.Target {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				hdr := make([]byte, 5)
-				if _, err := io.ReadFull(c, hdr); err != nil {
-					return
-				}
-				if _, err := io.CopyN(io.Discard, c, int64(hdr[3])<<8|int64(hdr[4])); err != nil {
-					return
-				}
-				_, _ = c.Write(flight)
-			}()
+	addr := loopback.Serve(t, 5*time.Second, func(c net.Conn) {
+		hdr := make([]byte, 5)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			return
 		}
-	}()
-	tg, err := starttls.ParseTarget(l.Addr().String(), starttls.SMTPS)
+		if _, err := io.CopyN(io.Discard, c, int64(hdr[3])<<8|int64(hdr[4])); err != nil {
+			return
+		}
+		_, _ = c.Write(flight)
+	})
+	tg, err := starttls.ParseTarget(addr, starttls.SMTPS)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,31 +9,14 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // scriptedServer accepts connections and runs script on each, with a hard
 // deadline so that no test server outlives its test.
 func scriptedServer(t *testing.T, script func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				script(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return loopback.Serve(t, 5*time.Second, func(c net.Conn) { script(c, bufio.NewReader(c)) })
 }
 
 // wait holds the connection open until the client leaves or the deadline passes.

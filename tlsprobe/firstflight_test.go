@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/internal/peer"
 )
 
@@ -156,32 +157,16 @@ func TestReadFirstFlightBad(t *testing.T) {
 // flightServer answers each ClientHello with reply (nil: stays silent).
 func flightServer(t *testing.T, reply []byte) Dialer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				if _, _, err := readRecord(c); err != nil {
-					return
-				}
-				if reply == nil {
-					_, _ = c.Read(make([]byte, 1))
-					return
-				}
-				_, _ = c.Write(reply)
-			}()
+	return tcpDialer(loopback.Serve(t, 5*time.Second, func(c net.Conn) {
+		if _, _, err := readRecord(c); err != nil {
+			return
 		}
-	}()
-	return tcpDialer(l.Addr().String())
+		if reply == nil {
+			_, _ = c.Read(make([]byte, 1))
+			return
+		}
+		_, _ = c.Write(reply)
+	}))
 }
 
 func TestFirstFlightHello(t *testing.T) {

@@ -8,30 +8,13 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // rawServer runs script on each accepted connection (5 s at most).
 func rawServer(t *testing.T, script func(c net.Conn)) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				script(c)
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return loopback.Serve(t, 5*time.Second, script)
 }
 
 // A check whose main session failed is a verdict: its finding id in the

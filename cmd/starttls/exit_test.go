@@ -17,6 +17,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // fakeLine is a hand-written line server: it sends replies[0] as the
@@ -25,36 +26,20 @@ import (
 // accepts and never speaks. Each connection gets the same script.
 func fakeLine(t *testing.T, replies []string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for i, r := range replies {
+			if i > 0 {
+				if _, err := br.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			if _, err := c.Write([]byte(r + "\r\n")); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				for i, r := range replies {
-					if i > 0 {
-						if _, err := br.ReadString('\n'); err != nil {
-							return
-						}
-					}
-					if _, err := c.Write([]byte(r + "\r\n")); err != nil {
-						return
-					}
-				}
-				_, _ = br.WriteTo(discard{})
-			}()
 		}
-	}()
-	return l.Addr().String()
+		_, _ = br.WriteTo(discard{})
+	})
 }
 
 type discard struct{}
