@@ -26,6 +26,7 @@ import (
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/peer"
+	mysqlwire "github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // ---- our client against the real servers ----
@@ -132,15 +133,15 @@ func TestDBMariaDBClientInterop(t *testing.T) {
 		args, _ := c.CapabilitiesBefore.Args("CAPABILITIES")
 		var server uint32
 		_, _ = fmt.Sscanf(args[0], "0x%x", &server)
-		caps := (starttls.MySQLClientLongFlag|starttls.MySQLClientTransactions|starttls.MySQLClientMultiResults|starttls.MySQLClientPluginAuth)&server |
-			starttls.MySQLClientSSL | starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection
+		caps := (mysqlwire.ClientLongFlag|mysqlwire.ClientTransactions|mysqlwire.ClientMultiResults|mysqlwire.ClientPluginAuth)&server |
+			mysqlwire.ClientSSL | mysqlwire.ClientProtocol41 | mysqlwire.ClientSecureConnection
 		p := binary.LittleEndian.AppendUint32(nil, caps)
 		p = binary.LittleEndian.AppendUint32(p, 1<<24)
 		p = append(p, 45)
 		p = append(p, make([]byte, 23)...)
 		p = append(p, m.User+"\x00"...)
 		p = append(p, 0) // empty auth response
-		if caps&starttls.MySQLClientPluginAuth != 0 {
+		if caps&mysqlwire.ClientPluginAuth != 0 {
 			p = append(p, "mysql_native_password\x00"...)
 		}
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -156,7 +157,7 @@ func TestDBMariaDBClientInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		if hdr[3] != 3 || len(body) == 0 || body[0] != 0 {
-			e, _ := starttls.ParseMySQLError(body)
+			e, _ := mysqlwire.ParseError(body)
 			t.Fatalf("login answer seq %d %q (%s), want OK\n%s", hdr[3], body, e, m.Log())
 		}
 		_, _ = c.Write(myPacket(0, []byte{1})) // COM_QUIT
@@ -179,13 +180,13 @@ func TestDBMariaDBClientInterop(t *testing.T) {
 		if _, b := p.readPacket(); b == nil {
 			return
 		}
-		resp := binary.LittleEndian.AppendUint32(nil, starttls.MySQLClientProtocol41|starttls.MySQLClientSecureConnection|starttls.MySQLClientPluginAuth)
+		resp := binary.LittleEndian.AppendUint32(nil, mysqlwire.ClientProtocol41|mysqlwire.ClientSecureConnection|mysqlwire.ClientPluginAuth)
 		resp = binary.LittleEndian.AppendUint32(resp, 1<<24)
 		resp = append(append(resp, 45), make([]byte, 23)...)
 		resp = append(resp, "root\x00\x00mysql_native_password\x00"...)
 		p.send(string(myPacket(1, resp)))
 		_, b := p.readPacket()
-		e, err := starttls.ParseMySQLError(b)
+		e, err := mysqlwire.ParseError(b)
 		if err != nil {
 			t.Fatalf("server answered %q to a plaintext login under require_secure_transport", b)
 		}
@@ -372,11 +373,11 @@ func TestDBMariaDBClientAgainstOurServer(t *testing.T) {
 		if _, err := io.ReadFull(c, body); err != nil {
 			return err
 		}
-		r, err := starttls.ParseMySQLResponse(body)
+		r, err := mysqlwire.ParseResponse(body)
 		if err != nil {
 			return err
 		}
-		if hdr[3] != 2 || r.User != "x" || r.Capabilities&starttls.MySQLClientSSL == 0 {
+		if hdr[3] != 2 || r.User != "x" || r.Capabilities&mysqlwire.ClientSSL == 0 {
 			return fmt.Errorf("first packet inside TLS: seq %d %+v", hdr[3], r)
 		}
 		_, err = c.Write(myErr(3, 1045, "28000", bye))

@@ -36,7 +36,7 @@ var (
 	// ErrTimeout: a phase's deadline passed.
 	ErrTimeout = errors.New("timeout")
 	// ErrProtocol: the peer's bytes do not follow the protocol.
-	ErrProtocol = errors.New("protocol violation")
+	ErrProtocol = wire.ErrProtocol
 	// ErrLineTooLong and ErrTooMuchData: a peer exceeded a size limit.
 	ErrLineTooLong = wire.ErrLineTooLong
 	ErrTooMuchData = wire.ErrTooMuchData

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 func myPacket(seq byte, payload []byte) []byte {
@@ -45,7 +46,7 @@ func myHandshake(caps uint32, version string) []byte {
 	return myPacket(0, p)
 }
 
-const myServerCaps = 0x807ff7fe | starttls.MySQLClientSSL // MariaDB: no CLIENT_MYSQL
+const myServerCaps = 0x807ff7fe | mysql.ClientSSL // MariaDB: no CLIENT_MYSQL
 
 func myErr(seq byte, code uint16, state, msg string) []byte {
 	p := []byte{0xff, byte(code), byte(code >> 8)}
@@ -77,7 +78,7 @@ func (p *fakePeer) expectMySQLSSLRequest() bool {
 		return false
 	}
 	caps := binary.LittleEndian.Uint32(b)
-	want := starttls.MySQLClientSSL | starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection
+	want := mysql.ClientSSL | mysql.ClientProtocol41 | mysql.ClientSecureConnection
 	switch {
 	case seq != 1:
 		p.t.Errorf("SSLRequest sequence id %d", seq)
@@ -208,7 +209,7 @@ func TestMySQLClientRefusals(t *testing.T) {
 		class error
 		word  string
 	}{
-		{"no-ssl", myHandshake(myServerCaps&^starttls.MySQLClientSSL, "5.7.0"), starttls.ErrNotOffered, "not offered"},
+		{"no-ssl", myHandshake(myServerCaps&^mysql.ClientSSL, "5.7.0"), starttls.ErrNotOffered, "not offered"},
 		{"err-41", myErr(0, 1040, "08004", "Too many connections"), starttls.ErrRefused, "too many connections"},
 		{"err-plain", myErr(0, 1130, "", "Host '10.0.0.1' is not allowed to connect to this MariaDB server"), starttls.ErrRefused, "not allowed"},
 		{"err-short", myPacket(0, []byte{0xff, 1}), starttls.ErrProtocol, "malformed err"},
@@ -229,7 +230,7 @@ func TestMySQLClientRefusals(t *testing.T) {
 	}
 	t.Run("no-ssl-opportunistic", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) {
-			p.send(string(myHandshake(myServerCaps&^starttls.MySQLClientSSL, "5.7.0")))
+			p.send(string(myHandshake(myServerCaps&^mysql.ClientSSL, "5.7.0")))
 			p.rest()
 		})
 		cfg := clientCfg(pki)
@@ -368,16 +369,16 @@ func (c *firstWritePrefix) Write(b []byte) (int, error) {
 // mySSLRequest is a client's SSLRequest as libmariadb sends it.
 func mySSLRequest() []byte {
 	p := make([]byte, 32)
-	binary.LittleEndian.PutUint32(p, 0x000aa28d|starttls.MySQLClientSSL)
+	binary.LittleEndian.PutUint32(p, 0x000aa28d|mysql.ClientSSL)
 	binary.LittleEndian.PutUint32(p[4:], 1<<24)
 	p[8] = 45
 	return myPacket(1, p)
 }
 
 // readServerHandshake reads and parses our server's initial handshake.
-func (p *fakePeer) readServerHandshake() starttls.MySQLHandshake {
+func (p *fakePeer) readServerHandshake() mysql.Handshake {
 	seq, b := p.readPacket()
-	h, err := starttls.ParseMySQLHandshake(b)
+	h, err := mysql.ParseHandshake(b)
 	if err != nil || seq != 0 {
 		p.t.Fatalf("server handshake seq %d: %v", seq, err)
 	}
@@ -392,7 +393,7 @@ func TestMySQLServer(t *testing.T) {
 	t.Run("handshake-and-ssl", func(t *testing.T) {
 		p, res := acceptOne(t, starttls.MySQL, serverCfg(pki))
 		h := p.readServerHandshake()
-		if h.Capabilities&starttls.MySQLClientSSL == 0 || h.AuthPlugin != "mysql_native_password" || len(h.AuthData) != 20 {
+		if h.Capabilities&mysql.ClientSSL == 0 || h.AuthPlugin != "mysql_native_password" || len(h.AuthData) != 20 {
 			t.Errorf("handshake %+v", h)
 		}
 		p.send(string(mySSLRequest()))
@@ -481,7 +482,7 @@ func TestMySQLServer(t *testing.T) {
 		p.readServerHandshake()
 		p.send(string(full))
 		seq, b := p.readPacket()
-		e, err := starttls.ParseMySQLError(b)
+		e, err := mysql.ParseError(b)
 		if err != nil || seq != 2 || e.Code != 3159 || e.SQLState != "HY000" || !strings.Contains(e.Message, "insecure transport") {
 			t.Errorf("answer seq %d %+v %v", seq, e, err)
 		}
@@ -513,10 +514,10 @@ func TestMySQLServer(t *testing.T) {
 		p, res := acceptOne(t, starttls.MySQL, serverCfg(pki))
 		p.readServerHandshake()
 		withSSL := append([]byte{}, full...)
-		withSSL[5] |= byte(starttls.MySQLClientSSL >> 8)
+		withSSL[5] |= byte(mysql.ClientSSL >> 8)
 		p.send(string(withSSL))
 		_, b := p.readPacket()
-		if e, err := starttls.ParseMySQLError(b); err != nil || e.Code != 1043 {
+		if e, err := mysql.ParseError(b); err != nil || e.Code != 1043 {
 			t.Errorf("answer %+v %v", e, err)
 		}
 		wantErr(t, wait(t, res).err, starttls.ErrProtocol, "ssl")
@@ -561,14 +562,14 @@ func FuzzMySQLHandshake(f *testing.F) {
 	for _, s := range [][]byte{
 		myHandshake(myServerCaps, "5.5.5-10.11.19-MariaDB-0+deb12u1")[4:],
 		myHandshake(0xffffffff, "8.0.36")[4:],
-		myHandshake(starttls.MySQLClientProtocol41, "4.1")[4:],
+		myHandshake(mysql.ClientProtocol41, "4.1")[4:],
 		[]byte("\x0a5.0\x00\x01\x00\x00\x00abcdefgh\x00\xff\xf7"),
 		{10}, {0xff, 0x10, 0x04}, {}, []byte("\x0a\x00"),
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		h, err := starttls.ParseMySQLHandshake(p)
+		h, err := mysql.ParseHandshake(p)
 		if err != nil {
 			if !errors.Is(err, starttls.ErrProtocol) {
 				t.Fatalf("error %v is not ErrProtocol", err)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/wire"
 )
 
 // PostgreSQL (frontend/backend protocol 3.0, "SSL Session Encryption"):
@@ -110,7 +112,7 @@ func (s *clientSession) pgReadError() string {
 	// Protocol 2: "E" then a C string; the four bytes already read are text.
 	msg := append([]byte(nil), hdr[:]...)
 	if i := bytes.IndexByte(msg, 0); i >= 0 {
-		return pgPrintable(msg[:i])
+		return wire.Printable(msg[:i])
 	}
 	var b [1]byte
 	for len(msg) < pgMaxErrorResponse {
@@ -119,16 +121,7 @@ func (s *clientSession) pgReadError() string {
 		}
 		msg = append(msg, b[0])
 	}
-	return pgPrintable(msg)
-}
-
-func pgPrintable(b []byte) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, string(b)))
+	return wire.Printable(msg)
 }
 
 // PostgresError is a parsed ErrorResponse (or NoticeResponse) body.
@@ -148,7 +141,7 @@ func (e PostgresError) String() string {
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
 	}
-	return pgPrintable([]byte(b.String()))
+	return wire.Printable([]byte(b.String()))
 }
 
 // ParsePostgresError parses the body of an ErrorResponse (after the type

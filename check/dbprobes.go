@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // MySQL has no go-ahead: after the SSLRequest the client starts TLS at
@@ -22,8 +22,8 @@ import (
 // TLS carries: a server that reads it from a plaintext buffer after the
 // handshake takes it for the client's real login.
 func mysqlPipelinedLogin() string {
-	caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection |
-		starttls.MySQLClientPluginAuth | starttls.MySQLClientSSL
+	caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection |
+		mysql.ClientPluginAuth | mysql.ClientSSL
 	p := binary.LittleEndian.AppendUint32(nil, caps)
 	p = binary.LittleEndian.AppendUint32(p, 1<<24)
 	p = append(p, 45) // utf8mb4_general_ci
@@ -108,7 +108,7 @@ func mysqlPlaintextAnswer(got []byte) (string, bool) {
 		return "a TLS record", false
 	case len(rest) > 4 && rest[4] == 0xff:
 		m := int(rest[0]) | int(rest[1])<<8 | int(rest[2])<<16
-		if e, err := starttls.ParseMySQLError(rest[4:min(len(rest), 4+m)]); err == nil {
+		if e, err := mysql.ParseError(rest[4:min(len(rest), 4+m)]); err == nil {
 			return "in plaintext: " + e.String(), false
 		}
 		return "an ERR packet in plaintext", false
@@ -125,7 +125,7 @@ func mysqlDescribe(b []byte) string {
 	if kind == "" {
 		kind = "a packet"
 	}
-	if e, err := starttls.ParseMySQLError(b[4:min(len(b), 4+int(b[0])|int(b[1])<<8|int(b[2])<<16)]); err == nil {
+	if e, err := mysql.ParseError(b[4:min(len(b), 4+int(b[0])|int(b[1])<<8|int(b[2])<<16)]); err == nil {
 		kind = e.String()
 	}
 	return fmt.Sprintf("%s (sequence id %d; %d bytes: % x)", kind, b[3], len(b), b[:min(len(b), 24)])
@@ -232,20 +232,20 @@ func mysqlLogin(p *plainConn) loginOutcome {
 		out.note = "initial handshake: " + err.Error()
 		return out
 	}
-	h, err := starttls.ParseMySQLHandshake(g[4:])
+	h, err := mysql.ParseHandshake(g[4:])
 	if err != nil {
 		out.note = err.Error()
 		return out
 	}
-	caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection |
-		h.Capabilities&starttls.MySQLClientPluginAuth
+	caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection |
+		h.Capabilities&mysql.ClientPluginAuth
 	resp := binary.LittleEndian.AppendUint32(nil, caps)
 	resp = binary.LittleEndian.AppendUint32(resp, 1<<24)
 	resp = append(resp, 45)
 	resp = append(resp, make([]byte, 23)...)
 	resp = append(resp, probeUser+"\x00"...)
 	resp = append(resp, 0)
-	if caps&starttls.MySQLClientPluginAuth != 0 {
+	if caps&mysql.ClientPluginAuth != 0 {
 		resp = append(resp, "mysql_native_password\x00"...)
 	}
 	n := len(resp)
@@ -281,7 +281,7 @@ func judgeMySQLLogin(p []byte) int {
 		// transport may still be refused after the exchange.
 		return loginUndecided
 	}
-	e, err := starttls.ParseMySQLError(p)
+	e, err := mysql.ParseError(p)
 	if err == nil && (e.Code == 3159 || e.Code == 4151 || strings.Contains(strings.ToLower(e.Message), "insecure transport")) {
 		return loginRefused
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // MySQL server behaviours towards a HandshakeResponse sent in plaintext
@@ -33,8 +34,8 @@ func (c *fakeBufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // fakeMySQLHandshake is a protocol-10 initial handshake offering CLIENT_SSL.
 func fakeMySQLHandshake() []byte {
-	caps := starttls.MySQLClientLongPassword | starttls.MySQLClientProtocol41 | starttls.MySQLClientSSL |
-		starttls.MySQLClientSecureConnection | starttls.MySQLClientPluginAuth
+	caps := mysql.ClientLongPassword | mysql.ClientProtocol41 | mysql.ClientSSL |
+		mysql.ClientSecureConnection | mysql.ClientPluginAuth
 	p := append([]byte{10}, "5.7.0-fake\x00"...)
 	p = binary.LittleEndian.AppendUint32(p, 7)
 	p = append(p, "abcdefgh"...)

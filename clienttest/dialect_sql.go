@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // PostgreSQL: SSLRequest → 'S' (go ahead) or 'N'. MySQL: the server's
@@ -162,11 +163,11 @@ func (h *mysqlHandler) frame(r *bufio.Reader) (msg, error) {
 	m := msg{raw: p, seq: hdr[3]}
 	if h.first {
 		h.first = false
-		resp, err := starttls.ParseMySQLResponse(p)
+		resp, err := mysql.ParseResponse(p)
 		switch {
 		case err != nil:
 			m.text = fmt.Sprintf("malformed client response (%d bytes): %v", n, err)
-		case resp.User == "" && resp.Capabilities&starttls.MySQLClientSSL != 0:
+		case resp.User == "" && resp.Capabilities&mysql.ClientSSL != 0:
 			m.text = fmt.Sprintf("SSLRequest caps 0x%08x", resp.Capabilities)
 		default:
 			m.text = fmt.Sprintf("HandshakeResponse user=%s (%d bytes)", resp.User, n)
@@ -189,12 +190,12 @@ func (h *mysqlHandler) frame(r *bufio.Reader) (msg, error) {
 var mysqlScramble = []byte("clienttest-scramble!")
 
 func (h *mysqlHandler) greeting() []byte {
-	caps := starttls.MySQLClientLongPassword | starttls.MySQLClientFoundRows | starttls.MySQLClientLongFlag |
-		starttls.MySQLClientConnectWithDB | starttls.MySQLClientProtocol41 | starttls.MySQLClientTransactions |
-		starttls.MySQLClientSecureConnection | starttls.MySQLClientMultiStatements | starttls.MySQLClientMultiResults |
-		starttls.MySQLClientPluginAuth
+	caps := mysql.ClientLongPassword | mysql.ClientFoundRows | mysql.ClientLongFlag |
+		mysql.ClientConnectWithDB | mysql.ClientProtocol41 | mysql.ClientTransactions |
+		mysql.ClientSecureConnection | mysql.ClientMultiStatements | mysql.ClientMultiResults |
+		mysql.ClientPluginAuth
 	if h.offer {
-		caps |= starttls.MySQLClientSSL
+		caps |= mysql.ClientSSL
 	}
 	p := append([]byte{10}, "8.0.0-clienttest\x00"...)
 	p = binary.LittleEndian.AppendUint32(p, 7)

@@ -14,6 +14,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // LibraryClient is this module's own client as a test subject: it
@@ -75,7 +76,7 @@ func binaryLogin(proto starttls.Protocol) ([]byte, bool) {
 		body = append(body, "user\x00user\x00database\x00db\x00\x00"...)
 		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body)+4)), body...), true
 	case starttls.MySQL:
-		caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection | starttls.MySQLClientSSL
+		caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection | mysql.ClientSSL
 		p := binary.LittleEndian.AppendUint32(nil, caps)
 		p = binary.LittleEndian.AppendUint32(p, 1<<24)
 		p = append(p, 45)

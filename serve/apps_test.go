@@ -22,6 +22,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // The LDAP, PostgreSQL and MySQL applications against their native Debian
@@ -401,7 +402,7 @@ func TestMySQLAppLibraryClient(t *testing.T) {
 		if plugin != myPlugin {
 			token = []byte("not a native token")
 		}
-		caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection | starttls.MySQLClientPluginAuth | starttls.MySQLClientSSL
+		caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection | mysql.ClientPluginAuth | mysql.ClientSSL
 		p := binary.LittleEndian.AppendUint32(nil, caps)
 		p = binary.LittleEndian.AppendUint32(p, 1<<24)
 		p = append(p, 45)
@@ -548,7 +549,7 @@ func FuzzPostgresApp(f *testing.F) {
 }
 
 func FuzzMySQLApp(f *testing.F) {
-	caps := starttls.MySQLClientProtocol41 | starttls.MySQLClientSecureConnection | starttls.MySQLClientPluginAuth
+	caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection | mysql.ClientPluginAuth
 	p := binary.LittleEndian.AppendUint32(nil, caps)
 	p = append(binary.LittleEndian.AppendUint32(p, 1<<24), 45)
 	p = append(p, make([]byte, 23)...)

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // MySQL/MariaDB inside TLS: the client's HandshakeResponse41, checked
@@ -94,7 +94,7 @@ func parseMyResponse(p []byte) (myResponse, error) {
 		return myResponse{}, errMySQL
 	}
 	r := myResponse{caps: binary.LittleEndian.Uint32(p)}
-	if r.caps&starttls.MySQLClientProtocol41 == 0 {
+	if r.caps&mysql.ClientProtocol41 == 0 {
 		return myResponse{}, errMySQL
 	}
 	rest := p[32:]
@@ -110,7 +110,7 @@ func parseMyResponse(p []byte) (myResponse, error) {
 			return myResponse{}, errMySQL
 		}
 		r.auth, rest = rest[k:k+int(n)], rest[k+int(n):]
-	case r.caps&starttls.MySQLClientSecureConnection != 0:
+	case r.caps&mysql.ClientSecureConnection != 0:
 		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
 			return myResponse{}, errMySQL
 		}
@@ -122,14 +122,14 @@ func parseMyResponse(p []byte) (myResponse, error) {
 		}
 		r.auth, rest = rest[:j], rest[j+1:]
 	}
-	if r.caps&starttls.MySQLClientConnectWithDB != 0 && len(rest) > 0 {
+	if r.caps&mysql.ClientConnectWithDB != 0 && len(rest) > 0 {
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
 			return myResponse{}, errMySQL
 		}
 		rest = rest[j+1:]
 	}
-	if r.caps&starttls.MySQLClientPluginAuth != 0 && len(rest) > 0 {
+	if r.caps&mysql.ClientPluginAuth != 0 && len(rest) > 0 {
 		if j := bytes.IndexByte(rest, 0); j >= 0 {
 			rest = rest[:j]
 		}
@@ -146,7 +146,7 @@ func (m *mySession) login() bool {
 	}
 	r, err := parseMyResponse(p)
 	if err != nil {
-		if len(p) == 32 && binary.LittleEndian.Uint32(p)&starttls.MySQLClientSSL != 0 {
+		if len(p) == 32 && binary.LittleEndian.Uint32(p)&mysql.ClientSSL != 0 {
 			// An SSLRequest inside TLS: there is no second upgrade.
 			m.err(seq+1, 1043, "08S01", "Bad handshake: TLS already established")
 			return false
