@@ -27,6 +27,7 @@ import (
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/peer"
 	mysqlwire "github.com/starttls-go/starttls/internal/proto/mysql"
+	"github.com/starttls-go/starttls/internal/proto/postgres"
 )
 
 // ---- our client against the real servers ----
@@ -78,7 +79,7 @@ func TestDBPostgresClientInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		typ, body := readPgMessage(t, conn)
-		e, err := starttls.ParsePostgresError(body)
+		e, err := postgres.ParseError(body)
 		if typ != 'E' || err != nil || e.Code != "28000" || e.Severity != "FATAL" {
 			t.Errorf("server answered %q %+v %v", typ, e, err)
 		}
@@ -294,7 +295,7 @@ func pgReadStartup(c io.Reader) error {
 	if _, err := io.ReadFull(c, pkt[4:]); err != nil {
 		return err
 	}
-	st, err := starttls.ParsePostgresStartup(pkt)
+	st, err := postgres.ParseStartup(pkt)
 	if err != nil {
 		return err
 	}
@@ -459,13 +460,13 @@ func TestDBOpenSSLDirectAgainstOurServer(t *testing.T) {
 	openssl := peer.Require(t, "openssl")["openssl"]
 	const hello = "HELLO-FROM-INSIDE-TLS"
 	addr, caFile, res := dbServer(t, starttls.PostgresDirect, func(c *starttls.Conn) error {
-		if p := c.ConnectionState().NegotiatedProtocol; p != starttls.PostgresALPN {
-			return fmt.Errorf("ALPN %q, want %q", p, starttls.PostgresALPN)
+		if p := c.ConnectionState().NegotiatedProtocol; p != postgres.ALPN {
+			return fmt.Errorf("ALPN %q, want %q", p, postgres.ALPN)
 		}
 		_, err := c.Write([]byte(hello + "\n"))
 		return err
 	})
-	out := talkUntil(t, hello, openssl, "s_client", "-connect", addr, "-alpn", starttls.PostgresALPN,
+	out := talkUntil(t, hello, openssl, "s_client", "-connect", addr, "-alpn", postgres.ALPN,
 		"-CAfile", caFile, "-verify_return_error", "-verify_hostname", "localhost", "-servername", "localhost", "-ign_eof")
 	waitServer(t, res)
 	for _, want := range []string{"ALPN protocol: postgresql", "Verify return code: 0 (ok)", hello} {
@@ -476,14 +477,14 @@ func TestDBOpenSSLDirectAgainstOurServer(t *testing.T) {
 	t.Run("gnutls-cli", func(t *testing.T) {
 		gnutls := peer.Require(t, "gnutls-cli")["gnutls-cli"]
 		addr, caFile, res := dbServer(t, starttls.PostgresDirect, func(c *starttls.Conn) error {
-			if p := c.ConnectionState().NegotiatedProtocol; p != starttls.PostgresALPN {
-				return fmt.Errorf("ALPN %q, want %q", p, starttls.PostgresALPN)
+			if p := c.ConnectionState().NegotiatedProtocol; p != postgres.ALPN {
+				return fmt.Errorf("ALPN %q, want %q", p, postgres.ALPN)
 			}
 			_, err := c.Write([]byte(hello + "\n"))
 			return err
 		})
 		_, port, _ := net.SplitHostPort(addr)
-		out := talkUntil(t, hello, gnutls, "--alpn="+starttls.PostgresALPN, "--x509cafile", caFile, "-p", port, "localhost")
+		out := talkUntil(t, hello, gnutls, "--alpn="+postgres.ALPN, "--x509cafile", caFile, "-p", port, "localhost")
 		waitServer(t, res)
 		if !strings.Contains(out, "Handshake was completed") || !strings.Contains(out, hello) || strings.Contains(out, "NOT trusted") {
 			t.Errorf("gnutls-cli --alpn=postgresql output:\n%s", out)

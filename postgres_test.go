@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/postgres"
 )
 
 var pgSSLRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
@@ -126,7 +127,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 			if !c.Upgraded() || c.ConnectionState().Version < tls.VersionTLS12 || c.Fallback != nil {
 				t.Fatalf("not upgraded: %+v", c.ConnectionState())
 			}
-			if proto == starttls.PostgresDirect && c.ConnectionState().NegotiatedProtocol != starttls.PostgresALPN {
+			if proto == starttls.PostgresDirect && c.ConnectionState().NegotiatedProtocol != postgres.ALPN {
 				t.Errorf("ALPN %q", c.ConnectionState().NegotiatedProtocol)
 			}
 			if _, err := c.Write(pgStartup("user", "alice", "database", "db")); err != nil {
@@ -355,7 +356,7 @@ func (p *fakePeer) readPgError() map[byte]string {
 		p.t.Errorf("ErrorResponse body: %v", err)
 		return nil
 	}
-	e, err := starttls.ParsePostgresError(body)
+	e, err := postgres.ParseError(body)
 	if err != nil {
 		p.t.Errorf("ErrorResponse: %v", err)
 	}

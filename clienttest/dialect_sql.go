@@ -8,6 +8,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/proto/mysql"
+	"github.com/starttls-go/starttls/internal/proto/postgres"
 )
 
 // PostgreSQL: SSLRequest → 'S' (go ahead) or 'N'. MySQL: the server's
@@ -49,7 +50,7 @@ func (h *pgHandler) frame(r *bufio.Reader) (msg, error) {
 		if err != nil {
 			return msg{}, err
 		}
-		st, err := starttls.ParsePostgresStartup(pkt)
+		st, err := postgres.ParseStartup(pkt)
 		if err != nil {
 			return msg{text: "malformed startup packet: " + err.Error(), raw: pkt}, nil
 		}

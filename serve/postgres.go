@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/postgres"
 )
 
 // PostgreSQL inside TLS (frontend/backend protocol 3.0): the startup
@@ -101,7 +101,7 @@ func (pg *pgSession) startup() bool {
 	if _, err := io.ReadFull(pg.s.br, pkt[4:]); err != nil {
 		return false
 	}
-	st, err := starttls.ParsePostgresStartup(pkt)
+	st, err := postgres.ParseStartup(pkt)
 	if err != nil {
 		pg.fatal("08P01", "invalid startup packet layout")
 		return false
