@@ -21,6 +21,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 )
 
 // ldapBindInTLS binds as dn over c (inside TLS) and returns the result code.
@@ -35,7 +36,7 @@ func ldapBindInTLS(t *testing.T, c *starttls.Conn, id int, dn, pw string) int {
 	if err != nil {
 		t.Fatalf("reading the bind response: %v", err)
 	}
-	m, err := starttls.ParseLDAPMessage(raw)
+	m, err := ldap.ParseMessage(raw)
 	if err != nil || m.Op != 1 || m.ID != id {
 		t.Fatalf("bind answered %v, %v", m, err)
 	}
@@ -66,7 +67,7 @@ func TestInteropLDAPSlapd(t *testing.T) {
 			}
 			// The session is usable inside TLS: the root DN can bind.
 			if code := ldapBindInTLS(t, c, 10, sd.RootDN, sd.RootPW); code != 0 {
-				t.Errorf("bind inside TLS: resultCode %d (%s)", code, starttls.LDAPResultCodeName(code))
+				t.Errorf("bind inside TLS: resultCode %d (%s)", code, ldap.ResultCodeName(code))
 			}
 			if tc.proto == starttls.LDAP {
 				// A second StartTLS inside TLS is refused (operationsError).
@@ -148,7 +149,7 @@ func ldapServeOne(l net.Listener, proto starttls.Protocol, cfg starttls.ServerCo
 				}
 				break
 			}
-			m, err := starttls.ParseLDAPMessage(raw)
+			m, err := ldap.ParseMessage(raw)
 			if err != nil {
 				r.err = err
 				break

@@ -19,6 +19,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 )
 
 const ldapOID = "1.3.6.1.4.1.1466.20037"
@@ -102,17 +103,17 @@ func readBER(r io.Reader) ([]byte, error) {
 }
 
 // msg reads one LDAPMessage from the peer and decodes it.
-func (p *fakePeer) msg() *starttls.LDAPMessage {
+func (p *fakePeer) msg() *ldap.Message {
 	p.t.Helper()
 	raw, err := readBER(p.br)
 	if err != nil {
 		p.t.Errorf("reading an LDAPMessage: %v", err)
-		return &starttls.LDAPMessage{Op: -1}
+		return &ldap.Message{Op: -1}
 	}
-	m, err := starttls.ParseLDAPMessage(raw)
+	m, err := ldap.ParseMessage(raw)
 	if err != nil {
 		p.t.Errorf("decoding %x: %v", raw, err)
-		return &starttls.LDAPMessage{Op: -1}
+		return &ldap.Message{Op: -1}
 	}
 	return m
 }
@@ -172,7 +173,7 @@ func TestLDAPRoundTrip(t *testing.T) {
 			defer l.Close()
 			type result struct {
 				conn   *starttls.Conn
-				unbind *starttls.LDAPMessage
+				unbind *ldap.Message
 				err    error
 			}
 			done := make(chan result, 1)
@@ -194,7 +195,7 @@ func TestLDAPRoundTrip(t *testing.T) {
 					done <- result{conn: c, err: fmt.Errorf("reading inside TLS: %w", err)}
 					return
 				}
-				m, err := starttls.ParseLDAPMessage(raw)
+				m, err := ldap.ParseMessage(raw)
 				done <- result{conn: c, unbind: m, err: err}
 			}()
 			c, err := ldapDial(t, p, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
@@ -378,7 +379,7 @@ func TestParseLDAPMessage(t *testing.T) {
 	ad := []byte{0x30, 0x84, 0, 0, 0, 0x28, 0x02, 0x01, 0x01, 0x78, 0x84, 0, 0, 0, 0x1f,
 		0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00, 0x8a, 0x16}
 	ad = append(ad, ldapOID...)
-	m, err := starttls.ParseLDAPMessage(ad)
+	m, err := ldap.ParseMessage(ad)
 	if err != nil {
 		t.Fatalf("AD-style encoding: %v", err)
 	}
@@ -386,7 +387,7 @@ func TestParseLDAPMessage(t *testing.T) {
 		t.Errorf("AD-style: %+v", m)
 	}
 	withCtl := ber(0x30, berInt(300), ldapResult(24, 52, "busy", ber(0xa3, ber(0x04, []byte("ldap://x/")))), ber(0xa0, ber(0x30)))
-	m, err = starttls.ParseLDAPMessage(withCtl)
+	m, err = ldap.ParseMessage(withCtl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +397,7 @@ func TestParseLDAPMessage(t *testing.T) {
 	if s := m.String(); !strings.Contains(s, "unavailable") || !strings.Contains(s, "messageID=300") {
 		t.Errorf("String() = %q", s)
 	}
-	m, err = starttls.ParseLDAPMessage(ldapStartTLSReq(5))
+	m, err = ldap.ParseMessage(ldapStartTLSReq(5))
 	if err != nil || m.Op != 23 || m.Name != ldapOID || m.HasValue {
 		t.Errorf("StartTLS request: %+v, %v", m, err)
 	}
@@ -414,11 +415,11 @@ func TestParseLDAPMessage(t *testing.T) {
 		"req-no-name":   ldapMsg(1, ber(0x77)),
 		"req-bad-value": ldapMsg(1, ber(0x77, ber(0x80, []byte(ldapOID)), ber(0x04))),
 	} {
-		if m, err := starttls.ParseLDAPMessage(b); err == nil || !errors.Is(err, starttls.ErrProtocol) {
+		if m, err := ldap.ParseMessage(b); err == nil || !errors.Is(err, starttls.ErrProtocol) {
 			t.Errorf("%s: %+v, %v; want ErrProtocol", name, m, err)
 		}
 	}
-	if starttls.LDAPResultCodeName(13) != "confidentialityRequired" || starttls.LDAPResultCodeName(1000) != "resultCode 1000" {
+	if ldap.ResultCodeName(13) != "confidentialityRequired" || ldap.ResultCodeName(1000) != "resultCode 1000" {
 		t.Error("LDAPResultCodeName")
 	}
 }
@@ -531,7 +532,7 @@ func TestLDAPServerRequired(t *testing.T) {
 	} {
 		p.send(string(tc.req))
 		m := p.msg()
-		req, _ := starttls.ParseLDAPMessage(tc.req)
+		req, _ := ldap.ParseMessage(tc.req)
 		if m.Op != tc.op || m.ID != req.ID || m.ResultCode != 13 || !strings.Contains(m.Diagnostic, "StartTLS required") {
 			t.Errorf("%s answered %v; want op %d confidentialityRequired", req.OpName(), m, tc.op)
 		}
@@ -724,7 +725,7 @@ func FuzzLDAPMessage(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := starttls.ParseLDAPMessage(data)
+		m, err := ldap.ParseMessage(data)
 		if err != nil {
 			if m != nil || !errors.Is(err, starttls.ErrProtocol) {
 				t.Fatalf("error %v with message %v, or not ErrProtocol", err, m)
@@ -739,7 +740,7 @@ func FuzzLDAPMessage(f *testing.F) {
 		}
 		_ = m.String()
 		// Trailing bytes are never part of a message.
-		if _, err := starttls.ParseLDAPMessage(append(data[:len(data):len(data)], 0)); err == nil {
+		if _, err := ldap.ParseMessage(append(data[:len(data):len(data)], 0)); err == nil {
 			t.Fatalf("accepted %x with a trailing byte", data)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 	"github.com/starttls-go/starttls/serve"
 )
 
@@ -127,11 +128,11 @@ func ldapAnswerStartTLS(code byte) func(ctx context.Context, c *starttls.Conn) {
 			if err != nil {
 				return
 			}
-			m, err := starttls.ParseLDAPMessage(buf[:n])
+			m, err := ldap.ParseMessage(buf[:n])
 			if err != nil || m.ID > 127 || m.OpName() == "UnbindRequest" {
 				return
 			}
-			body := append([]byte{0x0a, 1, code, 0x04, 0, 0x04, 0, 0x8a, byte(len(starttls.LDAPStartTLSOID))}, starttls.LDAPStartTLSOID...)
+			body := append([]byte{0x0a, 1, code, 0x04, 0, 0x04, 0, 0x8a, byte(len(ldap.StartTLSOID))}, ldap.StartTLSOID...)
 			op := append([]byte{0x78, byte(len(body))}, body...)
 			msg := append([]byte{0x30, byte(3 + len(op)), 0x02, 0x01, byte(m.ID)}, op...)
 			if _, err := c.Write(msg); err != nil {

@@ -9,6 +9,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 )
 
 // LDAP: the StartTLS extended request (RFC 4511 §4.14) answered by an
@@ -44,7 +45,7 @@ func (ldapHandler) frame(r *bufio.Reader) (msg, error) {
 	if err != nil {
 		return msg{}, err
 	}
-	m, err := starttls.ParseLDAPMessage(raw)
+	m, err := ldap.ParseMessage(raw)
 	if err != nil {
 		return msg{text: "malformed LDAPMessage: " + err.Error(), raw: raw}, nil
 	}
@@ -132,10 +133,10 @@ func ldapResult(id, op, code int, diag, name string) []byte {
 
 func (ldapHandler) greeting() []byte { return nil }
 func (ldapHandler) isUpgrade(m msg) bool {
-	return m.op == ldapExtended && m.name == starttls.LDAPStartTLSOID
+	return m.op == ldapExtended && m.name == ldap.StartTLSOID
 }
 func (ldapHandler) goAhead(m msg) []byte {
-	return ldapResult(m.id, ldapExtendedRes, 0, "", starttls.LDAPStartTLSOID)
+	return ldapResult(m.id, ldapExtendedRes, 0, "", ldap.StartTLSOID)
 }
 
 // inject answers the bind and the search a client sends next inside TLS.
@@ -146,7 +147,7 @@ func (ldapHandler) tlsStarted(msg) []byte { return nil }
 
 func (ldapHandler) refuse(key string, m msg) ([]byte, bool) {
 	if key == "unavailable" {
-		return ldapResult(m.id, ldapExtendedRes, 52, "TLS not available", starttls.LDAPStartTLSOID), false
+		return ldapResult(m.id, ldapExtendedRes, 52, "TLS not available", ldap.StartTLSOID), false
 	}
 	return ldapResult(m.id, ldapExtendedRes, 2, "unsupported extended operation", ""), false
 }

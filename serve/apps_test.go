@@ -22,6 +22,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
@@ -219,19 +220,19 @@ func TestLDAPAppLibraryClient(t *testing.T) {
 	}
 	br := bufio.NewReader(c)
 	id := 10
-	ask := func(op int, body func(b *cryptobyte.Builder)) []*starttls.LDAPMessage {
+	ask := func(op int, body func(b *cryptobyte.Builder)) []*ldap.Message {
 		t.Helper()
 		id++
 		if _, err := c.Write(ldapMessage(id, op, body)); err != nil {
 			t.Fatal(err)
 		}
-		var got []*starttls.LDAPMessage
+		var got []*ldap.Message
 		for i := 0; i < 10; i++ {
 			raw, err := readBERMessage(br, 1<<16)
 			if err != nil {
 				t.Fatalf("reading the answer to op %d: %v", op, err)
 			}
-			m, err := starttls.ParseLDAPMessage(raw)
+			m, err := ldap.ParseMessage(raw)
 			if err != nil {
 				t.Fatalf("answer to op %d: %v", op, err)
 			}
@@ -257,7 +258,7 @@ func TestLDAPAppLibraryClient(t *testing.T) {
 		})
 		return m[len(m)-1].ResultCode
 	}
-	search := func(base string) []*starttls.LDAPMessage {
+	search := func(base string) []*ldap.Message {
 		return ask(opSearch, func(b *cryptobyte.Builder) {
 			b.AddASN1OctetString([]byte(base))
 			b.AddASN1Enum(0)

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 )
 
 // LDAP inside TLS (RFC 4511): a read-only directory whose only entry is the
@@ -342,7 +342,7 @@ func (st *ldapState) rootDSE() []ldapAttr {
 		{"objectClass", []string{"top"}},
 		{"namingContexts", []string{strings.Join(dcs, ",")}},
 		{"supportedLDAPVersion", []string{"3"}},
-		{"supportedExtension", []string{starttls.LDAPStartTLSOID, ldapWhoAmIOID}},
+		{"supportedExtension", []string{ldap.StartTLSOID, ldapWhoAmIOID}},
 		{"vendorName", []string{"starttls-go"}},
 	}
 }
@@ -424,7 +424,7 @@ func (st *ldapState) extended(m ldapRequest) bool {
 		return st.result(m.id, opExtendedRes, ldapProtocolError, "malformed ExtendedRequest", nil)
 	}
 	switch string(nameE.body) {
-	case starttls.LDAPStartTLSOID:
+	case ldap.StartTLSOID:
 		// RFC 4511 §4.14.1: StartTLS while TLS is established is an
 		// operationsError; in a plaintext session handed over by the
 		// Optional policy the upgrade window has passed, which is the same
@@ -433,7 +433,7 @@ func (st *ldapState) extended(m ldapRequest) bool {
 		if !st.s.secure() {
 			diag = "StartTLS must be the first operation"
 		}
-		return st.resultNamed(m.id, ldapOperationsError, diag, starttls.LDAPStartTLSOID)
+		return st.resultNamed(m.id, ldapOperationsError, diag, ldap.StartTLSOID)
 	case ldapWhoAmIOID:
 		if len(rest) != 0 {
 			return st.result(m.id, opExtendedRes, ldapProtocolError, "WhoAmI takes no requestValue", nil)
