@@ -3,6 +3,8 @@ package starttls
 import (
 	"fmt"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // FTP (RFC 959, FEAT RFC 2389, AUTH TLS RFC 4217) and implicit ftps.
@@ -21,13 +23,13 @@ func init() {
 // readFTPReply reads one reply: "123 text", or "123-text" ... "123 text"
 // with free-form lines between (RFC 959 §4.2). The lines after the first
 // are returned without their code.
-func (s *clientSession) readFTPReply() (SMTPReply, error) {
-	var r SMTPReply
+func (s *clientSession) readFTPReply() (smtp.Reply, error) {
+	var r smtp.Reply
 	line, err := s.readLine()
 	if err != nil {
 		return r, err
 	}
-	code, more, text, err := parseCodeLine(line, 100)
+	code, more, text, err := smtp.ParseCodeLine(line, 100)
 	if err != nil {
 		return r, s.fail(err, line)
 	}

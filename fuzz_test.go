@@ -15,6 +15,9 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/proto/imap"
+	"github.com/starttls-go/starttls/internal/proto/pop3"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // FuzzParseSMTPLine checks that every accepted line has a code in 200..599
@@ -29,7 +32,7 @@ func FuzzParseSMTPLine(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		code, more, text, err := starttls.ParseSMTPLine(line)
+		code, more, text, err := smtp.ParseLine(line)
 		if err != nil {
 			if !errors.Is(err, starttls.ErrProtocol) {
 				t.Fatalf("ParseSMTPLine(%q): error %v does not match ErrProtocol", line, err)
@@ -75,12 +78,12 @@ func FuzzParseIMAPResponse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		r, err := starttls.ParseIMAPResponse(line)
+		r, err := imap.ParseResponse(line)
 		if err != nil {
 			if !errors.Is(err, starttls.ErrProtocol) {
 				t.Fatalf("ParseIMAPResponse(%q): error %v does not match ErrProtocol", line, err)
 			}
-			if r != (starttls.IMAPResponse{}) {
+			if r != (imap.Response{}) {
 				t.Fatalf("ParseIMAPResponse(%q): error with a non-zero response %+v", line, r)
 			}
 			return
@@ -144,7 +147,7 @@ func FuzzParsePOP3Status(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		ok, text, err := starttls.ParsePOP3Status(line)
+		ok, text, err := pop3.ParseStatus(line)
 		if err != nil {
 			if !errors.Is(err, starttls.ErrProtocol) {
 				t.Fatalf("ParsePOP3Status(%q): error %v does not match ErrProtocol", line, err)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/imap"
 )
 
 // IMAP (RFC 3501/9051, STARTTLS RFC 2595 §3) and imaps (RFC 8314).
@@ -11,64 +13,6 @@ import (
 func init() {
 	register(&spec{name: IMAP, port: 143, client: imapClient(), server: imapServer()})
 	registerImplicit(IMAPS, IMAP, 993)
-}
-
-// IMAPResponse is one response line split into its parts: Tag is "*" for
-// untagged, "+" for a continuation, else the command tag; Status is OK, NO,
-// BAD, PREAUTH, BYE (upper-cased) or the untagged response's keyword.
-type IMAPResponse struct {
-	Tag    string
-	Status string
-	Text   string // the rest of the line
-}
-
-// ParseIMAPResponse parses one response line.
-func ParseIMAPResponse(line string) (IMAPResponse, error) {
-	if line == "" {
-		return IMAPResponse{}, fmt.Errorf("%w: empty response line", ErrProtocol)
-	}
-	if line[0] == '+' {
-		return IMAPResponse{Tag: "+", Text: strings.TrimPrefix(line[1:], " ")}, nil
-	}
-	tag, rest, ok := strings.Cut(line, " ")
-	if !ok || tag == "" || !imapTagOK(tag) {
-		return IMAPResponse{}, fmt.Errorf("%w: malformed response line %q", ErrProtocol, line)
-	}
-	status, text, _ := strings.Cut(rest, " ")
-	if status == "" {
-		return IMAPResponse{}, fmt.Errorf("%w: response without status %q", ErrProtocol, line)
-	}
-	return IMAPResponse{Tag: tag, Status: strings.ToUpper(status), Text: text}, nil
-}
-
-func imapTagOK(tag string) bool {
-	if tag == "*" {
-		return true
-	}
-	for i := 0; i < len(tag); i++ {
-		c := tag[i]
-		// RFC 3501 tag: ASTRING-CHAR except '+'; no controls, spaces or specials.
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\+`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// imapLiteral returns n when line ends with a literal announcement {n} or {n+}.
-func imapLiteral(line string) (int, bool) {
-	if !strings.HasSuffix(line, "}") {
-		return 0, false
-	}
-	i := strings.LastIndexByte(line, '{')
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(strings.TrimSuffix(line[i+1:len(line)-1], "+"))
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
 }
 
 // capsFromText extracts "CAPABILITY a b c" from an untagged response or a
@@ -92,32 +36,32 @@ func imapCaps(text string) Capabilities {
 // readIMAP reads responses until the tagged completion of tag, handing each
 // untagged one to onUntagged. Literals inside untagged responses are read
 // (bounded by the reader's budget) and dropped.
-func (s *clientSession) readIMAP(tag string, onUntagged func(IMAPResponse)) (IMAPResponse, error) {
+func (s *clientSession) readIMAP(tag string, onUntagged func(imap.Response)) (imap.Response, error) {
 	for i := 0; i < 10000; i++ {
 		line, err := s.readLine()
 		if err != nil {
-			return IMAPResponse{}, err
+			return imap.Response{}, err
 		}
 		// A literal's bytes and the rest of its line belong to the same
 		// response; they are read (within the budget) and left out.
 		for j := 0; j < 100; j++ {
-			n, ok := imapLiteral(line)
+			n, ok := imap.Literal(line)
 			if !ok {
 				break
 			}
 			if n > s.cfg.MaxPreTLSBytes {
-				return IMAPResponse{}, s.failf(ErrTooMuchData, line, "literal of %d bytes", n)
+				return imap.Response{}, s.failf(ErrTooMuchData, line, "literal of %d bytes", n)
 			}
 			if err := s.readFull(make([]byte, n)); err != nil {
-				return IMAPResponse{}, err
+				return imap.Response{}, err
 			}
 			more, err := s.readLine()
 			if err != nil {
-				return IMAPResponse{}, err
+				return imap.Response{}, err
 			}
 			line = line[:strings.LastIndexByte(line, '{')] + "{...}" + more
 		}
-		r, err := ParseIMAPResponse(line)
+		r, err := imap.ParseResponse(line)
 		if err != nil {
 			return r, s.fail(err, line)
 		}
@@ -134,7 +78,7 @@ func (s *clientSession) readIMAP(tag string, onUntagged func(IMAPResponse)) (IMA
 			return r, s.failf(ErrProtocol, line, "response for a tag never sent (want %s)", tag)
 		}
 	}
-	return IMAPResponse{}, s.failf(ErrProtocol, "", "too many responses")
+	return imap.Response{}, s.failf(ErrProtocol, "", "too many responses")
 }
 
 func (s *clientSession) nextTag() string {
@@ -148,7 +92,7 @@ func imapCapability(s *clientSession) error {
 		return err
 	}
 	var caps Capabilities
-	r, err := s.readIMAP(tag, func(u IMAPResponse) {
+	r, err := s.readIMAP(tag, func(u imap.Response) {
 		// Any other untagged data before TLS (LIST, EXISTS, FETCH ...) is
 		// dropped: nothing from before TLS may shape the session.
 		if u.Status == "CAPABILITY" {
@@ -177,7 +121,7 @@ func imapClient() *clientHalf {
 				return err
 			}
 			s.c.Greeting = line
-			r, err := ParseIMAPResponse(line)
+			r, err := imap.ParseResponse(line)
 			if err != nil || r.Tag != "*" {
 				return s.failf(ErrProtocol, line, "malformed greeting")
 			}
@@ -236,7 +180,7 @@ func imapServer() *serverHalf {
 		goAhead: func(s *serverSession) error { return s.send(s.tag + " OK Begin TLS negotiation now") },
 		command: func(s *serverSession, line string) (action, error) {
 			tag, rest, _ := strings.Cut(line, " ")
-			if tag == "" || !imapTagOK(tag) || tag == "*" {
+			if tag == "" || !imap.TagOK(tag) || tag == "*" {
 				return actContinue, s.send("* BAD Malformed command")
 			}
 			verb, arg, _ := strings.Cut(rest, " ")

@@ -3,6 +3,8 @@ package starttls
 import (
 	"fmt"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // NNTP (RFC 3977, STARTTLS RFC 4642) and implicit nntps (RFC 8143).
@@ -23,7 +25,7 @@ func (s *clientSession) readNNTPStatus() (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	code, more, _, err := parseCodeLine(line, 100)
+	code, more, _, err := smtp.ParseCodeLine(line, 100)
 	if err != nil || more {
 		return 0, line, s.failf(ErrProtocol, line, "malformed status line")
 	}

@@ -3,6 +3,8 @@ package starttls
 import (
 	"fmt"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/pop3"
 )
 
 // POP3 (RFC 1939, CAPA RFC 2449, STLS RFC 2595 §4) and pop3s (RFC 8314).
@@ -12,24 +14,12 @@ func init() {
 	registerImplicit(POP3S, POP3, 995)
 }
 
-// ParsePOP3Status splits a status line into ok (+OK) and its text; any
-// other start is a protocol error.
-func ParsePOP3Status(line string) (ok bool, text string, err error) {
-	switch {
-	case line == "+OK" || strings.HasPrefix(line, "+OK "):
-		return true, strings.TrimPrefix(strings.TrimPrefix(line, "+OK"), " "), nil
-	case line == "-ERR" || strings.HasPrefix(line, "-ERR "):
-		return false, strings.TrimPrefix(strings.TrimPrefix(line, "-ERR"), " "), nil
-	}
-	return false, "", fmt.Errorf("%w: status line is neither +OK nor -ERR: %q", ErrProtocol, line)
-}
-
 func (s *clientSession) readPOP3Status() (bool, string, error) {
 	line, err := s.readLine()
 	if err != nil {
 		return false, "", err
 	}
-	ok, _, err := ParsePOP3Status(line)
+	ok, _, err := pop3.ParseStatus(line)
 	if err != nil {
 		return false, line, s.fail(err, line)
 	}

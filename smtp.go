@@ -2,8 +2,9 @@ package starttls
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // SMTP (RFC 5321, STARTTLS RFC 3207), submission (RFC 6409, 8314) and LMTP
@@ -21,64 +22,17 @@ func init() {
 	registerImplicit(SMTPS, Submission, 465)
 }
 
-// SMTPReply is one parsed, possibly multi-line, reply.
-type SMTPReply struct {
-	Code  int
-	Lines []string // text after the code on each line
-}
-
-func (r SMTPReply) String() string {
-	if len(r.Lines) == 0 {
-		return strconv.Itoa(r.Code)
-	}
-	return strconv.Itoa(r.Code) + " " + strings.Join(r.Lines, " / ")
-}
-
-// ParseSMTPLine splits one reply line into its code, whether more lines
-// follow ("250-"), and its text. A bare code ("250") is valid.
-func ParseSMTPLine(line string) (code int, more bool, text string, err error) {
-	return parseCodeLine(line, 200)
-}
-
-// parseCodeLine parses a three-digit reply line (SMTP, FTP, NNTP) whose
-// code is at least lowest and below 600.
-func parseCodeLine(line string, lowest int) (code int, more bool, text string, err error) {
-	if len(line) < 3 {
-		return 0, false, "", fmt.Errorf("%w: reply line too short: %q", ErrProtocol, line)
-	}
-	for i := 0; i < 3; i++ {
-		if line[i] < '0' || line[i] > '9' {
-			return 0, false, "", fmt.Errorf("%w: reply line without a status code: %q", ErrProtocol, line)
-		}
-	}
-	code = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
-	if code < lowest || code > 599 {
-		return 0, false, "", fmt.Errorf("%w: status code %d out of range: %q", ErrProtocol, code, line)
-	}
-	if len(line) == 3 {
-		return code, false, "", nil
-	}
-	switch line[3] {
-	case '-':
-		more = true
-	case ' ':
-	default:
-		return 0, false, "", fmt.Errorf("%w: bad separator after status code: %q", ErrProtocol, line)
-	}
-	return code, more, line[4:], nil
-}
-
 // maxReplyLines bounds a multi-line reply; real EHLO replies have ~20.
 const maxReplyLines = 512
 
-func (s *clientSession) readSMTPReply() (SMTPReply, error) {
-	var r SMTPReply
+func (s *clientSession) readSMTPReply() (smtp.Reply, error) {
+	var r smtp.Reply
 	for i := 0; i < maxReplyLines; i++ {
 		line, err := s.readLine()
 		if err != nil {
 			return r, err
 		}
-		code, more, text, err := ParseSMTPLine(line)
+		code, more, text, err := smtp.ParseLine(line)
 		if err != nil {
 			return r, s.fail(err, line)
 		}
@@ -163,7 +117,7 @@ func smtpServer(hello, kind string) *serverHalf {
 				lines := []string{s.cfg.Hostname}
 				lines = append(lines, s.cfg.advertised()...)
 				lines = append(lines, "STARTTLS")
-				return actContinue, s.send(smtpMultiline(250, lines)...)
+				return actContinue, s.send(smtp.Multiline(250, lines)...)
 			case "HELO":
 				if kind == "LMTP" {
 					break
@@ -199,7 +153,7 @@ func smtpServer(hello, kind string) *serverHalf {
 
 // codeUpgrade sends the upgrade command of a three-digit-code protocol and
 // takes only want as the go-ahead.
-func codeUpgrade(cmd string, want int, read func(*clientSession) (SMTPReply, error)) func(*clientSession) error {
+func codeUpgrade(cmd string, want int, read func(*clientSession) (smtp.Reply, error)) func(*clientSession) error {
 	return func(s *clientSession) error {
 		if err := s.send(cmd); err != nil {
 			return err
@@ -213,17 +167,4 @@ func codeUpgrade(cmd string, want int, read func(*clientSession) (SMTPReply, err
 		}
 		return nil
 	}
-}
-
-// smtpMultiline formats lines as one reply: "250-a", "250-b", "250 c".
-func smtpMultiline(code int, lines []string) []string {
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		out[i] = strconv.Itoa(code) + sep + l
-	}
-	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // partialProbes are unfinished lines pipelined after the upgrade command
@@ -56,7 +57,7 @@ func (c *run) partialLine(ctx context.Context) (verdict, evidence string) {
 			}
 			glued = strings.HasPrefix(line, "zz ")
 		default:
-			code, _, _, perr := starttls.ParseSMTPLine(line)
+			code, _, _, perr := smtp.ParseLine(line)
 			if perr == nil && code == 250 {
 				return "pass", ""
 			}

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/imap"
+	"github.com/starttls-go/starttls/internal/proto/pop3"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // The probes in this file stay in plaintext on purpose: they send what a
@@ -79,7 +82,7 @@ func (p *plainConn) codeReply() (int, string, error) {
 			return 0, strings.Join(lines, "\r\n"), err
 		}
 		lines = append(lines, line)
-		code, more, _, err := starttls.ParseSMTPLine(line)
+		code, more, _, err := smtp.ParseLine(line)
 		if err != nil {
 			return 0, strings.Join(lines, "\r\n"), err
 		}
@@ -255,7 +258,7 @@ func imapLogin(p *plainConn) loginOutcome {
 // judgeIMAPLogin classifies the tagged answer to LOGIN; disabled says the
 // server advertised LOGINDISABLED, which makes a bare NO the refusal RFC
 // 2595 §3.2 asks for.
-func judgeIMAPLogin(r starttls.IMAPResponse, disabled bool) int {
+func judgeIMAPLogin(r imap.Response, disabled bool) int {
 	switch r.Status {
 	case "OK":
 		return loginProcessed
@@ -286,17 +289,17 @@ func imapCode(text string) string {
 	return strings.ToUpper(code)
 }
 
-func imapLine(p *plainConn) (starttls.IMAPResponse, error) {
+func imapLine(p *plainConn) (imap.Response, error) {
 	line, err := p.line()
 	if err != nil {
-		return starttls.IMAPResponse{}, err
+		return imap.Response{}, err
 	}
-	return starttls.ParseIMAPResponse(line)
+	return imap.ParseResponse(line)
 }
 
 type imapResult struct {
-	untagged []starttls.IMAPResponse
-	tagged   starttls.IMAPResponse
+	untagged []imap.Response
+	tagged   imap.Response
 	line     string
 }
 
@@ -312,7 +315,7 @@ func imapCommand(p *plainConn, cmd string) (imapResult, error) {
 		if err != nil {
 			return res, err
 		}
-		r, err := starttls.ParseIMAPResponse(line)
+		r, err := imap.ParseResponse(line)
 		if err != nil {
 			return res, err
 		}
@@ -322,7 +325,7 @@ func imapCommand(p *plainConn, cmd string) (imapResult, error) {
 		case "+":
 			// A continuation would take the credentials line by line;
 			// nothing is sent into it.
-			res.tagged, res.line = starttls.IMAPResponse{Tag: "+", Status: "+"}, line
+			res.tagged, res.line = imap.Response{Tag: "+", Status: "+"}, line
 			return res, errors.New("the server asked for a continuation")
 		case tag:
 			res.tagged, res.line = r, line
@@ -349,7 +352,7 @@ func pop3Login(p *plainConn) loginOutcome {
 		return out
 	}
 	out.reply = line
-	ok, _, err := starttls.ParsePOP3Status(line)
+	ok, _, err := pop3.ParseStatus(line)
 	switch {
 	case err != nil:
 	case ok: // the server waits for the password in the clear

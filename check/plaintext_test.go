@@ -5,6 +5,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	imapwire "github.com/starttls-go/starttls/internal/proto/imap"
 )
 
 // The reply classes of the plaintext-login probe, as real servers word them.
@@ -25,7 +26,7 @@ func TestLoginReplyClasses(t *testing.T) {
 		{"a NO [ALERT] use TLS", false, loginUndecided},
 	}
 	for _, tc := range imap {
-		r, err := starttls.ParseIMAPResponse(tc.line)
+		r, err := imapwire.ParseResponse(tc.line)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // injectionProbes are harmless commands pipelined after the upgrade
@@ -406,7 +407,7 @@ func (c *run) stateReset(ctx context.Context) {
 		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
 		return
 	}
-	code, _, _, perr := starttls.ParseSMTPLine(line)
+	code, _, _, perr := smtp.ParseLine(line)
 	_, _ = conn.Write([]byte("RSET\r\nQUIT\r\n"))
 	switch {
 	case perr != nil:
@@ -451,7 +452,7 @@ func (c *run) mailWithoutAnyHello(ctx context.Context) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			code, more, _, err := starttls.ParseSMTPLine(strings.TrimRight(line, "\r\n"))
+			code, more, _, err := smtp.ParseLine(strings.TrimRight(line, "\r\n"))
 			if err != nil || !more {
 				return code, err
 			}

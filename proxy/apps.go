@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // app is what the proxy knows of one base protocol after the upgrade.
@@ -157,7 +158,7 @@ func smtpGreeting(br *bufio.Reader) ([]byte, bool, error) {
 		if len(out) > maxGreetingBytes {
 			return nil, false, fmt.Errorf("%w: greeting longer than %d bytes", errBackendProto, maxGreetingBytes)
 		}
-		code, more, _, err := starttls.ParseSMTPLine(string(trimEOL(b)))
+		code, more, _, err := smtp.ParseLine(string(trimEOL(b)))
 		if err != nil {
 			return nil, false, fmt.Errorf("%w: %v", errBackendProto, err)
 		}
