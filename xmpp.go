@@ -1,14 +1,12 @@
 package starttls
 
 import (
-	"bytes"
 	"crypto/rand"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/xmpp"
 
 	"github.com/starttls-go/starttls/internal/wire"
 )
@@ -29,391 +27,37 @@ const (
 )
 
 func init() {
-	register(&spec{name: XMPP, port: 5222, client: xmppClient(nsClient), server: xmppServer(nsClient)})
-	register(&spec{name: XMPPServer, port: 5269, client: xmppClient(nsServer), server: xmppServer(nsServer)})
+	register(&spec{name: XMPP, port: 5222, client: xmppClient(xmpp.NSClient), server: xmppServer(xmpp.NSClient)})
+	register(&spec{name: XMPPServer, port: 5269, client: xmppClient(xmpp.NSServer), server: xmppServer(xmpp.NSServer)})
 	registerImplicit(XMPPS, XMPP, 5223)
 	registerImplicit(XMPPSServer, XMPPServer, 5270)
 }
 
-// Namespaces of RFC 6120.
-const (
-	nsClient    = "jabber:client"
-	nsServer    = "jabber:server"
-	nsStreams   = "http://etherx.jabber.org/streams"
-	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsStreamErr = "urn:ietf:params:xml:ns:xmpp-streams"
-)
-
-const (
-	xmppStartTLS = "<starttls xmlns='" + nsTLS + "'/>"
-	xmppProceed  = "<proceed xmlns='" + nsTLS + "'/>"
-	xmppClose    = "</stream:stream>"
-
-	// xmppMaxDepth bounds element nesting below the stream (features need 3).
-	xmppMaxDepth = 16
-	// xmppMaxElements bounds the elements in one top-level element.
-	xmppMaxElements = 1000
-	// xmppMaxTokens bounds the tokens read while waiting for one thing
-	// (whitespace keep-alives between elements included).
-	xmppMaxTokens = 10000
-)
-
-// Kinds of malformed XML, for the stream error a server answers with.
-var (
-	errXMPPNotWellFormed = errors.New("not-well-formed")
-	errXMPPRestricted    = errors.New("restricted-xml")
-)
-
-// xmlSource feeds encoding/xml one byte at a time from the wire reader
-// (an io.ByteReader, so the decoder adds no buffer of its own). prime is
-// replayed first: the stream header already read, which restores the
-// namespace context for a decoder started in the middle of a stream.
-type xmlSource struct {
-	r       *wire.Reader
-	prime   []byte
-	started bool // a '<' came from the wire (a stream starts with markup)
-	n       int  // bytes taken from the wire
-	max     int  // bound on n for this exchange
-	err     error
-	raw     []byte // bytes taken from the wire since the last reset (evidence)
-}
-
-func (x *xmlSource) ReadByte() (byte, error) {
-	if len(x.prime) > 0 {
-		b := x.prime[0]
-		x.prime = x.prime[1:]
-		return b, nil
-	}
-	if x.err != nil {
-		return 0, x.err
-	}
-	if x.n >= x.max {
-		x.err = fmt.Errorf("%w (more than %d bytes of XML in one exchange)", ErrTooMuchData, x.max)
-		return 0, x.err
-	}
-	b, err := x.r.ReadByte()
-	if err != nil {
-		if err == io.EOF && x.n > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		x.err = err
-		return 0, err
-	}
-	x.n++
-	x.raw = append(x.raw, b)
-	if !x.started {
-		// Fail fast on a peer that speaks something else (an SMTP banner)
-		// instead of waiting for a '<' that never comes.
-		switch {
-		case b == '<':
-			x.started = true
-		case b != ' ' && b != '\t' && b != '\r' && b != '\n' && b != 0xEF && b != 0xBB && b != 0xBF:
-			x.err = fmt.Errorf("%w: %w: not an XML stream (starts with %q)", ErrProtocol, errXMPPNotWellFormed, x.raw)
-			return 0, x.err
-		}
-	}
-	return b, nil
-}
-
-// Read exists because xml.NewDecoder takes an io.Reader; the decoder uses
-// ReadByte.
-func (x *xmlSource) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	b, err := x.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	p[0] = b
-	return 1, nil
-}
-
-// xmppStream reads one side of an XML stream with limits.
-type xmppStream struct {
-	src     *xmlSource
-	dec     *xml.Decoder
-	maxText int
-	started bool
-}
-
-func newXMPPStream(r *wire.Reader, prime string, maxBytes, maxText int) *xmppStream {
+// newXMPPStream reads a stream from r within the pre-TLS byte budget.
+func newXMPPStream(r *wire.Reader, prime string, maxBytes, maxText int) *xmpp.Stream {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxPreTLSBytes
 	}
-	src := &xmlSource{r: r, prime: []byte(prime), max: maxBytes, started: prime != ""}
-	dec := xml.NewDecoder(src)
-	dec.Strict = true
-	return &xmppStream{src: src, dec: dec, maxText: maxText}
-}
-
-// raw returns the bytes read since the last reset, without leading
-// whitespace: the evidence for errors and the transcript.
-func (x *xmppStream) raw() string {
-	return quote(bytes.TrimLeft(x.src.raw, " \t\r\n"))
-}
-
-func (x *xmppStream) reset() { x.src.raw = x.src.raw[:0] }
-
-// token returns the next token, refusing what RFC 6120 §11.1 forbids in a
-// stream (DTDs, comments, processing instructions) and oversized text.
-// Errors from the wire come back as they are (timeouts, closed, budget);
-// malformed XML is ErrProtocol.
-func (x *xmppStream) token() (xml.Token, error) {
-	t, err := x.dec.Token()
-	if err != nil {
-		if x.src.err != nil {
-			return nil, x.src.err
-		}
-		if err == io.EOF {
-			return nil, io.EOF
-		}
-		return nil, fmt.Errorf("%w: %w: malformed XML: %v", ErrProtocol, errXMPPNotWellFormed, err)
-	}
-	if x.src.err != nil {
-		// The decoder hands over what it had when the wire failed.
-		return nil, x.src.err
-	}
-	first := !x.started
-	x.started = true
-	switch v := t.(type) {
-	case xml.ProcInst:
-		if !first || v.Target != "xml" {
-			return nil, fmt.Errorf("%w: %w: processing instruction <?%s?> in an XML stream (RFC 6120 §11.1)", ErrProtocol, errXMPPRestricted, v.Target)
-		}
-	case xml.Directive:
-		return nil, fmt.Errorf("%w: %w: DTD or directive in an XML stream (RFC 6120 §11.1)", ErrProtocol, errXMPPRestricted)
-	case xml.Comment:
-		return nil, fmt.Errorf("%w: %w: comment in an XML stream (RFC 6120 §11.1)", ErrProtocol, errXMPPRestricted)
-	case xml.CharData:
-		if len(v) > x.maxText {
-			return nil, fmt.Errorf("%w (XML text of %d bytes)", ErrLineTooLong, len(v))
-		}
-	case xml.StartElement:
-		for _, a := range v.Attr {
-			if len(a.Value) > x.maxText {
-				return nil, fmt.Errorf("%w (XML attribute of %d bytes)", ErrLineTooLong, len(a.Value))
-			}
-		}
-	}
-	return t, nil
-}
-
-// header reads the peer's stream header.
-func (x *xmppStream) header() (xml.StartElement, error) {
-	for i := 0; i < xmppMaxTokens; i++ {
-		t, err := x.token()
-		if err != nil {
-			return xml.StartElement{}, err
-		}
-		switch v := t.(type) {
-		case xml.ProcInst:
-		case xml.CharData:
-			if !isXMLSpace(v) {
-				return xml.StartElement{}, fmt.Errorf("%w: text before the stream header", ErrProtocol)
-			}
-		case xml.StartElement:
-			if v.Name.Space != nsStreams || v.Name.Local != "stream" {
-				return xml.StartElement{}, fmt.Errorf("%w: <%s> where the stream header <stream:stream> should be", ErrProtocol, xmlNameString(v.Name))
-			}
-			return v.Copy(), nil
-		default:
-			return xml.StartElement{}, fmt.Errorf("%w: unexpected %T before the stream header", ErrProtocol, t)
-		}
-	}
-	return xml.StartElement{}, fmt.Errorf("%w: no stream header", ErrProtocol)
-}
-
-// xmlElem is one element read whole, with its children and text.
-type xmlElem struct {
-	xml.StartElement
-	kids []*xmlElem
-	text string
-}
-
-func (e *xmlElem) is(space, local string) bool {
-	return e.Name.Space == space && e.Name.Local == local
-}
-
-// element reads the next top-level element of the stream (whitespace
-// between elements is skipped); nil means the peer closed the stream.
-func (x *xmppStream) element() (*xmlElem, error) {
-	x.reset()
-	for i := 0; i < xmppMaxTokens; i++ {
-		t, err := x.token()
-		if err != nil {
-			return nil, err
-		}
-		switch v := t.(type) {
-		case xml.CharData:
-			if !isXMLSpace(v) {
-				return nil, fmt.Errorf("%w: text at the stream level", ErrProtocol)
-			}
-		case xml.EndElement:
-			// The decoder checked that it closes the stream.
-			return nil, nil
-		case xml.StartElement:
-			return x.subtree(v)
-		default:
-			return nil, fmt.Errorf("%w: unexpected %T in the stream", ErrProtocol, t)
-		}
-	}
-	return nil, fmt.Errorf("%w: more than %d whitespace keep-alives in a row", ErrProtocol, xmppMaxTokens)
-}
-
-func (x *xmppStream) subtree(start xml.StartElement) (*xmlElem, error) {
-	root := &xmlElem{StartElement: start.Copy()}
-	stack := []*xmlElem{root}
-	for n := 1; len(stack) > 0; {
-		t, err := x.token()
-		if err != nil {
-			return nil, err
-		}
-		top := stack[len(stack)-1]
-		switch v := t.(type) {
-		case xml.StartElement:
-			if len(stack) >= xmppMaxDepth {
-				return nil, fmt.Errorf("%w: XML nested deeper than %d elements", ErrProtocol, xmppMaxDepth)
-			}
-			if n++; n > xmppMaxElements {
-				return nil, fmt.Errorf("%w: more than %d XML elements in <%s>", ErrProtocol, xmppMaxElements, xmlNameString(root.Name))
-			}
-			e := &xmlElem{StartElement: v.Copy()}
-			top.kids = append(top.kids, e)
-			stack = append(stack, e)
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if len(top.text)+len(v) > x.maxText {
-				return nil, fmt.Errorf("%w (XML text of more than %d bytes)", ErrLineTooLong, x.maxText)
-			}
-			top.text += string(v)
-		}
-	}
-	return root, nil
-}
-
-func isXMLSpace(b []byte) bool {
-	return len(bytes.Trim(b, " \t\r\n")) == 0
-}
-
-func xmlNameString(n xml.Name) string {
-	if n.Space == "" {
-		return n.Local
-	}
-	return n.Local + " xmlns='" + n.Space + "'"
-}
-
-func xmlAttrValue(e xml.StartElement, local string) (string, bool) {
-	for _, a := range e.Attr {
-		if a.Name.Space == "" && a.Name.Local == local {
-			return a.Value, true
-		}
-	}
-	return "", false
-}
-
-// xmlEscape escapes s for an attribute value or text in single quotes.
-func xmlEscape(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// xmppVersionOK reports whether a version attribute is 1.0 or later
-// (absent means a pre-RFC 3920 stream without features, RFC 6120 §4.7.5).
-func xmppVersionOK(e xml.StartElement) bool {
-	v, ok := xmlAttrValue(e, "version")
-	if !ok {
-		return false
-	}
-	major, _, _ := strings.Cut(v, ".")
-	n, err := strconv.Atoi(major)
-	return err == nil && n >= 1
-}
-
-// xmppStreamError describes a <stream:error>: its condition and text.
-func xmppStreamError(e *xmlElem) string {
-	cond, text := "", ""
-	for _, k := range e.kids {
-		if k.Name.Space != nsStreamErr {
-			continue
-		}
-		if k.Name.Local == "text" {
-			text = strings.TrimSpace(k.text)
-		} else if cond == "" {
-			cond = k.Name.Local
-		}
-	}
-	if cond == "" {
-		cond = "undefined-condition"
-	}
-	if text != "" {
-		return fmt.Sprintf("stream error <%s> %q", cond, text)
-	}
-	return fmt.Sprintf("stream error <%s>", cond)
-}
-
-// saslMechName is RFC 4422's mechanism name syntax.
-func saslMechName(s string) bool {
-	return s != "" && len(s) <= 20 && strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == ""
-}
-
-// xmppFeatures turns <stream:features> into capabilities: "starttls",
-// "starttls-required", "mechanisms PLAIN SCRAM-SHA-1" (Args("mechanisms")
-// lists them) and the local name of every other feature ("bind", "sm",
-// "dialback", ...).
-func xmppFeatures(f *xmlElem) (caps Capabilities, offered bool) {
-	seen := map[string]bool{}
-	add := func(c string) {
-		if !seen[c] {
-			seen[c] = true
-			caps = append(caps, c)
-		}
-	}
-	for _, k := range f.kids {
-		switch {
-		case k.is(nsTLS, "starttls"):
-			offered = true
-			add("starttls")
-			for _, r := range k.kids {
-				if r.is(nsTLS, "required") {
-					add("starttls-required")
-				}
-			}
-		case k.is(nsSASL, "mechanisms"):
-			entry := "mechanisms"
-			for _, m := range k.kids {
-				if name := strings.TrimSpace(m.text); m.is(nsSASL, "mechanism") && saslMechName(name) {
-					entry += " " + name
-				}
-			}
-			add(entry)
-		default:
-			add(k.Name.Local)
-		}
-	}
-	return caps, offered
+	return xmpp.NewStream(r, prime, maxBytes, maxText)
 }
 
 // xmppStream starts reading the server's stream; prime is the server's
 // stream header when the stream is already open.
-func (s *clientSession) xmppStream(prime string) *xmppStream {
+func (s *clientSession) xmppStream(prime string) *xmpp.Stream {
 	return newXMPPStream(s.r, prime, s.cfg.MaxPreTLSBytes, s.cfg.MaxLineLength)
 }
 
 // xmppFail turns a read error into the session's error, with what was read as evidence.
-func (s *clientSession) xmppFail(x *xmppStream, err error) error {
-	return s.fail(classifyIO(s.ctx, err), x.raw())
+func (s *clientSession) xmppFail(x *xmpp.Stream, err error) error {
+	return s.fail(classifyIO(s.ctx, err), x.Raw())
 }
 
 // xmppResume reads the server's header again from the prime, so that the
 // decoder knows the stream's namespaces.
-func (s *clientSession) xmppResume() (*xmppStream, error) {
+func (s *clientSession) xmppResume() (*xmpp.Stream, error) {
 	x := s.xmppStream(s.c.Greeting)
-	if _, err := x.header(); err != nil {
-		return nil, s.failf(ErrProtocol, "", "no open XML stream to resume: %v", err)
+	if _, err := x.Header(); err != nil {
+		return nil, s.failf(wire.ErrProtocol, "", "no open XML stream to resume: %v", err)
 	}
 	return x, nil
 }
@@ -426,56 +70,57 @@ func xmppClient(ns string) *clientHalf {
 		if domain == "" {
 			domain = s.host
 		}
-		hdr := "<?xml version='1.0'?><stream:stream to='" + xmlEscape(domain) + "'"
-		if ns == nsServer {
-			hdr += " from='" + xmlEscape(s.cfg.LocalName) + "'"
+		hdr := "<?xml version='1.0'?><stream:stream to='" + xmpp.Escape(domain) + "'"
+		if ns == xmpp.NSServer {
+			hdr += " from='" + xmpp.Escape(s.cfg.LocalName) + "'"
 		}
-		hdr += " version='1.0' xmlns='" + ns + "' xmlns:stream='" + nsStreams + "'>"
+		hdr += " version='1.0' xmlns='" + ns + "' xmlns:stream='" + xmpp.NSStreams + "'>"
 		if err := s.sendRaw([]byte(hdr), hdr); err != nil {
 			return err
 		}
 		x := s.xmppStream("")
 		s.dl.Phase()
-		h, err := x.header()
+		h, err := x.Header()
 		if err != nil {
 			return s.xmppFail(x, err)
 		}
-		s.record(false, x.raw())
+		s.record(false, x.Raw())
 		// The header is kept (whole: it is parsed again to resume the
 		// stream for STARTTLS and for the goodbye).
-		s.c.Greeting = string(bytes.TrimLeft(x.src.raw, " \t\r\n"))
-		if v, _ := xmlAttrValue(h, "xmlns"); v != ns {
-			return s.failf(ErrProtocol, x.raw(), "stream namespace %q, want %q", v, ns)
+		s.c.Greeting = string(x.Bytes())
+		if v, _ := xmpp.AttrValue(h, "xmlns"); v != ns {
+			return s.failf(wire.ErrProtocol, x.Raw(), "stream namespace %q, want %q", v, ns)
 		}
 		if !s.inTLS {
 			s.phase = PhaseCaps
 		}
-		if !xmppVersionOK(h) {
+		if !xmpp.VersionOK(h) {
 			// A pre-1.0 stream (RFC 6120 §4.7.5) has no features: no STARTTLS.
-			return s.failf(ErrNotOffered, x.raw(), "server stream has no version 1.0 (no stream features)")
+			return s.failf(ErrNotOffered, x.Raw(), "server stream has no version 1.0 (no stream features)")
 		}
 		s.dl.Phase()
-		f, err := x.element()
+		f, err := x.Element()
 		if err != nil {
 			return s.xmppFail(x, err)
 		}
 		switch {
 		case f == nil:
-			return s.failf(ErrClosed, x.raw(), "server closed the stream")
-		case f.is(nsStreams, "error"):
-			s.record(false, x.raw())
-			return s.failf(refusal, x.raw(), "%s", xmppStreamError(f))
-		case !f.is(nsStreams, "features"):
-			return s.failf(ErrProtocol, x.raw(), "<%s> where <stream:features> should be", xmlNameString(f.Name))
+			return s.failf(ErrClosed, x.Raw(), "server closed the stream")
+		case f.Is(xmpp.NSStreams, "error"):
+			s.record(false, x.Raw())
+			return s.failf(refusal, x.Raw(), "%s", xmpp.StreamError(f))
+		case !f.Is(xmpp.NSStreams, "features"):
+			return s.failf(wire.ErrProtocol, x.Raw(), "<%s> where <stream:features> should be", xmpp.NameString(f.Name))
 		}
-		s.record(false, x.raw())
-		s.caps, s.offered = xmppFeatures(f)
+		s.record(false, x.Raw())
+		caps, offered := xmpp.Features(f)
+		s.caps, s.offered = Capabilities(caps), offered
 		return nil
 	}
 	return &clientHalf{
 		greet: func(s *clientSession) error { return open(s, ErrRefused) },
 		upgrade: func(s *clientSession) error {
-			if err := s.sendRaw([]byte(xmppStartTLS), xmppStartTLS); err != nil {
+			if err := s.sendRaw([]byte(xmpp.StartTLS), xmpp.StartTLS); err != nil {
 				return err
 			}
 			x, err := s.xmppResume()
@@ -483,28 +128,28 @@ func xmppClient(ns string) *clientHalf {
 				return err
 			}
 			s.dl.Phase()
-			e, err := x.element()
+			e, err := x.Element()
 			if err != nil {
 				return s.xmppFail(x, err)
 			}
 			if e == nil {
-				return s.failf(ErrClosed, x.raw(), "server closed the stream in answer to STARTTLS")
+				return s.failf(ErrClosed, x.Raw(), "server closed the stream in answer to STARTTLS")
 			}
-			s.record(false, x.raw())
+			s.record(false, x.Raw())
 			switch {
-			case e.is(nsTLS, "proceed"):
+			case e.Is(xmpp.NSTLS, "proceed"):
 				return nil
-			case e.is(nsTLS, "failure"):
-				return s.failf(ErrRefused, x.raw(), "server answered <failure/>")
-			case e.is(nsStreams, "error"):
-				return s.failf(ErrRefused, x.raw(), "%s", xmppStreamError(e))
+			case e.Is(xmpp.NSTLS, "failure"):
+				return s.failf(ErrRefused, x.Raw(), "server answered <failure/>")
+			case e.Is(xmpp.NSStreams, "error"):
+				return s.failf(ErrRefused, x.Raw(), "%s", xmpp.StreamError(e))
 			}
-			return s.failf(ErrProtocol, x.raw(), "<%s> in answer to STARTTLS", xmlNameString(e.Name))
+			return s.failf(wire.ErrProtocol, x.Raw(), "<%s> in answer to STARTTLS", xmpp.NameString(e.Name))
 		},
 		// RFC 6120 §5.4.3.3: both sides restart the stream inside TLS.
-		requery: func(s *clientSession) error { return open(s, ErrProtocol) },
+		requery: func(s *clientSession) error { return open(s, wire.ErrProtocol) },
 		quit: func(s *clientSession) error {
-			if err := s.sendRaw([]byte(xmppClose), xmppClose); err != nil {
+			if err := s.sendRaw([]byte(xmpp.Close), xmpp.Close); err != nil {
 				return err
 			}
 			x, err := s.xmppResume()
@@ -513,7 +158,7 @@ func xmppClient(ns string) *clientHalf {
 			}
 			for i := 0; i < 100; i++ {
 				s.dl.Phase()
-				e, err := x.element()
+				e, err := x.Element()
 				if err != nil {
 					return s.xmppFail(x, err)
 				}
@@ -521,14 +166,14 @@ func xmppClient(ns string) *clientHalf {
 					return nil
 				}
 			}
-			return s.failf(ErrProtocol, "", "server did not close its stream")
+			return s.failf(wire.ErrProtocol, "", "server did not close its stream")
 		},
 	}
 }
 
 func xmppServer(ns string) *serverHalf {
 	return &serverHalf{
-		goAhead: func(s *serverSession) error { return s.sendRaw([]byte(xmppProceed), xmppProceed) },
+		goAhead: func(s *serverSession) error { return s.sendRaw([]byte(xmpp.Proceed), xmpp.Proceed) },
 		serve:   func(s *serverSession) (action, error) { return xmppServe(s, ns) },
 	}
 }
@@ -539,10 +184,10 @@ func xmppServe(s *serverSession, ns string) (action, error) {
 	x := newXMPPStream(s.r, "", s.cfg.MaxPreTLSBytes, s.cfg.MaxLineLength)
 	opened := false
 	ourHeader := func(to string) string {
-		h := "<?xml version='1.0'?><stream:stream xmlns='" + ns + "' xmlns:stream='" + nsStreams +
-			"' id='" + rand.Text() + "' from='" + xmlEscape(s.cfg.Hostname) + "'"
+		h := "<?xml version='1.0'?><stream:stream xmlns='" + ns + "' xmlns:stream='" + xmpp.NSStreams +
+			"' id='" + rand.Text() + "' from='" + xmpp.Escape(s.cfg.Hostname) + "'"
 		if to != "" {
-			h += " to='" + xmlEscape(to) + "'"
+			h += " to='" + xmpp.Escape(to) + "'"
 		}
 		return h + " version='1.0'>"
 	}
@@ -553,24 +198,24 @@ func xmppServe(s *serverSession, ns string) (action, error) {
 		if !opened {
 			b.WriteString(ourHeader(""))
 		}
-		b.WriteString("<stream:error><" + cond + " xmlns='" + nsStreamErr + "'/>")
+		b.WriteString("<stream:error><" + cond + " xmlns='" + xmpp.NSStreamErr + "'/>")
 		if text != "" {
-			b.WriteString("<text xmlns='" + nsStreamErr + "'>" + xmlEscape(text) + "</text>")
+			b.WriteString("<text xmlns='" + xmpp.NSStreamErr + "'>" + xmpp.Escape(text) + "</text>")
 		}
-		b.WriteString("</stream:error>" + xmppClose)
+		b.WriteString("</stream:error>" + xmpp.Close)
 		_ = s.sendRaw([]byte(b.String()), "<stream:error><"+cond+"/></stream:error>")
 		return 0, cause
 	}
 	readErr := func(err error) (action, error) {
-		e := s.fail(classifyIO(s.ctx, err), x.raw())
+		e := s.fail(classifyIO(s.ctx, err), x.Raw())
 		switch {
-		case errors.Is(err, errXMPPRestricted):
+		case errors.Is(err, xmpp.ErrRestricted):
 			return streamError("restricted-xml", "", e)
-		case errors.Is(err, errXMPPNotWellFormed):
+		case errors.Is(err, xmpp.ErrNotWellFormed):
 			return streamError("not-well-formed", "", e)
-		case errors.Is(err, ErrProtocol):
+		case errors.Is(err, wire.ErrProtocol):
 			return streamError("bad-format", "", e)
-		case errors.Is(err, ErrLineTooLong), errors.Is(err, ErrTooMuchData):
+		case errors.Is(err, wire.ErrLineTooLong), errors.Is(err, wire.ErrTooMuchData):
 			return streamError("policy-violation", "too much data before TLS", e)
 		}
 		return 0, e
@@ -578,26 +223,26 @@ func xmppServe(s *serverSession, ns string) (action, error) {
 
 	s.phase = PhaseGreeting
 	s.dl.Phase()
-	h, err := x.header()
+	h, err := x.Header()
 	if err != nil {
 		return readErr(err)
 	}
-	s.record(false, x.raw())
-	to, _ := xmlAttrValue(h, "to")
-	from, _ := xmlAttrValue(h, "from")
-	if v, _ := xmlAttrValue(h, "xmlns"); v != ns {
-		return streamError("invalid-namespace", "", s.fail(fmt.Errorf("%w: stream namespace %q, want %q", ErrProtocol, v, ns), x.raw()))
+	s.record(false, x.Raw())
+	to, _ := xmpp.AttrValue(h, "to")
+	from, _ := xmpp.AttrValue(h, "from")
+	if v, _ := xmpp.AttrValue(h, "xmlns"); v != ns {
+		return streamError("invalid-namespace", "", s.fail(fmt.Errorf("%w: stream namespace %q, want %q", wire.ErrProtocol, v, ns), x.Raw()))
 	}
-	if !xmppVersionOK(h) {
+	if !xmpp.VersionOK(h) {
 		return streamError("unsupported-version", "version 1.0 is required for STARTTLS",
-			s.fail(fmt.Errorf("%w: client stream without version 1.0", ErrProtocol), x.raw()))
+			s.fail(fmt.Errorf("%w: client stream without version 1.0", wire.ErrProtocol), x.Raw()))
 	}
 	if to != "" && !strings.EqualFold(to, s.cfg.Hostname) {
-		return streamError("host-unknown", "", s.fail(fmt.Errorf("%w: stream to %q, this is %q", ErrProtocol, to, s.cfg.Hostname), x.raw()))
+		return streamError("host-unknown", "", s.fail(fmt.Errorf("%w: stream to %q, this is %q", wire.ErrProtocol, to, s.cfg.Hostname), x.Raw()))
 	}
 	s.c.ClientName = from
 
-	features := "<stream:features><starttls xmlns='" + nsTLS + "'>"
+	features := "<stream:features><starttls xmlns='" + xmpp.NSTLS + "'>"
 	if s.cfg.Policy == Required {
 		features += "<required/>"
 	}
@@ -608,13 +253,13 @@ func xmppServe(s *serverSession, ns string) (action, error) {
 	for _, kw := range []string{"AUTH", "SASL"} {
 		args, _ := caps.Args(kw)
 		for _, m := range args {
-			if m = strings.ToUpper(m); saslMechName(m) {
+			if m = strings.ToUpper(m); xmpp.SASLMechName(m) {
 				mechs = append(mechs, "<mechanism>"+m+"</mechanism>")
 			}
 		}
 	}
 	if len(mechs) > 0 {
-		features += "<mechanisms xmlns='" + nsSASL + "'>" + strings.Join(mechs, "") + "</mechanisms>"
+		features += "<mechanisms xmlns='" + xmpp.NSSASL + "'>" + strings.Join(mechs, "") + "</mechanisms>"
 	}
 	features += "</stream:features>"
 	hdr := ourHeader(from)
@@ -629,28 +274,28 @@ func xmppServe(s *serverSession, ns string) (action, error) {
 	// 6120 §5.3.1) anything else, which under Required ends the stream.
 	s.phase = PhaseStartTLS
 	s.dl.Phase()
-	e, err := x.element()
+	e, err := x.Element()
 	if err != nil {
 		return readErr(err)
 	}
 	if e == nil {
-		_ = s.sendRaw([]byte(xmppClose), xmppClose)
+		_ = s.sendRaw([]byte(xmpp.Close), xmpp.Close)
 		return actQuit, nil
 	}
-	s.record(false, x.raw())
+	s.record(false, x.Raw())
 	switch {
-	case e.is(nsTLS, "starttls"):
+	case e.Is(xmpp.NSTLS, "starttls"):
 		xmppSkipTrailingSpace(s.r)
 		return actStartTLS, nil
-	case e.is(nsStreams, "error"):
-		return 0, s.fail(fmt.Errorf("%w: client sent %s", ErrClosed, xmppStreamError(e)), x.raw())
+	case e.Is(xmpp.NSStreams, "error"):
+		return 0, s.fail(fmt.Errorf("%w: client sent %s", ErrClosed, xmpp.StreamError(e)), x.Raw())
 	case s.cfg.Policy == Optional:
 		// The application takes the plaintext stream, starting with this stanza.
-		s.c.pending = bytes.TrimLeft(append([]byte(nil), x.src.raw...), " \t\r\n")
+		s.c.pending = append([]byte(nil), x.Bytes()...)
 		return actHandoff, nil
 	}
 	return streamError("policy-violation", "STARTTLS is required",
-		s.fail(fmt.Errorf("%w: <%s> before STARTTLS (TLS required)", ErrProtocol, xmlNameString(e.Name)), x.raw()))
+		s.fail(fmt.Errorf("%w: <%s> before STARTTLS (TLS required)", wire.ErrProtocol, xmpp.NameString(e.Name)), x.Raw()))
 }
 
 // xmppSkipTrailingSpace drops a line ending that arrived with <starttls/>
@@ -660,7 +305,7 @@ func xmppServe(s *serverSession, ns string) (action, error) {
 // for the injection check.
 func xmppSkipTrailingSpace(r *wire.Reader) {
 	n := r.Buffered()
-	if n == 0 || n > 4 || !isXMLSpace(r.Pending()) {
+	if n == 0 || n > 4 || !xmpp.IsSpace(r.Pending()) {
 		return
 	}
 	for i := 0; i < n; i++ {
