@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"time"
 )
 
@@ -20,22 +19,6 @@ var ErrLineTooLong = errors.New("line too long")
 
 // ErrTooMuchData is returned when a peer sends more than the phase's byte budget.
 var ErrTooMuchData = errors.New("too much data before TLS")
-
-// ErrProtocol is returned when a peer's bytes do not follow the protocol.
-// It lives here, below the root package and the codecs in internal/proto,
-// so that a codec's error matches starttls.ErrProtocol with errors.Is.
-var ErrProtocol = errors.New("protocol violation")
-
-// Printable turns peer bytes into one line of text for a transcript or an
-// error: control characters become spaces, and the ends are trimmed.
-func Printable(b []byte) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, string(b)))
-}
 
 // Reader is a bounded line and packet reader.
 type Reader struct {
