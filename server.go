@@ -74,15 +74,7 @@ func (c *ServerConfig) orDefault() *ServerConfig {
 	if out.Hostname == "" {
 		out.Hostname = "localhost"
 	}
-	if out.PhaseTimeout <= 0 {
-		out.PhaseTimeout = DefaultPhaseTimeout
-	}
-	if out.MaxLineLength <= 0 {
-		out.MaxLineLength = DefaultMaxLineLength
-	}
-	if out.MaxPreTLSBytes <= 0 {
-		out.MaxPreTLSBytes = DefaultMaxPreTLSBytes
-	}
+	defaultLimits(&out.PhaseTimeout, &out.MaxLineLength, &out.MaxPreTLSBytes)
 	if out.MaxCommands <= 0 {
 		out.MaxCommands = 50
 	}

@@ -159,6 +159,19 @@ type Config struct {
 	noHandshake bool // set by Negotiate
 }
 
+// defaultLimits fills in the limits a Config or ServerConfig left at zero.
+func defaultLimits(phase *time.Duration, maxLine, maxPreTLS *int) {
+	if *phase <= 0 {
+		*phase = DefaultPhaseTimeout
+	}
+	if *maxLine <= 0 {
+		*maxLine = DefaultMaxLineLength
+	}
+	if *maxPreTLS <= 0 {
+		*maxPreTLS = DefaultMaxPreTLSBytes
+	}
+}
+
 func (c *Config) orDefault() *Config {
 	var out Config
 	if c != nil {
@@ -167,15 +180,7 @@ func (c *Config) orDefault() *Config {
 	if out.LocalName == "" {
 		out.LocalName = "localhost"
 	}
-	if out.PhaseTimeout <= 0 {
-		out.PhaseTimeout = DefaultPhaseTimeout
-	}
-	if out.MaxLineLength <= 0 {
-		out.MaxLineLength = DefaultMaxLineLength
-	}
-	if out.MaxPreTLSBytes <= 0 {
-		out.MaxPreTLSBytes = DefaultMaxPreTLSBytes
-	}
+	defaultLimits(&out.PhaseTimeout, &out.MaxLineLength, &out.MaxPreTLSBytes)
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
