@@ -15,17 +15,6 @@ import (
 // LDAP: the StartTLS extended request (RFC 4511 §4.14) answered by an
 // ExtendedResponse; success is the go-ahead.
 
-// LDAP protocolOp numbers this server answers.
-const (
-	ldapBind        = 0
-	ldapBindResp    = 1
-	ldapUnbind      = 2
-	ldapSearch      = 3
-	ldapSearchDone  = 5
-	ldapExtended    = 23
-	ldapExtendedRes = 24
-)
-
 func init() {
 	register(starttls.LDAP, &dialect{
 		pers: &personality{leaks: []string{"BindRequest", "SearchRequest", "AddRequest", "ModifyRequest",
@@ -50,7 +39,7 @@ func (ldapHandler) frame(r *bufio.Reader) (msg, error) {
 		return msg{text: "malformed LDAPMessage: " + err.Error(), raw: raw}, nil
 	}
 	text := m.String()
-	if m.Op == ldapBind {
+	if m.Op == ldap.BindRequest {
 		text += bindDetail(raw)
 	}
 	return msg{text: text, raw: raw, id: m.ID, op: m.Op, name: m.Name}, nil
@@ -98,7 +87,7 @@ func bindDetail(raw []byte) string {
 	var auth cbasn1.Tag
 	var cred cryptobyte.String
 	if !s.ReadASN1(&env, cbasn1.SEQUENCE) || !env.ReadASN1Integer(&id) ||
-		!env.ReadASN1(&op, cbasn1.Tag(0x40|ldapBind).Constructed()) || !op.ReadASN1Integer(&version) ||
+		!env.ReadASN1(&op, cbasn1.Tag(0x40|ldap.BindRequest).Constructed()) || !op.ReadASN1Integer(&version) ||
 		!op.ReadASN1(&name, cbasn1.OCTET_STRING) || !op.ReadAnyASN1(&cred, &auth) {
 		return " (undecodable)"
 	}
@@ -113,55 +102,37 @@ func bindDetail(raw []byte) string {
 	return fmt.Sprintf(" name=%q", string(name))
 }
 
-// ldapResult encodes a response carrying an LDAPResult (and, when name is
-// set, an ExtendedResponse's responseName).
-func ldapResult(id, op, code int, diag, name string) []byte {
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(int64(id))
-		b.AddASN1(cbasn1.Tag(0x40|op).Constructed(), func(b *cryptobyte.Builder) {
-			b.AddASN1Enum(int64(code))
-			b.AddASN1OctetString(nil)
-			b.AddASN1OctetString([]byte(diag))
-			if name != "" {
-				b.AddASN1(cbasn1.Tag(10).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
-			}
-		})
-	})
-	return b.BytesOrPanic()
-}
-
 func (ldapHandler) greeting() []byte { return nil }
 func (ldapHandler) isUpgrade(m msg) bool {
-	return m.op == ldapExtended && m.name == ldap.StartTLSOID
+	return m.op == ldap.ExtendedRequest && m.name == ldap.StartTLSOID
 }
 func (ldapHandler) goAhead(m msg) []byte {
-	return ldapResult(m.id, ldapExtendedRes, 0, "", ldap.StartTLSOID)
+	return ldap.EncodeResult(m.id, ldap.ExtendedResponse, 0, "", ldap.StartTLSOID)
 }
 
 // inject answers the bind and the search a client sends next inside TLS.
 func (ldapHandler) inject(m msg) []byte {
-	return append(ldapResult(m.id+1, ldapBindResp, 0, "", ""), ldapResult(m.id+2, ldapSearchDone, 0, "", "")...)
+	return append(ldap.EncodeResult(m.id+1, ldap.BindResponse, 0, "", ""), ldap.EncodeResult(m.id+2, ldap.SearchResDone, 0, "", "")...)
 }
 func (ldapHandler) tlsStarted(msg) []byte { return nil }
 
 func (ldapHandler) refuse(key string, m msg) ([]byte, bool) {
 	if key == "unavailable" {
-		return ldapResult(m.id, ldapExtendedRes, 52, "TLS not available", ldap.StartTLSOID), false
+		return ldap.EncodeResult(m.id, ldap.ExtendedResponse, 52, "TLS not available", ldap.StartTLSOID), false
 	}
-	return ldapResult(m.id, ldapExtendedRes, 2, "unsupported extended operation", ""), false
+	return ldap.EncodeResult(m.id, ldap.ExtendedResponse, 2, "unsupported extended operation", ""), false
 }
 
 func (ldapHandler) handle(m msg, _ bool) ([]byte, bool) {
 	switch m.op {
-	case ldapBind:
-		return ldapResult(m.id, ldapBindResp, 0, "", ""), false
-	case ldapSearch:
-		return ldapResult(m.id, ldapSearchDone, 0, "", ""), false
-	case ldapUnbind:
+	case ldap.BindRequest:
+		return ldap.EncodeResult(m.id, ldap.BindResponse, 0, "", ""), false
+	case ldap.SearchRequest:
+		return ldap.EncodeResult(m.id, ldap.SearchResDone, 0, "", ""), false
+	case ldap.UnbindRequest:
 		return nil, true
-	case ldapExtended:
-		return ldapResult(m.id, ldapExtendedRes, 2, "unsupported extended operation", ""), false
+	case ldap.ExtendedRequest:
+		return ldap.EncodeResult(m.id, ldap.ExtendedResponse, 2, "unsupported extended operation", ""), false
 	case 16: // AbandonRequest has no response
 		return nil, false
 	}

@@ -105,7 +105,7 @@ func (h *pgHandler) tlsStarted(msg) []byte { h.typed = false; return nil }
 
 func (h *pgHandler) refuse(key string, _ msg) ([]byte, bool) {
 	if key == "error" {
-		return pgError("FATAL", "08P01", "unsupported frontend protocol 1234.5679"), true
+		return postgres.ErrorResponse("FATAL", "08P01", "unsupported frontend protocol 1234.5679"), true
 	}
 	return []byte("N"), false
 }
@@ -121,26 +121,13 @@ func (h *pgHandler) handle(m msg, _ bool) ([]byte, bool) {
 	case len(m.raw) > 0 && m.raw[0] == 'X':
 		return nil, true
 	case len(m.raw) > 0 && m.raw[0] == 'p':
-		return pgError("FATAL", "28P01", `password authentication failed for user "user"`), true
+		return postgres.ErrorResponse("FATAL", "28P01", `password authentication failed for user "user"`), true
 	}
-	return pgError("FATAL", "08P01", "unexpected message"), true
+	return postgres.ErrorResponse("FATAL", "08P01", "unexpected message"), true
 }
 
 // pgAuthCleartext is AuthenticationCleartextPassword.
 func pgAuthCleartext() []byte { return []byte{'R', 0, 0, 0, 8, 0, 0, 0, 3} }
-
-func pgError(severity, code, text string) []byte {
-	var body []byte
-	for _, f := range []struct {
-		t byte
-		v string
-	}{{'S', severity}, {'V', severity}, {'C', code}, {'M', text}} {
-		body = append(append(append(body, f.t), f.v...), 0)
-	}
-	body = append(body, 0)
-	out := binary.BigEndian.AppendUint32([]byte{'E'}, uint32(len(body)+4))
-	return append(out, body...)
-}
 
 // mysqlHandler frames MySQL packets (3-byte little-endian length, sequence id).
 type mysqlHandler struct {
@@ -209,17 +196,7 @@ func (h *mysqlHandler) greeting() []byte {
 	p = append(p, make([]byte, 10)...)
 	p = append(append(p, mysqlScramble[8:]...), 0)
 	p = append(p, "mysql_native_password\x00"...)
-	return mysqlPkt(0, p)
-}
-
-func mysqlPkt(seq byte, p []byte) []byte {
-	return append([]byte{byte(len(p)), byte(len(p) >> 8), byte(len(p) >> 16), seq}, p...)
-}
-
-func mysqlErr(seq byte, code uint16, state, text string) []byte {
-	p := binary.LittleEndian.AppendUint16([]byte{0xff}, code)
-	p = append(append(append(p, '#'), state...), text...)
-	return mysqlPkt(seq, p)
+	return mysql.Packet(0, p)
 }
 
 func (h *mysqlHandler) isUpgrade(m msg) bool { return len(m.text) > 10 && m.text[:10] == "SSLRequest" }
@@ -231,12 +208,12 @@ func (h *mysqlHandler) tlsStarted(msg) []byte {
 }
 
 func (h *mysqlHandler) refuse(_ string, m msg) ([]byte, bool) {
-	return mysqlErr(m.seq+1, 1043, "08S01", "Bad handshake"), true
+	return mysql.ErrPacket(m.seq+1, 1043, "08S01", "Bad handshake", true), true
 }
 
 func (h *mysqlHandler) handle(m msg, _ bool) ([]byte, bool) {
 	if m.text == "COM_QUIT" {
 		return nil, true
 	}
-	return mysqlErr(m.seq+1, 1045, "28000", "Access denied for user 'user'@'localhost' (using password: YES)"), true
+	return mysql.ErrPacket(m.seq+1, 1045, "28000", "Access denied for user 'user'@'localhost' (using password: YES)", true), true
 }

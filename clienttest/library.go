@@ -14,6 +14,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/ldap"
 	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
@@ -82,12 +83,12 @@ func binaryLogin(proto starttls.Protocol) ([]byte, bool) {
 		p = append(p, 45)
 		p = append(p, make([]byte, 23)...)
 		p = append(p, "user\x00\x00"...)
-		return mysqlPkt(2, p), true
+		return mysql.Packet(2, p), true
 	case starttls.LDAP:
 		b := cryptobyte.NewBuilder(nil)
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1Int64(2)
-			b.AddASN1(cbasn1.Tag(0x40|ldapBind).Constructed(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.Tag(0x40|ldap.BindRequest).Constructed(), func(b *cryptobyte.Builder) {
 				b.AddASN1Int64(3)
 				b.AddASN1OctetString([]byte("cn=user"))
 				b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("secret")) })

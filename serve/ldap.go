@@ -447,13 +447,9 @@ func (st *ldapState) extended(m ldapRequest) bool {
 	return st.result(m.id, opExtendedRes, ldapProtocolError, "unsupported extended operation", nil)
 }
 
+// ldapMessage wraps a constructed protocolOp into an LDAPMessage.
 func ldapMessage(id, op int, body func(b *cryptobyte.Builder)) []byte {
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(int64(id))
-		b.AddASN1(cbasn1.Tag(0x40|op).Constructed(), body)
-	})
-	return b.BytesOrPanic()
+	return ldap.Encode(id, op, true, body)
 }
 
 // ldapResult encodes a response with an LDAPResult and, for

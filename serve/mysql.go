@@ -288,9 +288,7 @@ func (m *mySession) ok(seq byte) bool {
 }
 
 func (m *mySession) err(seq byte, code uint16, state, msg string) bool {
-	p := []byte{0xff, byte(code), byte(code >> 8), '#'}
-	p = append(p, state...)
-	return m.write(seq, append(p, msg...))
+	return m.writeRaw(mysql.ErrPacket(seq, code, state, msg, true))
 }
 
 func (m *mySession) write(seq byte, payload []byte) bool {

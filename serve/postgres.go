@@ -245,14 +245,7 @@ func (pg *pgSession) ready() { pg.msg('Z', []byte{'I'}) }
 
 // error queues an ErrorResponse.
 func (pg *pgSession) error(severity, code, msg string) {
-	var parts [][]byte
-	for _, f := range []struct {
-		t byte
-		v string
-	}{{'S', severity}, {'V', severity}, {'C', code}, {'M', msg}} {
-		parts = append(parts, append([]byte{f.t}, cstr(f.v)...))
-	}
-	pg.msg('E', append(parts, []byte{0})...)
+	pg.out = append(pg.out, postgres.ErrorResponse(severity, code, msg)...)
 }
 
 // fatal sends a FATAL ErrorResponse; the session then ends.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/proto/smtp"
+
 	"github.com/starttls-go/starttls"
 )
 
@@ -59,7 +61,7 @@ func smtpApp(ctx context.Context, s *session) {
 			if s.secure() {
 				caps = append(caps, "AUTH PLAIN LOGIN")
 			}
-			reply = multiline(250, caps)
+			reply = smtp.Multiline(250, caps)
 		case "STARTTLS":
 			reply = []string{"503 5.5.1 TLS already active"}
 			if !s.secure() {
@@ -238,16 +240,4 @@ func (s *session) storeFile(ext, content string) (string, error) {
 		return id, nil
 	}
 	return id, os.WriteFile(filepath.Join(s.o.MailDir, id+ext), []byte(content), 0o600)
-}
-
-func multiline(code int, lines []string) []string {
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		sep := "-"
-		if i == len(lines)-1 {
-			sep = " "
-		}
-		out[i] = fmt.Sprintf("%d%s%s", code, sep, l)
-	}
-	return out
 }
