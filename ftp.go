@@ -9,17 +9,6 @@ import (
 
 // FTP (RFC 959, FEAT RFC 2389, AUTH TLS RFC 4217) and implicit ftps.
 
-// FTP protocol names.
-const (
-	FTP  Protocol = "ftp"
-	FTPS Protocol = "ftps"
-)
-
-func init() {
-	register(&spec{name: FTP, port: 21, client: ftpClient(), server: ftpServer()})
-	registerImplicit(FTPS, FTP, 990)
-}
-
 // readFTPReply reads one reply: "123 text", or "123-text" ... "123 text"
 // with free-form lines between (RFC 959 §4.2). The lines after the first
 // are returned without their code.
@@ -94,14 +83,9 @@ func ftpClient() *clientHalf {
 			for i := 0; err == nil && r.Code < 200 && i < 3; i++ {
 				r, err = s.readFTPReply()
 			}
-			if err != nil {
+			if err := s.greet220(r, err); err != nil {
 				return err
 			}
-			s.c.Greeting = strings.Join(r.Lines, "\n")
-			if r.Code != 220 {
-				return s.failf(ErrRefused, r.String(), "greeting is not 220")
-			}
-			s.phase = PhaseCaps
 			return ftpFeatures(s)
 		},
 		upgrade: codeUpgrade("AUTH TLS", 234, (*clientSession).readFTPReply),

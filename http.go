@@ -12,17 +12,6 @@ import (
 // Protocols", then TLS and the real request inside it. https is its
 // implicit form.
 
-// HTTP protocol names.
-const (
-	HTTP  Protocol = "http"
-	HTTPS Protocol = "https"
-)
-
-func init() {
-	register(&spec{name: HTTP, port: 80, client: httpClient(), server: httpServer()})
-	registerImplicit(HTTPS, HTTP, 443)
-}
-
 // maxHeaderLines bounds a request's or response's header block.
 const maxHeaderLines = 100
 

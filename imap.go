@@ -10,11 +10,6 @@ import (
 
 // IMAP (RFC 3501/9051, STARTTLS RFC 2595 §3) and imaps (RFC 8314).
 
-func init() {
-	register(&spec{name: IMAP, port: 143, client: imapClient(), server: imapServer()})
-	registerImplicit(IMAPS, IMAP, 993)
-}
-
 // capsFromText extracts "CAPABILITY a b c" from an untagged response or a
 // [CAPABILITY ...] response code.
 func imapCaps(text string) Capabilities {

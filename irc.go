@@ -8,21 +8,23 @@ import (
 // IRC with the IRCv3 "tls" extension (STARTTLS → 670 RPL_STARTTLS, 691
 // ERR_STARTTLS) and implicit ircs.
 
-// IRC protocol names.
-const (
-	IRC  Protocol = "irc"
-	IRCS Protocol = "ircs"
-)
-
-func init() {
-	register(&spec{name: IRC, port: 6667, client: ircClient(), server: ircServer()})
-	registerImplicit(IRCS, IRC, 6697)
-}
-
 // ircMessage is the part of an IRC line the dialogue needs.
 type ircMessage struct {
 	Command string   // upper-cased command or three-digit numeric
 	Params  []string // the trailing parameter, if any, is last
+}
+
+// readIRC reads and parses one line from the server.
+func (s *clientSession) readIRC() (string, ircMessage, error) {
+	line, err := s.readLine()
+	if err != nil {
+		return "", ircMessage{}, err
+	}
+	m, err := parseIRC(line)
+	if err != nil {
+		return line, ircMessage{}, s.fail(err, line)
+	}
+	return line, m, nil
 }
 
 func parseIRC(line string) (ircMessage, error) {
@@ -76,13 +78,9 @@ func ircCaps(s *clientSession) error {
 	var caps Capabilities
 	capAnswered, capWorks := false, false
 	for i := 0; i < ircMaxSkipped; i++ {
-		line, err := s.readLine()
+		line, m, err := s.readIRC()
 		if err != nil {
 			return err
-		}
-		m, err := parseIRC(line)
-		if err != nil {
-			return s.fail(err, line)
 		}
 		// The answers come in order: CAP's, then PING's. An error numeric
 		// names its command ("451 * PING :...") or not (ngIRCd's "451 *
@@ -138,13 +136,9 @@ func ircClient() *clientHalf {
 				if i == ircMaxSkipped {
 					return s.failf(ErrProtocol, "", "more than %d unsolicited lines", ircMaxSkipped)
 				}
-				line, err := s.readLine()
+				line, m, err := s.readIRC()
 				if err != nil {
 					return err
-				}
-				m, err := parseIRC(line)
-				if err != nil {
-					return s.fail(err, line)
 				}
 				switch m.Command {
 				case "670", "691":
@@ -157,13 +151,9 @@ func ircClient() *clientHalf {
 				return err
 			}
 			for i := 0; i < ircMaxSkipped; i++ {
-				line, err := s.readLine()
+				line, m, err := s.readIRC()
 				if err != nil {
 					return err
-				}
-				m, err := parseIRC(line)
-				if err != nil {
-					return s.fail(err, line)
 				}
 				switch m.Command {
 				case "670":

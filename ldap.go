@@ -16,17 +16,6 @@ import (
 // Messages are read with a bounded BER reader: the tag and length come
 // first, so that nothing is allocated or waited for beyond the limit.
 
-// LDAP protocol names.
-const (
-	LDAP  Protocol = "ldap"
-	LDAPS Protocol = "ldaps"
-)
-
-func init() {
-	register(&spec{name: LDAP, port: 389, client: ldapClient(), server: ldapServer()})
-	registerImplicit(LDAPS, LDAP, 636)
-}
-
 // readLDAP reads and decodes one message from the server.
 func (s *clientSession) readLDAP() (*ldap.Message, error) {
 	raw, err := ldap.ReadMessage(s.readFull, s.cfg.MaxLineLength)

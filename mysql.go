@@ -21,13 +21,6 @@ import (
 // application's business, together with the scramble of the plaintext
 // handshake (Conn.CapabilitiesBefore "AUTH-DATA").
 
-// MySQL is the protocol name.
-const MySQL Protocol = "mysql"
-
-func init() {
-	register(&spec{name: MySQL, port: 3306, client: mysqlClient(), server: mysqlServer()})
-}
-
 // mysqlVersion is the server version our handshake announces.
 const mysqlVersion = "8.0.0-starttls-go"
 

@@ -9,17 +9,6 @@ import (
 
 // NNTP (RFC 3977, STARTTLS RFC 4642) and implicit nntps (RFC 8143).
 
-// NNTP protocol names.
-const (
-	NNTP  Protocol = "nntp"
-	NNTPS Protocol = "nntps"
-)
-
-func init() {
-	register(&spec{name: NNTP, port: 119, client: nntpClient(), server: nntpServer()})
-	registerImplicit(NNTPS, NNTP, 563)
-}
-
 func (s *clientSession) readNNTPStatus() (int, string, error) {
 	line, err := s.readLine()
 	if err != nil {

@@ -9,11 +9,6 @@ import (
 
 // POP3 (RFC 1939, CAPA RFC 2449, STLS RFC 2595 §4) and pop3s (RFC 8314).
 
-func init() {
-	register(&spec{name: POP3, port: 110, client: pop3Client(), server: pop3Server()})
-	registerImplicit(POP3S, POP3, 995)
-}
-
 func (s *clientSession) readPOP3Status() (bool, string, error) {
 	line, err := s.readLine()
 	if err != nil {

@@ -14,20 +14,6 @@ import (
 // 'S' (go ahead) or 'N' (no TLS). PostgreSQL 17 adds "direct SSL": TLS
 // from the first byte on the same port, with ALPN "postgresql".
 
-// PostgreSQL protocol names.
-const (
-	Postgres       Protocol = "postgres"
-	PostgresDirect Protocol = "postgres-direct"
-)
-
-func init() {
-	register(&spec{name: Postgres, port: 5432, client: postgresClient(), server: postgresServer()})
-	// Direct SSL shares the port. It needs ALPN "postgresql" on both sides:
-	// PostgreSQL 17 servers reject direct SSL without it.
-	registerImplicit(PostgresDirect, Postgres, 5432)
-	lookupSpec(PostgresDirect).alpn = []string{postgres.ALPN}
-}
-
 func postgresClient() *clientHalf {
 	return &clientHalf{
 		// The client speaks first: there is no greeting and nothing to ask.

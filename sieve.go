@@ -9,13 +9,6 @@ import (
 // ManageSieve (RFC 5804): the greeting is the capability list; after TLS
 // the server sends it again unasked (§2.2).
 
-// Sieve is ManageSieve's protocol name.
-const Sieve Protocol = "sieve"
-
-func init() {
-	register(&spec{name: Sieve, port: 4190, client: sieveClient(), server: sieveServer()})
-}
-
 // sieveStrings splits a line of quoted strings and atoms: `"SASL" "PLAIN"`
 // → [SASL PLAIN]. Literals are not used in capability lists by real servers
 // and are refused.

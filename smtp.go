@@ -10,18 +10,6 @@ import (
 // SMTP (RFC 5321, STARTTLS RFC 3207), submission (RFC 6409, 8314) and LMTP
 // (RFC 2033) share one dialogue; LMTP says LHLO where SMTP says EHLO.
 
-func init() {
-	for _, p := range []struct {
-		name Protocol
-		port int
-		hello,
-		kind string
-	}{{SMTP, 25, "EHLO", "ESMTP"}, {Submission, 587, "EHLO", "ESMTP"}, {LMTP, 24, "LHLO", "LMTP"}} {
-		register(&spec{name: p.name, port: p.port, client: smtpClient(p.hello), server: smtpServer(p.hello, p.kind)})
-	}
-	registerImplicit(SMTPS, Submission, 465)
-}
-
 // maxReplyLines bounds a multi-line reply; real EHLO replies have ~20.
 const maxReplyLines = 512
 
@@ -68,15 +56,9 @@ func smtpClient(hello string) *clientHalf {
 	}
 	return &clientHalf{
 		greet: func(s *clientSession) error {
-			r, err := s.readSMTPReply()
-			if err != nil {
+			if err := s.greet220(s.readSMTPReply()); err != nil {
 				return err
 			}
-			s.c.Greeting = strings.Join(r.Lines, "\n")
-			if r.Code != 220 {
-				return s.failf(ErrRefused, r.String(), "greeting is not 220")
-			}
-			s.phase = PhaseCaps
 			return ehlo(s)
 		},
 		upgrade: codeUpgrade("STARTTLS", 220, (*clientSession).readSMTPReply),
@@ -149,6 +131,20 @@ func smtpServer(hello, kind string) *serverHalf {
 			return actContinue, s.send("502 5.5.2 Command not recognized")
 		},
 	}
+}
+
+// greet220 takes the greeting of a three-digit-code protocol (SMTP, FTP):
+// only 220 lets the dialogue go on.
+func (s *clientSession) greet220(r smtp.Reply, err error) error {
+	if err != nil {
+		return err
+	}
+	s.c.Greeting = strings.Join(r.Lines, "\n")
+	if r.Code != 220 {
+		return s.failf(ErrRefused, r.String(), "greeting is not 220")
+	}
+	s.phase = PhaseCaps
+	return nil
 }
 
 // codeUpgrade sends the upgrade command of a three-digit-code protocol and

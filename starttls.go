@@ -25,18 +25,6 @@ import (
 // Protocol names a dialogue: "smtp", "imap", "imaps", ...
 type Protocol string
 
-// The mail protocols of this file set; other files register more.
-const (
-	SMTP       Protocol = "smtp"
-	Submission Protocol = "submission"
-	SMTPS      Protocol = "smtps"
-	LMTP       Protocol = "lmtp"
-	IMAP       Protocol = "imap"
-	IMAPS      Protocol = "imaps"
-	POP3       Protocol = "pop3"
-	POP3S      Protocol = "pop3s"
-)
-
 // spec is everything the package knows about one protocol.
 type spec struct {
 	name     Protocol

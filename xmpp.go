@@ -18,21 +18,6 @@ import (
 // that nothing past the element being decoded is consumed and the
 // "nothing crosses the upgrade" check sees every byte the peer pipelined.
 
-// The XMPP protocols.
-const (
-	XMPP        Protocol = "xmpp"
-	XMPPServer  Protocol = "xmpp-server"
-	XMPPS       Protocol = "xmpps"
-	XMPPSServer Protocol = "xmpps-server"
-)
-
-func init() {
-	register(&spec{name: XMPP, port: 5222, client: xmppClient(xmpp.NSClient), server: xmppServer(xmpp.NSClient)})
-	register(&spec{name: XMPPServer, port: 5269, client: xmppClient(xmpp.NSServer), server: xmppServer(xmpp.NSServer)})
-	registerImplicit(XMPPS, XMPP, 5223)
-	registerImplicit(XMPPSServer, XMPPServer, 5270)
-}
-
 // newXMPPStream reads a stream from r within the pre-TLS byte budget.
 func newXMPPStream(r *wire.Reader, prime string, maxBytes, maxText int) *xmpp.Stream {
 	if maxBytes <= 0 {
