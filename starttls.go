@@ -1,12 +1,16 @@
 // Package starttls upgrades plaintext protocol connections to TLS, on the
 // client and on the server side, for the protocols that use STARTTLS (SMTP,
-// LMTP, IMAP, POP3, and more registered by their own files) and for their
-// implicit-TLS ports.
+// LMTP, IMAP, POP3, XMPP, LDAP, FTP, NNTP, ManageSieve, PostgreSQL, MySQL,
+// IRC, HTTP) and for their implicit-TLS ports.
 //
 // It is secure by default: a client requires the upgrade and verifies the
 // certificate unless told otherwise; nothing read before TLS is trusted or
 // kept after it; bytes pipelined across the upgrade in either direction are
 // an error; every phase has a deadline and every line a size limit.
+//
+// Dial (or Client on a connection of your own) is the client side; Accept,
+// Server and NewListener the server side. Each protocol's wire format is
+// this package's own business and not part of its API.
 package starttls
 
 import (
