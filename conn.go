@@ -3,6 +3,7 @@ package starttls
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -118,6 +119,43 @@ func (c *Conn) Quit(ctx context.Context) error {
 	s.r = c.reader
 	return s.sp.client.quit(s)
 }
+
+// Hangup ends a client session without waiting for the server: it sends
+// the goodbye Quit sends (QUIT, LOGOUT, ...), in one write, and closes
+// without reading the answer, which tells a scanner nothing and costs a
+// round trip. The error is the write's, if it failed.
+func (c *Conn) Hangup(ctx context.Context) error {
+	defer c.Close()
+	s := c.session
+	if s == nil || s.sp.client.quit == nil {
+		return nil
+	}
+	s.ctx = ctx
+	s.dl = wire.Bind(ctx, c.Conn, s.cfg.PhaseTimeout)
+	defer s.dl.Release()
+	w := &writeOnly{Conn: c.Conn}
+	s.conn = w
+	s.r = wire.NewReader(w, 1, -1)
+	_ = s.sp.client.quit(s) // fails reading the answer, by design
+	return w.err
+}
+
+// writeOnly passes writes on, remembering a failure, and reads nothing:
+// Hangup's reader ends at once.
+type writeOnly struct {
+	net.Conn
+	err error
+}
+
+func (w *writeOnly) Write(p []byte) (int, error) {
+	n, err := w.Conn.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+func (w *writeOnly) Read([]byte) (int, error) { return 0, io.EOF }
 
 // Capabilities is a list of capability entries as the server sent them:
 // EHLO keyword lines, IMAP atoms, POP3 CAPA lines.

@@ -144,7 +144,7 @@ func Run(ctx context.Context, t starttls.Target, o Options) *Report {
 	quit := func() {
 		if conn != nil {
 			qctx, cancel := context.WithTimeout(ctx, o.Timeout)
-			_ = conn.Quit(qctx)
+			_ = conn.Hangup(qctx) // the answer to QUIT says nothing: no round trip for it
 			cancel()
 		}
 	}

@@ -43,8 +43,8 @@ func publiclyTrusted(chain []*x509.Certificate) bool {
 	return err == nil
 }
 
-// lintCertificate runs zlint on the leaf of chain.
-func lintCertificate(chain []*x509.Certificate) []Lint {
+// lintChain runs zlint on the leaf of chain.
+func lintChain(chain []*x509.Certificate) []Lint {
 	if len(chain) == 0 {
 		return nil
 	}

@@ -27,8 +27,10 @@ type CheckFunc func(ctx context.Context, t starttls.Target, o check.Options) *ch
 // Options configure a scan. The zero value scans quickly with 100
 // workers, 5-second phases, one retry and no rate limit.
 type Options struct {
-	Depth       string        // check.Quick (default), check.Session or check.Full
-	Concurrency int           // workers: targets checked at once. Default 100
+	Depth string // check.Quick (default), check.Session or check.Full
+	// Concurrency is the workers: targets checked at once. Default 100;
+	// with a Rate, Rate × Timeout (see workersFor).
+	Concurrency int
 	Rate        float64       // connections opened per second, every probe's included (token bucket); 0: unlimited
 	Burst       int           // token bucket size; default 1
 	PerSubnet   int           // at most this many targets per /24 (IPv6 /48) at once; 0: unlimited
@@ -45,7 +47,13 @@ type Options struct {
 	// SourceIP is the local address every connection comes from (a
 	// scanner with several); names resolve to its family only. Zero: the
 	// system chooses.
-	SourceIP      netip.Addr
+	SourceIP netip.Addr
+	// SourceRange, when valid, is where connections come from instead:
+	// each target gets the next of its addresses (at most 65,536 of them),
+	// so that ports do not run out at high rates. Names resolve to its
+	// family only. Without either, loopback targets get addresses of
+	// 127.0.0.0/16 in turn, for the same reason.
+	SourceRange   netip.Prefix
 	BatchSize     int           // records per sink transaction. Default 256
 	FlushInterval time.Duration // longest a record waits for its batch. Default 1 s
 	Progress      Progress      // nil: none
@@ -70,14 +78,14 @@ func (o Options) withDefaults() Options {
 	if o.Depth == "" {
 		o.Depth = check.Quick
 	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 100
-	}
 	if o.Burst <= 0 {
 		o.Burst = 1
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = workersFor(o.Rate, o.Timeout, fdLimit())
 	}
 	if o.Retries < 0 {
 		o.Retries = 0
@@ -179,6 +187,7 @@ type engine struct {
 	limiter     *rate.Limiter
 	subnets     *subnetLimiter
 	dns         *resolver
+	src         *sources
 	mx          *hostCache
 	inFlight    atomic.Int64
 	held        atomic.Int64
@@ -211,7 +220,12 @@ func RunReader(ctx context.Context, in *Reader, sink Sink, o Options) (Summary, 
 		return Summary{}, errors.New("scan: Options.MX needs a domain reader (NewDomainReader), and only it")
 	}
 	o = o.withDefaults()
-	e := &engine{o: o, sink: sink, subnets: newSubnetLimiter(o.PerSubnet), dns: newResolver(o.Resolver, o.SourceIP, o.Timeout, 4096)}
+	family := o.SourceIP
+	if o.SourceRange.IsValid() {
+		family = o.SourceRange.Addr()
+	}
+	e := &engine{o: o, sink: sink, subnets: newSubnetLimiter(o.PerSubnet), dns: newResolver(o.Resolver, family, o.Timeout, 4096),
+		src: newSources(o.SourceIP, o.SourceRange)}
 	if o.MX {
 		e.mx = newHostCache(o.MXCache)
 	}

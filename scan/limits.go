@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -176,4 +177,20 @@ func (r *resolver) evict() {
 			return
 		}
 	}
+}
+
+// workersFor is the default concurrency. Without a rate, 100. With one,
+// enough targets in flight to keep the rate busy however far away they
+// are: by Little's law the targets in flight are the rate times the time
+// each takes, which is a few round trips for a server that answers and a
+// phase timeout for one that does not; rate × timeout covers both (at
+// 1,000/s and 5 s, 5,000 workers: idle ones wait for a token and cost a
+// goroutine each). It stays within a quarter of the descriptors the
+// process may open (each target may hold a few connections at once).
+func workersFor(rate float64, timeout time.Duration, fds int) int {
+	if rate <= 0 {
+		return 100
+	}
+	n := int(math.Ceil(rate * timeout.Seconds()))
+	return max(100, min(n, fds/4))
 }

@@ -147,12 +147,8 @@ func (e *engine) process(ctx context.Context, t starttls.Target) Record {
 	defer e.subnets.release(subnet)
 
 	o := check.Options{Roots: e.o.Roots, Timeout: e.o.Timeout, Depth: e.o.Depth, LocalName: e.o.LocalName, ServerName: t.Host}
-	if e.o.SourceIP.IsValid() {
-		o.LocalAddr = &net.TCPAddr{IP: e.o.SourceIP.AsSlice(), Zone: e.o.SourceIP.Zone()}
-	}
-	if e.limiter != nil {
-		o.Dial = e.rateDial(tctx, o.LocalAddr)
-	}
+	o.LocalAddr = e.src.pick(ip)
+	o.Dial = e.dialer(tctx, o.LocalAddr)
 	at := starttls.Target{Protocol: t.Protocol, Host: ip.String(), Port: t.Port}
 	var r *check.Report
 	attempts := 0
@@ -258,18 +254,3 @@ func (e *engine) write(ctx context.Context, results <-chan []Record) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// rateDial takes a token of --rate for every connection a check opens.
-// The wait is bounded by the target's deadline (tctx), not by the phase
-// deadline the check dials with: a token that is seconds away is the
-// scan's pace, not the server's slowness, and must not turn into a
-// connect-timeout. The connect itself still gets a phase's time.
-func (e *engine) rateDial(tctx context.Context, local net.Addr) func(context.Context, string, string) (net.Conn, error) {
-	return func(_ context.Context, network, addr string) (net.Conn, error) {
-		if err := e.limiter.Wait(tctx); err != nil {
-			return nil, fmt.Errorf("waiting for the rate limit: %w", err)
-		}
-		d := net.Dialer{Timeout: e.o.Timeout, LocalAddr: local}
-		return d.DialContext(tctx, network, addr)
-	}
-}

@@ -83,7 +83,7 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl.StringVarP(&f.input, "input", "i", "", "file of targets, one a line, or - for stdin")
 	fl.StringVar(&f.proto, "proto", "", "protocol of targets without a scheme ("+protocolList()+")")
 	fl.StringVar(&f.depth, "depth", check.Quick, "session (one connection: dialogue, upgrade, certificate), quick (+ TLS versions and the injection probe) or full (the whole check)")
-	fl.IntVarP(&f.concurrency, "concurrency", "c", 100, "targets checked at once")
+	fl.IntVarP(&f.concurrency, "concurrency", "c", 0, "targets checked at once (0: 100, or with --rate enough to keep it busy: rate × timeout)")
 	fl.Float64Var(&f.rate, "rate", 0, "TCP connections opened per second, every probe's included, token bucket (0: unlimited); a target is 1 connection when nothing answers, about 7 for a quick check of a STARTTLS server")
 	fl.IntVar(&f.perSubnet, "per-24", 16, "at most this many targets checked at once per IPv4 /24 or IPv6 /48 (0: unlimited)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "deadline for each phase of each connection (connect, greeting, each exchange, handshake)")
@@ -95,7 +95,7 @@ or the input failed or the scan was interrupted, 2 on usage errors.`,
 	fl.BoolVar(&f.summary, "summary", false, "print the summary as JSON on stdout at the end (it always goes to stderr as text)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress bar on stderr: auto (only on a terminal), always or never")
 	fl.StringVar(&f.localName, "local-name", "", "name the client gives itself (EHLO/LHLO); default localhost")
-	fl.StringVar(&f.sourceIP, "source-ip", "", "local address every connection comes from (names resolve to its family only)")
+	fl.StringVar(&f.sourceIP, "source-ip", "", "local address every connection comes from, or a range (CIDR) whose addresses they take in turn (names resolve to its family only)")
 	fl.BoolVar(&f.mx, "mx", false, "targets are mail domains: check each domain's MX hosts (SMTP)")
 	fl.IntVar(&f.mxPort, "mx-port", 25, "port of the MX hosts with --mx (for tests and non-standard setups)")
 	return cmd
@@ -107,8 +107,8 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 	if f.depth != check.Quick && f.depth != check.Full && f.depth != check.Session {
 		return exitWith(exitUsage, fmt.Errorf("--depth %q: want session, quick or full", f.depth))
 	}
-	if f.concurrency < 1 || f.retries < 0 || f.rate < 0 || f.perSubnet < 0 || f.timeout <= 0 {
-		return exitWith(exitUsage, errors.New("--concurrency must be at least 1; --retries, --rate and --per-24 not negative; --timeout positive"))
+	if f.concurrency < 0 || f.retries < 0 || f.rate < 0 || f.perSubnet < 0 || f.timeout <= 0 {
+		return exitWith(exitUsage, errors.New("--concurrency, --retries, --rate and --per-24 not negative; --timeout positive"))
 	}
 	if f.mx && f.proto != "" && f.proto != string(starttls.SMTP) {
 		return exitWith(exitUsage, fmt.Errorf("--mx checks SMTP: --proto %q does not apply", f.proto))
@@ -127,9 +127,15 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 		}
 	}
 	var source netip.Addr
+	var sourceRange netip.Prefix
 	if f.sourceIP != "" {
 		var err error
-		if source, err = netip.ParseAddr(f.sourceIP); err != nil {
+		if strings.Contains(f.sourceIP, "/") {
+			sourceRange, err = netip.ParsePrefix(f.sourceIP)
+		} else {
+			source, err = netip.ParseAddr(f.sourceIP)
+		}
+		if err != nil {
 			return exitWith(exitUsage, fmt.Errorf("--source-ip: %w", err))
 		}
 	}
@@ -172,7 +178,7 @@ func runScan(cmd *cobra.Command, f scanFlags, args []string) error {
 	}
 	o := scan.Options{
 		Depth: f.depth, Concurrency: f.concurrency, Rate: f.rate, PerSubnet: f.perSubnet, Timeout: f.timeout,
-		Retries: f.retries, Roots: roots, LocalName: f.localName, Shard: shard, Resume: f.resume, SourceIP: source,
+		Retries: f.retries, Roots: roots, LocalName: f.localName, Shard: shard, Resume: f.resume, SourceIP: source, SourceRange: sourceRange,
 		MX: f.mx, MXPort: f.mxPort,
 		BadLine: func(l scan.Line) { fmt.Fprintln(cmd.ErrOrStderr(), "starttls scan: skipped", l.Err) },
 	}

@@ -87,12 +87,21 @@ func Start(dir string, n map[Kind]int, addrs int) (*Fleet, error) {
 	return StartDelayed(dir, n, addrs, 0)
 }
 
-// StartDelayed is Start with the good servers waiting delay before each
-// write: latency for benchmarks on a machine where tc netem is missing.
-// Every server reply (greeting, each dialogue answer, each handshake
-// flight) arrives delay later; the TCP connect itself is not delayed.
+// StartDelayed is Start with a round-trip time of rtt in front of the
+// good servers (see delayConn): latency for benchmarks on a kernel
+// without tc netem.
 func StartDelayed(dir string, n map[Kind]int, addrs int, delay time.Duration) (*Fleet, error) {
 	return start(dir, n, addrs, delay, nil)
+}
+
+// StartTraced is StartDelayed that also writes to trace the timeline of
+// the first conns connections to good servers (when each chunk of the
+// client's bytes arrived and each server write left, from the accept):
+// the round trips a client takes, for the benchmark's documentation.
+func StartTraced(dir string, n map[Kind]int, addrs int, rtt time.Duration, trace io.Writer, conns int) (*Fleet, error) {
+	tracer = &traceLog{w: trace, left: conns}
+	defer func() { tracer = nil }()
+	return start(dir, n, addrs, rtt, nil)
 }
 
 // StartNamed is Start with names added to the certificates: tests that
@@ -180,8 +189,8 @@ func (f *Fleet) listen(k Kind, host, port string, tc *tls.Config) (string, error
 		if err != nil {
 			return "", err
 		}
-		if f.delay > 0 {
-			l = delayListener{l, f.delay}
+		if f.delay > 0 || tracer != nil {
+			l = delayListener{l, f.delay, tracer}
 		}
 		s, err := serve.Start(f.ctx, serve.Options{Protocol: starttls.SMTP, Listener: l, TLSConfig: tc, IdleTimeout: 30 * time.Second})
 		if err != nil {
@@ -220,30 +229,6 @@ func (f *Fleet) listen(k Kind, host, port string, tc *tls.Config) (string, error
 		}
 	})
 	return l.Addr().String(), nil
-}
-
-// delayListener's connections wait before each write.
-type delayListener struct {
-	net.Listener
-	d time.Duration
-}
-
-func (l delayListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return delayConn{c, l.d}, nil
-}
-
-type delayConn struct {
-	net.Conn
-	d time.Duration
-}
-
-func (c delayConn) Write(p []byte) (int, error) {
-	time.Sleep(c.d)
-	return c.Conn.Write(p)
 }
 
 func (f *Fleet) track(c net.Conn, on bool) {

@@ -21,7 +21,9 @@ import (
 func main() {
 	dir := flag.String("dir", "", "directory for targets.txt and ca.pem (required)")
 	addrs := flag.Int("addrs", 50, "loopback addresses 127.0.0.2 … to spread the targets over (at most 253)")
-	delay := flag.Duration("delay", 0, "the good servers wait this long before each write (latency without tc netem)")
+	delay := flag.Duration("delay", 0, "round-trip time in front of the good servers (a delay line: latency without tc netem)")
+	trace := flag.String("trace", "", "write the timelines of the first -trace-conns connections to this file")
+	traceConns := flag.Int("trace-conns", 2, "connections -trace records")
 	n := map[scantest.Kind]*int{}
 	for _, k := range scantest.Kinds {
 		def := 0
@@ -39,7 +41,19 @@ func main() {
 	for k, v := range n {
 		counts[k] = *v
 	}
-	f, err := scantest.StartDelayed(*dir, counts, *addrs, *delay)
+	var f *scantest.Fleet
+	var err error
+	if *trace != "" {
+		tf, terr := os.Create(*trace)
+		if terr != nil {
+			fmt.Fprintln(os.Stderr, "scanfleet:", terr)
+			os.Exit(1)
+		}
+		defer tf.Close()
+		f, err = scantest.StartTraced(*dir, counts, *addrs, *delay, tf, *traceConns)
+	} else {
+		f, err = scantest.StartDelayed(*dir, counts, *addrs, *delay)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scanfleet:", err)
 		os.Exit(1)
