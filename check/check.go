@@ -320,7 +320,7 @@ func (c *run) certificateFindings(chain []*x509.Certificate, ocspStapled bool) {
 		c.add(newFinding("cert-weak-key", fmt.Sprintf("%s %d bits", kt, bits)))
 	}
 	for i, cert := range chain {
-		if i > 0 && cert.CheckSignatureFrom(cert) == nil {
+		if i > 0 && certinfo.SignedBy(cert, cert) {
 			continue // a self-signed root's own signature does not matter
 		}
 		switch cert.SignatureAlgorithm {

@@ -54,7 +54,7 @@ func Describe(chain []*x509.Certificate, now time.Time) []Cert {
 			Serial:             c.SerialNumber.Text(16),
 			SHA256:             hex.EncodeToString(sum[:]),
 			IsCA:               c.IsCA,
-			SelfSigned:         c.CheckSignatureFrom(c) == nil && c.Subject.String() == c.Issuer.String(),
+			SelfSigned:         c.Subject.String() == c.Issuer.String() && SignedBy(c, c),
 		}
 		for _, ip := range c.IPAddresses {
 			d.IPAddresses = append(d.IPAddresses, ip.String())
@@ -109,7 +109,7 @@ func Verify(chain []*x509.Certificate, roots *x509.CertPool, name string, now ti
 	if v.Expired {
 		topts.CurrentTime = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
 	}
-	_, terr := leaf.Verify(topts)
+	terr := verifyTrust(chain, topts)
 	v.Trusted = terr == nil
 	v.NameMatch = name == "" || leaf.VerifyHostname(strings.TrimSuffix(name, ".")) == nil
 	v.ChainInOrder = inOrder(chain)
@@ -131,7 +131,7 @@ func Verify(chain []*x509.Certificate, roots *x509.CertPool, name string, now ti
 
 func inOrder(chain []*x509.Certificate) bool {
 	for i := 0; i+1 < len(chain); i++ {
-		if chain[i].CheckSignatureFrom(chain[i+1]) != nil {
+		if !SignedBy(chain[i], chain[i+1]) {
 			return false
 		}
 	}
