@@ -209,6 +209,10 @@ func (s *clientSession) run() error {
 	if err := s.handshake(); err != nil {
 		return err
 	}
+	if h.requery != nil && s.cfg.SkipCapabilityQuery {
+		s.c.Capabilities = nil
+		return nil
+	}
 	if h.requery != nil && s.cfg.PipelineAfterUpgrade == nil {
 		s.phase = PhasePostTLS
 		t = time.Now()

@@ -118,3 +118,82 @@ func TestHangupReportsWriteError(t *testing.T) {
 		t.Fatal("Hangup on a closed connection returned nil")
 	}
 }
+
+// firstAfterTLS plays an SMTP server that upgrades and reports the first
+// command it reads inside TLS, answering EHLO with post-TLS capabilities.
+func firstAfterTLS(t *testing.T, pki *testPKI, got chan<- string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		_, _ = c.Write([]byte("220 localhost ESMTP\r\n"))
+		_, _ = br.ReadString('\n')
+		_, _ = c.Write([]byte("250-localhost\r\n250-BEFORETLS\r\n250 STARTTLS\r\n"))
+		_, _ = br.ReadString('\n')
+		_, _ = c.Write([]byte("220 go ahead\r\n"))
+		tc := tls.Server(c, pki.Server)
+		if tc.Handshake() != nil {
+			return
+		}
+		tr := bufio.NewReader(tc)
+		for {
+			line, err := tr.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimSpace(line)
+			select {
+			case got <- line:
+			default:
+			}
+			if strings.HasPrefix(line, "EHLO") {
+				_, _ = tc.Write([]byte("250-localhost\r\n250 AFTERTLS\r\n"))
+			} else {
+				_, _ = tc.Write([]byte("221 bye\r\n"))
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// SkipCapabilityQuery leaves the EHLO inside TLS to the caller, and the
+// Conn then claims no capabilities (not the pre-TLS ones); without it the
+// library asks and returns only what the server said inside TLS.
+func TestSkipCapabilityQuery(t *testing.T) {
+	pki := newPKI(t)
+	for _, skip := range []bool{true, false} {
+		got := make(chan string, 1)
+		addr := firstAfterTLS(t, pki, got)
+		cfg := &starttls.Config{TLSConfig: pki.Client.Clone(), PhaseTimeout: 5 * time.Second, SkipCapabilityQuery: skip}
+		cfg.TLSConfig.ServerName = "localhost"
+		c, err := starttls.Dial(t.Context(), starttls.SMTP, addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.CapabilitiesBefore.Has("BEFORETLS") {
+			t.Errorf("skip=%v: capabilities before TLS %q", skip, c.CapabilitiesBefore)
+		}
+		if _, err := c.Write([]byte("NOOP\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		first := <-got
+		switch {
+		case skip && (first != "NOOP" || len(c.Capabilities) != 0):
+			t.Errorf("skip: first command inside TLS %q (want the caller's NOOP), capabilities %q (want none)", first, c.Capabilities)
+		case !skip && (!strings.HasPrefix(first, "EHLO") || !c.Capabilities.Has("AFTERTLS") || c.Capabilities.Has("BEFORETLS")):
+			t.Errorf("no skip: first command inside TLS %q (want EHLO), capabilities %q (want only the post-TLS ones)", first, c.Capabilities)
+		}
+		c.Close()
+	}
+}

@@ -148,6 +148,13 @@ type Config struct {
 	// whether the server answers them inside TLS.
 	PipelineAfterUpgrade []byte
 
+	// SkipCapabilityQuery leaves out the capability query inside TLS,
+	// one round trip, for a relay whose own client asks for capabilities
+	// itself once TLS is up (a proxy that originates STARTTLS). The Conn's
+	// Capabilities are then empty: what the server said before TLS is
+	// never passed off as its capabilities.
+	SkipCapabilityQuery bool
+
 	noHandshake bool // set by Negotiate
 }
 

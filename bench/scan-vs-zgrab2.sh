@@ -7,7 +7,7 @@
 #   bash bench/scan-vs-zgrab2.sh                    # RTT 0, 50 ms, 200 ms; 10,000 targets, C=500
 #   bash bench/scan-vs-zgrab2.sh 50ms               # one RTT
 #   N=2000 C=100 ROUNDS=3 bash bench/scan-vs-zgrab2.sh 0 200ms
-#   PROFILE=1 bash bench/scan-vs-zgrab2.sh 50ms     # + CPU/block/mutex profiles of the scan, and timelines
+#   PROFILE=1 bash bench/scan-vs-zgrab2.sh 50ms     # + CPU/block/mutex/alloc profiles of the scan, and timelines
 #   ZGRAB2=/path/to/zgrab2 bash bench/scan-vs-zgrab2.sh
 #
 # Latency: this kernel has no sch_netem (CONFIG_NET_SCH_NETEM is not set,
@@ -135,7 +135,7 @@ for rtt in $RTTS; do
     echo "== profiling the scan (go test -bench ScanTargets): $prof"
     SCAN_BENCH_TARGETS="$work/targets.txt" SCAN_BENCH_CA="$work/ca.pem" SCAN_BENCH_C="$C" \
       go test ./scan -run '^$' -bench ScanTargets -benchtime 1x -o "$prof/scan.test" \
-      -cpuprofile "$prof/cpu.out" -blockprofile "$prof/block.out" -mutexprofile "$prof/mutex.out" | grep -E '^Benchmark|ok' || true
+      -cpuprofile "$prof/cpu.out" -blockprofile "$prof/block.out" -mutexprofile "$prof/mutex.out" -memprofile "$prof/mem.out" | grep -E '^Benchmark|ok' || true
     go tool pprof -top -nodecount 25 "$prof/scan.test" "$prof/cpu.out" 2>/dev/null | head -32 || true
   fi
 

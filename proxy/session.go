@@ -172,6 +172,10 @@ func (s *session) originate() (up, down int64, reason string) {
 		LocalName:    s.l.cfg.LocalName,
 		PhaseTimeout: t.Connect,
 		Logger:       s.srv.log.With("listener", name),
+		// The local client asks for the capabilities itself, inside TLS
+		// through the relay: the library's own query would be a round
+		// trip through the remote before the client is even greeted.
+		SkipCapabilityQuery: true,
 	})
 	if err != nil {
 		reason := failReason("remote", err)
