@@ -56,6 +56,13 @@ type Options struct {
 	// Dial, when set, opens every probe's TCP connection (see
 	// starttls.Config.Dial): the scan's --rate takes a token per connection.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Groups are the key exchange groups the sessions offer, in order;
+	// nil: crypto/tls's defaults (the hybrid X25519MLKEM768 first). No
+	// report field depends on the main session's group (the probes
+	// enumerate groups with their own ClientHellos); a scan offers the
+	// classical ones, as zgrab2 does: a hybrid key share costs both ends
+	// about a quarter of a session's CPU.
+	Groups []tls.CurveID
 	// Domain is the service domain where the protocol needs one (the XMPP
 	// stream's "to"); default ServerName.
 	Domain string
@@ -194,6 +201,7 @@ func (c *run) clientConfig() *starttls.Config {
 	return &starttls.Config{
 		TLSConfig: &tls.Config{
 			ServerName: c.o.ServerName, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10,
+			CurvePreferences: c.o.Groups,
 		},
 		PhaseTimeout: c.o.Timeout,
 		LocalName:    c.o.LocalName,

@@ -68,7 +68,8 @@ func ticketServer(t *testing.T, tc *tls.Config) string {
 	return ln.Addr().String()
 }
 
-// A scan never resumes a TLS session across targets: each target's
+// A scan never resumes a TLS session across targets, and it offers the
+// classical key exchange groups: each target's
 // handshake is a full one, so what one server issued cannot shape what
 // another is judged by. The server issues tickets, and a client with a
 // session cache does resume against it (the control); the scan's
@@ -81,10 +82,12 @@ func TestScanNeverResumes(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var full, resumed int
+	curves := map[tls.CurveID]int{}
 	tc = tc.Clone()
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
 		mu.Lock()
 		defer mu.Unlock()
+		curves[cs.CurveID]++
 		if cs.DidResume {
 			resumed++
 		} else {
@@ -115,7 +118,11 @@ func TestScanNeverResumes(t *testing.T) {
 	if resumed != 1 {
 		t.Fatalf("control: %d resumed of %d handshakes, want the second one resumed", resumed, full+resumed)
 	}
+	if curves[tls.X25519MLKEM768] != 2 {
+		t.Errorf("control: groups %v, want crypto/tls's default X25519MLKEM768", curves)
+	}
 	full, resumed = 0, 0
+	clear(curves)
 	mu.Unlock()
 
 	in := strings.Repeat(target+"\n", 4)
@@ -134,5 +141,9 @@ func TestScanNeverResumes(t *testing.T) {
 	defer mu.Unlock()
 	if resumed != 0 || full != 4 {
 		t.Errorf("scan: %d full and %d resumed handshakes, want 4 full", full, resumed)
+	}
+	// The scan offers the classical groups (scanGroups): X25519 here.
+	if curves[tls.X25519] != 4 {
+		t.Errorf("scan: groups %v, want X25519 for all 4", curves)
 	}
 }
