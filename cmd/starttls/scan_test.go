@@ -126,6 +126,8 @@ func TestScanCLIUsage(t *testing.T) {
 		{"scan", "127.0.0.1:1"}, // no protocol
 		{"scan", "--out", "-", "--resume", "smtp://127.0.0.1:1"},
 		{"scan", "--input", "/nonexistent/list"},
+		{"scan", "--source-ip", "127.0.0.0/33", "smtp://127.0.0.1:1"}, // not a range
+		{"scan", "--concurrency", "-1", "smtp://127.0.0.1:1"},         // 0 is the automatic default
 	} {
 		if code, _, _ := runCLI(t, "", args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
