@@ -12,7 +12,7 @@ import (
 // secret and fails to decrypt the second (bad_record_mac or
 // decryption_failed), or says nothing at all. One connection.
 func CCSInjection(ctx context.Context, dial Dialer, o Options, v Version) (VulnResult, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	f, err := openFlight(ctx, dial, newHello12(uint16(v), legacySuiteIDs(), o.ServerName))

@@ -8,9 +8,10 @@ import (
 	"math/big"
 	"net"
 	"strings"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // FirstFlight is what a TLS 1.2 (or older) server sends in cleartext after
@@ -76,7 +77,7 @@ const (
 // empty, on a connection dial opens, and reads the server's first flight.
 // The answer is bounded by o.Timeout and by maxFlight bytes.
 func FirstFlightHello(ctx context.Context, dial Dialer, o Options, v Version, suites []uint16) (*FirstFlight, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	if v == 0 || v > TLS12 {
 		v = TLS12
 	}
@@ -95,13 +96,10 @@ func FirstFlightHello(ctx context.Context, dial Dialer, o Options, v Version, su
 }
 
 func sendFirstFlight(ctx context.Context, conn net.Conn, ch ClientHello) (*FirstFlight, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := wire.Bind(ctx, conn)
 	defer stop()
 	if _, err := conn.Write(ch.Marshal()); err != nil {
-		return nil, declinedIfReset(err)
+		return nil, wire.DeclinedIfReset(err)
 	}
 	return ReadFirstFlight(conn)
 }

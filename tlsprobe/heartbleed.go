@@ -41,7 +41,7 @@ func heartbeatRequest(declared int, payload []byte) []byte {
 // was sent leaks memory; a fixed server drops it silently (RFC 6520 §4)
 // and answers the second. One connection, one round trip after the hello.
 func Heartbleed(ctx context.Context, dial Dialer, o Options, v Version) (VulnResult, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	h := newHello12(uint16(v), legacySuiteIDs(), o.ServerName)

@@ -10,13 +10,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // Version is a protocol version number as sent on the wire.
@@ -120,16 +120,14 @@ func (sh *ServerHello) Extension(typ uint16) ([]byte, bool) {
 }
 
 // Errors that are answers, not failures: the server declined the offer.
+// They are the values tlsprobe/active returns too.
 var (
 	// ErrDeclined: the server answered with an alert or hung up right after
 	// the ClientHello — the offer is not accepted.
-	ErrDeclined = errors.New("offer declined")
+	ErrDeclined = wire.ErrDeclined
 	// ErrNotTLS: the server's answer is not a TLS record.
-	ErrNotTLS = errors.New("answer is not TLS")
+	ErrNotTLS = wire.ErrNotTLS
 )
-
-// maxRecord bounds a record the prober reads (RFC 8446 §5.1 plus slack).
-const maxRecord = 16384 + 2048
 
 // helloRetryRandom marks a HelloRetryRequest (RFC 8446 §4.1.3).
 var helloRetryRandom = sha256.Sum256([]byte("HelloRetryRequest"))
@@ -241,13 +239,10 @@ func (ch ClientHello) extensions(b *cryptobyte.Builder) {
 // Hello sends ch on conn and reads the server's first answer. An alert or
 // an immediate close gives an error matching ErrDeclined.
 func Hello(ctx context.Context, conn net.Conn, ch ClientHello) (*ServerHello, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := wire.Bind(ctx, conn)
 	defer stop()
 	if _, err := conn.Write(ch.Marshal()); err != nil {
-		return nil, declinedIfReset(err)
+		return nil, wire.DeclinedIfReset(err)
 	}
 	return ReadServerHello(conn)
 }
@@ -261,43 +256,16 @@ func ReadServerHello(r io.Reader) (*ServerHello, error) {
 	return ParseRecord(typ, body)
 }
 
-// readRecord reads one record's type and content.
-func readRecord(r io.Reader) (byte, []byte, error) {
-	hdr := make([]byte, 5)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return 0, nil, declinedIfReset(err)
-	}
-	if hdr[0]&0x80 != 0 {
-		return 0, nil, fmt.Errorf("%w: SSLv2-style record header %x", ErrNotTLS, hdr)
-	}
-	if hdr[1] != 3 {
-		return 0, nil, fmt.Errorf("%w: record version %x", ErrNotTLS, hdr[1:3])
-	}
-	n := int(hdr[3])<<8 | int(hdr[4])
-	if n == 0 || n > maxRecord {
-		return 0, nil, fmt.Errorf("%w: record length %d", ErrNotTLS, n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		// A record cut short is garbage, whether the peer hung up or not.
-		return 0, nil, fmt.Errorf("%w: reading a %d-byte record: %w", ErrNotTLS, n, io.ErrUnexpectedEOF)
-	}
-	return hdr[0], body, nil
-}
-
 // HelloKeyExchange is Hello for TLS 1.2 ECDHE offers: it reads on past the
 // ServerHello to the ServerKeyExchange and returns the named curve the
 // server chose there (0 if the flight has none, e.g. RSA key exchange).
 // Only this proves which group a TLS 1.2 server used: the ServerHello
 // does not say.
 func HelloKeyExchange(ctx context.Context, conn net.Conn, ch ClientHello) (*ServerHello, uint16, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := wire.Bind(ctx, conn)
 	defer stop()
 	if _, err := conn.Write(ch.Marshal()); err != nil {
-		return nil, 0, declinedIfReset(err)
+		return nil, 0, wire.DeclinedIfReset(err)
 	}
 	var buf []byte
 	var sh *ServerHello
@@ -398,17 +366,4 @@ func ParseRecord(typ byte, body []byte) (*ServerHello, error) {
 		}
 	}
 	return sh, nil
-}
-
-// declinedIfReset treats a hang-up right after the ClientHello as a refusal:
-// many servers close instead of sending an alert.
-func declinedIfReset(err error) error {
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("no answer to the ClientHello: %w", err)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isReset(err):
-		return fmt.Errorf("%w: connection closed (%v)", ErrDeclined, err)
-	}
-	return err
 }

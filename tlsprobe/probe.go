@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -26,7 +25,9 @@ type Options struct {
 	Concurrency int           // simultaneous connections; default 4
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults is o with its zero fields set to the defaults, and a
+// ServerName that is an IP address cleared (SNI carries host names only).
+func (o Options) WithDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -37,10 +38,6 @@ func (o Options) withDefaults() Options {
 		o.ServerName = ""
 	}
 	return o
-}
-
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // one dials and sends one ClientHello.
@@ -100,7 +97,7 @@ func probeVersion(ctx context.Context, dial Dialer, o Options, v Version) (bool,
 
 // Versions probes each version alone.
 func Versions(ctx context.Context, dial Dialer, o Options) (map[Version]bool, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	out := map[Version]bool{}
 	var mu sync.Mutex
 	var errs []error
@@ -130,7 +127,7 @@ func Versions(ctx context.Context, dial Dialer, o Options) (map[Version]bool, er
 // parameters), the rest is tried one key-exchange class at a time so that
 // one broken class does not hide the others.
 func Suites(ctx context.Context, dial Dialer, v Version, o Options) ([]Suite, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	pool := offerOrder
 	if v == TLS13 {
 		pool = tls13Suites
@@ -194,7 +191,7 @@ func enumerate(ctx context.Context, dial Dialer, v Version, o Options, remaining
 // first suite of each; one that imposes its order, even partly (Go servers
 // follow the client only between AES-GCM and ChaCha20), does not.
 func ServerPrefersOwnOrder(ctx context.Context, dial Dialer, v Version, accepted []Suite, o Options) (bool, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	if len(accepted) < 2 {
 		return true, nil
 	}
@@ -218,7 +215,7 @@ func ServerPrefersOwnOrder(ctx context.Context, dial Dialer, v Version, accepted
 // Groups returns the key-exchange groups the server accepts, using TLS 1.3
 // HelloRetryRequests when tls13 is true, else ECDHE suites in TLS 1.2.
 func Groups(ctx context.Context, dial Dialer, tls13 bool, o Options) ([]Group, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	var mu sync.Mutex
 	ok := map[uint16]bool{}
 	var errs []error
@@ -327,7 +324,7 @@ type Result struct {
 // Probe runs versions, then suites and order per accepted version, then
 // groups, each probe bounded by o.Timeout.
 func Probe(ctx context.Context, dial Dialer, o Options) (*Result, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	res := &Result{Versions: map[string]bool{}, Suites: map[string][]string{}, ServerOrder: map[string]bool{}}
 	vs, err := Versions(ctx, dial, o)
 	if err != nil {

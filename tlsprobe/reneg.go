@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
+
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // VulnResult is an active probe's verdict and what the server did.
@@ -30,10 +31,7 @@ func (c *Client12) CloseNotify() error {
 // greeting after implicit TLS) is skipped, at most 16 records.
 func (c *Client12) Renegotiate(ctx context.Context) (VulnResult, error) {
 	conn := c.rc.conn
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := wire.Bind(ctx, conn)
 	defer stop()
 	h := newHello12(uint16(TLS12), c.cfg.Suites, c.cfg.ServerName)
 	h.renegInfo = c.ClientVerify
@@ -44,7 +42,7 @@ func (c *Client12) Renegotiate(ctx context.Context) (VulnResult, error) {
 		rec, err := c.rc.read()
 		var ne net.Error
 		switch {
-		case errors.Is(err, io.EOF) || isReset(err):
+		case errors.Is(err, io.EOF) || wire.IsReset(err):
 			return VulnResult{Evidence: "the server closed the connection after the renegotiation ClientHello"}, nil
 		case errors.As(err, &ne) && ne.Timeout():
 			return VulnResult{Evidence: "no ServerHello within the deadline after the renegotiation ClientHello"}, nil
@@ -75,7 +73,7 @@ func (c *Client12) Renegotiate(ctx context.Context) (VulnResult, error) {
 // ClientRenegotiation completes a TLS 1.2 handshake with the minimal client
 // and asks to renegotiate. One connection.
 func ClientRenegotiation(ctx context.Context, dial Dialer, o Options) (VulnResult, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	conn, err := dial(ctx)

@@ -25,7 +25,7 @@ type Resumption struct {
 // extension (concurrently), then one resumption of each. Four connections
 // in two rounds. It fails only when neither full handshake completes.
 func ProbeResumption(ctx context.Context, dial Dialer, o Options) (*Resumption, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	res := &Resumption{}
 	handshake := func(cfg Config12) (*Session12, error) {
 		ctx, cancel := context.WithTimeout(ctx, o.Timeout)

@@ -20,7 +20,7 @@ const ticketWait = 100 * time.Millisecond
 // other. It reports whether a ticket came and whether it was taken; the
 // lifetime is not exposed by crypto/tls.
 func ProbeResumption13(ctx context.Context, dial Dialer, o Options) (issued, resumed bool, err error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	cache := &oneSession{}
 	cfg := &tls.Config{
 		InsecureSkipVerify: true, // a probe: the check judges the certificate elsewhere

@@ -118,7 +118,7 @@ func robotTry(ctx context.Context, dial Dialer, o Options, v Version, suites []u
 // the baseline, to rule out noise: 5 connections, at most 10. suites are
 // the server's TLS_RSA_* suites for v.
 func ROBOT(ctx context.Context, dial Dialer, o Options, v Version, suites []uint16) (VulnResult, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	if len(suites) == 0 {
 		return VulnResult{}, fmt.Errorf("%w: no RSA key-exchange suite to probe with", ErrDeclined)
 	}

@@ -15,9 +15,10 @@ import (
 	"hash"
 	"net"
 	"slices"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // suite12 is a TLS 1.2 suite the minimal client can complete: AES-GCM with
@@ -140,10 +141,7 @@ type Client12 struct {
 
 // Handshake12 runs a TLS 1.2 handshake on conn within ctx.
 func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := wire.Bind(ctx, conn)
 	defer stop()
 	if len(cfg.Suites) == 0 {
 		cfg.Suites = suite12IDs()
@@ -169,7 +167,7 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 	c.hs = append(c.hs, msg...)
 	c.rc.version = uint16(TLS10) // the first record's version, for old servers
 	if err := c.rc.write(RecordHandshake, msg); err != nil {
-		return nil, declinedIfReset(err)
+		return nil, wire.DeclinedIfReset(err)
 	}
 	c.rc.version = uint16(TLS12)
 	ff, full, err := readFirstFlight(c.rc, resuming)
@@ -206,13 +204,13 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 	return c, nil
 }
 
-// declinedIfHangup is declinedIfReset for errors met while reading.
+// declinedIfHangup is wire.DeclinedIfReset for errors met while reading.
 func declinedIfHangup(err error) error {
 	var a Alert
 	if errors.As(err, &a) {
 		return fmt.Errorf("%w: %w", ErrDeclined, a)
 	}
-	return declinedIfReset(err)
+	return wire.DeclinedIfReset(err)
 }
 
 func (c *Client12) full(ff *firstFlight) error {
@@ -296,7 +294,7 @@ func (c *Client12) keys() error {
 func (c *Client12) sendHandshake(typ uint8, body []byte) error {
 	msg := append([]byte{typ, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
 	c.hs = append(c.hs, msg...)
-	return declinedIfReset(c.rc.write(RecordHandshake, msg))
+	return wire.DeclinedIfReset(c.rc.write(RecordHandshake, msg))
 }
 
 func (c *Client12) verifyData(label string) []byte {
@@ -307,7 +305,7 @@ func (c *Client12) verifyData(label string) []byte {
 
 func (c *Client12) sendFinished() error {
 	if err := c.rc.write(RecordChangeCipherSpec, []byte{1}); err != nil {
-		return declinedIfReset(err)
+		return wire.DeclinedIfReset(err)
 	}
 	c.rc.out = c.pendingOut
 	c.ClientVerify = c.verifyData("client finished")

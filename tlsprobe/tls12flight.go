@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
+
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // SuiteID is the id of a suite named by its IANA name (false when unknown).
@@ -40,14 +41,11 @@ func openFlight(ctx context.Context, dial Dialer, h *hello12) (*flight, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	f := &flight{conn: conn, rc: &recordConn{conn: conn, version: uint16(TLS10)}}
-	f.stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	f.stop = wire.Bind(ctx, conn)
 	if err := f.rc.write(RecordHandshake, h.marshal()); err != nil {
 		f.close()
-		return nil, declinedIfReset(err)
+		return nil, wire.DeclinedIfReset(err)
 	}
 	ff, full, err := readFirstFlight(f.rc, nil)
 	switch {
@@ -100,7 +98,7 @@ func (f *flight) readAnswer() (answer, error) {
 	rec, err := f.rc.read()
 	var ne net.Error
 	switch {
-	case errors.Is(err, io.EOF) || isReset(err):
+	case errors.Is(err, io.EOF) || wire.IsReset(err):
 		return answer{closed: true}, nil
 	case errors.As(err, &ne) && ne.Timeout():
 		return answer{timeout: true}, nil

@@ -4,81 +4,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 )
-
-// Record content types (RFC 5246 §6.2.1, RFC 6520 §3).
-const (
-	RecordChangeCipherSpec uint8 = 20
-	RecordAlert            uint8 = 21
-	RecordHandshake        uint8 = 22
-	RecordApplicationData  uint8 = 23
-	RecordHeartbeat        uint8 = 24
-)
-
-// Alert descriptions the active probes tell apart (RFC 5246 §7.2).
-const (
-	AlertCloseNotify       uint8 = 0
-	AlertUnexpectedMessage uint8 = 10
-	AlertBadRecordMAC      uint8 = 20
-	AlertDecryptionFailed  uint8 = 21
-	AlertHandshakeFailure  uint8 = 40
-	AlertDecryptError      uint8 = 51
-	AlertNoRenegotiation   uint8 = 100
-)
-
-// maxCiphertext bounds an encrypted record (RFC 5246 §6.2.3: 2^14 + 2048).
-const maxCiphertext = 16384 + 2048
-
-// Record is one TLS record as read from or written to the wire.
-type Record struct {
-	Type    uint8
-	Version uint16
-	Body    []byte
-}
-
-// Marshal is the record's wire form.
-func (r Record) Marshal() []byte {
-	out := []byte{r.Type, byte(r.Version >> 8), byte(r.Version), byte(len(r.Body) >> 8), byte(len(r.Body))}
-	return append(out, r.Body...)
-}
-
-// ReadRecord reads one record of at most 2^14+2048 bytes. Unlike the
-// ClientHello prober it accepts empty records and every record type: the
-// active probes must see whatever the server sends. A hang-up before a
-// header is io.EOF (or a reset), a cut-off record io.ErrUnexpectedEOF.
-func ReadRecord(r io.Reader) (Record, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return Record{}, err
-	}
-	if hdr[0]&0x80 != 0 || hdr[1] != 3 || hdr[0] < 20 || hdr[0] > 24 {
-		return Record{}, fmt.Errorf("%w: record header %x", ErrNotTLS, hdr)
-	}
-	n := int(binary.BigEndian.Uint16(hdr[3:]))
-	if n > maxCiphertext {
-		return Record{}, fmt.Errorf("%w: record length %d", ErrNotTLS, n)
-	}
-	rec := Record{Type: hdr[0], Version: binary.BigEndian.Uint16(hdr[1:]), Body: make([]byte, n)}
-	if _, err := io.ReadFull(r, rec.Body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return Record{}, fmt.Errorf("%w: reading a %d-byte record: %w", ErrNotTLS, n, err)
-	}
-	return rec, nil
-}
-
-// ParseAlert reads an alert record's body.
-func ParseAlert(body []byte) (Alert, error) {
-	if len(body) != 2 {
-		return Alert{}, fmt.Errorf("%w: alert of %d bytes", ErrNotTLS, len(body))
-	}
-	return Alert{Level: body[0], Description: body[1]}, nil
-}
 
 // gcmState protects one direction of a TLS 1.2 AES-GCM connection (RFC
 // 5288): a 4-byte salt from the key block, an 8-byte explicit nonce (the

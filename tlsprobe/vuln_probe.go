@@ -27,7 +27,7 @@ const AlertInappropriateFallback uint8 = 86
 // Offer dials once and sends ch with o's server name: the single-shot
 // probe the vulnerability checks are built from.
 func Offer(ctx context.Context, dial Dialer, o Options, ch ClientHello) (*ServerHello, error) {
-	return one(ctx, dial, o.withDefaults(), ch)
+	return one(ctx, dial, o.WithDefaults(), ch)
 }
 
 // HelloFor is the hello the enumeration sends for v alone: every suite
@@ -36,7 +36,7 @@ func HelloFor(v Version) ClientHello { return helloFor(v) }
 
 // OfferSSLv2 dials once and sends an SSLv2 CLIENT-HELLO (see HelloSSLv2).
 func OfferSSLv2(ctx context.Context, dial Dialer, o Options) (*SSLv2ServerHello, error) {
-	o = o.withDefaults()
+	o = o.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	conn, err := dial(ctx)

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
+
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // SSLv2Cipher is an SSLv2 cipher kind (three bytes on the wire).
@@ -72,13 +73,10 @@ const maxSSLv2Record = 0x7FFF
 // TLS-only server sends to refuse, or a hang-up), ErrSSLv2Error, or
 // ErrNotTLS for garbage.
 func HelloSSLv2(ctx context.Context, conn net.Conn) (*SSLv2ServerHello, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	stop := wire.Bind(ctx, conn)
 	defer stop()
 	if _, err := conn.Write(SSLv2ClientHello()); err != nil {
-		return nil, declinedIfReset(err)
+		return nil, wire.DeclinedIfReset(err)
 	}
 	return ReadSSLv2ServerHello(conn)
 }
@@ -88,7 +86,7 @@ func HelloSSLv2(ctx context.Context, conn net.Conn) (*SSLv2ServerHello, error) {
 func ReadSSLv2ServerHello(r io.Reader) (*SSLv2ServerHello, error) {
 	hdr := make([]byte, 2)
 	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, declinedIfReset(err)
+		return nil, wire.DeclinedIfReset(err)
 	}
 	if (hdr[0] == 21 || hdr[0] == 22) && hdr[1] == 3 {
 		// A TLS record: the server answered in TLS (an alert, or a

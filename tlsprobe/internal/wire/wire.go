@@ -1,0 +1,52 @@
+// Package wire holds what the ClientHello prober (tlsprobe) and the TLS 1.2
+// client (tlsprobe/active) share below the record layer: the two error
+// values every probe result is judged by, and how a connection's hang-ups
+// and deadlines are read.
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+)
+
+// Errors that are answers, not failures; tlsprobe re-exports them.
+var (
+	// ErrDeclined: the server answered with an alert or hung up right after
+	// the ClientHello — the offer is not accepted.
+	ErrDeclined = errors.New("offer declined")
+	// ErrNotTLS: the server's answer is not a TLS record.
+	ErrNotTLS = errors.New("answer is not TLS")
+)
+
+// IsReset is true for a connection the peer reset or closed under a write.
+func IsReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// DeclinedIfReset treats a hang-up right after the ClientHello as a refusal:
+// many servers close instead of sending an alert.
+func DeclinedIfReset(err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("no answer to the ClientHello: %w", err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), IsReset(err):
+		return fmt.Errorf("%w: connection closed (%v)", ErrDeclined, err)
+	}
+	return err
+}
+
+// Bind makes ctx's deadline and cancellation conn's: a read or write
+// blocked on conn returns when ctx ends. The caller calls stop when done
+// with conn under ctx.
+func Bind(ctx context.Context, conn net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
