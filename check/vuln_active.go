@@ -11,36 +11,37 @@ import (
 
 	"github.com/starttls-go/starttls/internal/certinfo"
 	"github.com/starttls-go/starttls/tlsprobe"
+	"github.com/starttls-go/starttls/tlsprobe/active"
 )
 
 // The active vulnerability probes: each completes (or deliberately breaks)
 // a handshake with tlsprobe's own TLS code, on its own connections.
 func init() {
 	registerVuln("heartbleed", func(ctx context.Context, c *run) {
-		c.activeVuln(ctx, "heartbleed", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (tlsprobe.VulnResult, string) {
+		c.activeVuln(ctx, "heartbleed", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (active.VulnResult, string) {
 			v, ok := c.legacyVersion()
 			if !ok {
-				return tlsprobe.VulnResult{}, "n/a: none of TLS 1.0-1.2 accepted (the probe sends the heartbeat extension in a TLS 1.0-1.2 hello)"
+				return active.VulnResult{}, "n/a: none of TLS 1.0-1.2 accepted (the probe sends the heartbeat extension in a TLS 1.0-1.2 hello)"
 			}
-			return verdictOf(tlsprobe.Heartbleed(ctx, d, o, v))
+			return verdictOf(active.Heartbleed(ctx, d, o, v))
 		})
 	})
 	registerVuln("ccs-injection", func(ctx context.Context, c *run) {
-		c.activeVuln(ctx, "ccs-injection", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (tlsprobe.VulnResult, string) {
+		c.activeVuln(ctx, "ccs-injection", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (active.VulnResult, string) {
 			v, ok := c.legacyVersion()
 			if !ok {
-				return tlsprobe.VulnResult{}, "n/a: none of TLS 1.0-1.2 accepted (TLS 1.3 has no such ChangeCipherSpec)"
+				return active.VulnResult{}, "n/a: none of TLS 1.0-1.2 accepted (TLS 1.3 has no such ChangeCipherSpec)"
 			}
-			return verdictOf(tlsprobe.CCSInjection(ctx, d, o, v))
+			return verdictOf(active.CCSInjection(ctx, d, o, v))
 		})
 	})
 	registerVuln("robot", func(ctx context.Context, c *run) {
-		c.activeVuln(ctx, "robot", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (tlsprobe.VulnResult, string) {
+		c.activeVuln(ctx, "robot", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (active.VulnResult, string) {
 			v, suites := c.rsaSuites()
 			if len(suites) == 0 {
-				return tlsprobe.VulnResult{}, "n/a: no TLS_RSA_* suite (RSA key exchange) accepted"
+				return active.VulnResult{}, "n/a: no TLS_RSA_* suite (RSA key exchange) accepted"
 			}
-			return verdictOf(tlsprobe.ROBOT(ctx, d, o, v, suites))
+			return verdictOf(active.ROBOT(ctx, d, o, v, suites))
 		})
 	})
 	registerVuln("client-renegotiation", func(ctx context.Context, c *run) {
@@ -48,14 +49,14 @@ func init() {
 		// run alongside, on their own connections.
 		var wg sync.WaitGroup
 		wg.Go(func() { c.resumptionFacts(ctx) })
-		c.activeVuln(ctx, "client-renegotiation", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (tlsprobe.VulnResult, string) {
+		c.activeVuln(ctx, "client-renegotiation", func(ctx context.Context, d tlsprobe.Dialer, o tlsprobe.Options) (active.VulnResult, string) {
 			if !c.accepts("tls1.2") {
-				return tlsprobe.VulnResult{}, "n/a: TLS 1.2 not accepted (TLS 1.3 has no renegotiation)"
+				return active.VulnResult{}, "n/a: TLS 1.2 not accepted (TLS 1.3 has no renegotiation)"
 			}
 			if !c.speaks12() {
-				return tlsprobe.VulnResult{}, "n/a: no TLS 1.2 suite the probe client speaks (AES-GCM with ECDHE or RSA key exchange) accepted"
+				return active.VulnResult{}, "n/a: no TLS 1.2 suite the probe client speaks (AES-GCM with ECDHE or RSA key exchange) accepted"
 			}
-			return verdictOf(tlsprobe.ClientRenegotiation(ctx, d, o))
+			return verdictOf(active.ClientRenegotiation(ctx, d, o))
 		})
 		wg.Wait()
 	})
@@ -71,7 +72,7 @@ func (c *run) probeOptions() tlsprobe.Options {
 
 // activeVuln runs one probe and records its verdict, and the finding when
 // the server is vulnerable.
-func (c *run) activeVuln(ctx context.Context, id string, probe func(context.Context, tlsprobe.Dialer, tlsprobe.Options) (tlsprobe.VulnResult, string)) {
+func (c *run) activeVuln(ctx context.Context, id string, probe func(context.Context, tlsprobe.Dialer, tlsprobe.Options) (active.VulnResult, string)) {
 	start := time.Now()
 	res, verdict := probe(ctx, c.dialer(), c.probeOptions())
 	c.vuln(id, verdict, time.Since(start))
@@ -82,7 +83,7 @@ func (c *run) activeVuln(ctx context.Context, id string, probe func(context.Cont
 
 // verdictOf maps a probe's outcome to a verdict: a refused ClientHello is
 // "n/a", any other failure "error".
-func verdictOf(res tlsprobe.VulnResult, err error) (tlsprobe.VulnResult, string) {
+func verdictOf(res active.VulnResult, err error) (active.VulnResult, string) {
 	switch {
 	case errors.Is(err, tlsprobe.ErrDeclined):
 		return res, "n/a: " + err.Error()
@@ -107,7 +108,7 @@ func (c *run) speaks12() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	suites, ok := c.r.TLS.CipherSuites["tls1.2"]
-	return !ok || slices.ContainsFunc(suites, tlsprobe.Speaks12)
+	return !ok || slices.ContainsFunc(suites, active.Speaks12)
 }
 
 // legacyVersion is the highest of TLS 1.0-1.2 the server accepts.
@@ -149,7 +150,7 @@ func (c *run) resumptionFacts(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	res, err := tlsprobe.ProbeResumption(ctx, c.dialer(), c.probeOptions())
+	res, err := active.ProbeResumption(ctx, c.dialer(), c.probeOptions())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.r.Timings.ProbesMS["facts:resumption"] = ms(time.Since(start))
@@ -173,7 +174,7 @@ func (c *run) resumptionFacts(ctx context.Context) {
 
 func (c *run) resumptionFacts13(ctx context.Context) {
 	start := time.Now()
-	_, resumed, err := tlsprobe.ProbeResumption13(ctx, c.dialer(), c.probeOptions())
+	_, resumed, err := active.ProbeResumption13(ctx, c.dialer(), c.probeOptions())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.r.Timings.ProbesMS["facts:resumption"] = ms(time.Since(start))

@@ -15,6 +15,7 @@ import (
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/tlsprobe/internal/probetest"
 )
 
 func hsMsg(typ byte, body []byte) []byte {
@@ -64,7 +65,7 @@ var privateP = append([]byte{0xC5}, bytes.Repeat([]byte{0x3B}, 127)...)
 
 func testFlights(t *testing.T) (der []byte, dhe, ecdhe, rsaKx []byte) {
 	t.Helper()
-	leaf := leafFor(t, certs.RSA2048)
+	leaf := probetest.Leaf(t, certs.RSA2048)
 	der = leaf.TLS.Certificate[0]
 	rnd := bytes.Repeat([]byte{1}, 32)
 	done := hsMsg(hsServerHelloDone, nil)
@@ -157,7 +158,7 @@ func TestReadFirstFlightBad(t *testing.T) {
 // flightServer answers each ClientHello with reply (nil: stays silent).
 func flightServer(t *testing.T, reply []byte) Dialer {
 	t.Helper()
-	return tcpDialer(loopback.Serve(t, 5*time.Second, func(c net.Conn) {
+	return probetest.TCPDialer(loopback.Serve(t, 5*time.Second, func(c net.Conn) {
 		if _, _, err := readRecord(c); err != nil {
 			return
 		}
@@ -187,7 +188,7 @@ func TestFirstFlightHello(t *testing.T) {
 // from the first flight, and RFC 7919 ffdhe2048 is named.
 func TestFirstFlightOpenSSL(t *testing.T) {
 	bin := peer.Require(t, "openssl")["openssl"]
-	leaf := leafFor(t, certs.RSA2048)
+	leaf := probetest.Leaf(t, certs.RSA2048)
 	o := Options{Timeout: 5 * time.Second}
 	dir := t.TempDir()
 	dh1024 := filepath.Join(dir, "dh1024.pem")
@@ -202,8 +203,8 @@ func TestFirstFlightOpenSSL(t *testing.T) {
 		file, name string
 		bits       int
 	}{{dh1024, "", 1024}, {ffdhe, "RFC 7919 ffdhe2048", 2048}} {
-		dial := opensslServer(t, leaf, "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0", "-dhparam", tc.file)
-		ff, err := FirstFlightHello(probeCtx(t), dial, o, TLS12, nil)
+		dial := probetest.OpenSSLServer(t, leaf, "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0", "-dhparam", tc.file)
+		ff, err := FirstFlightHello(probetest.Ctx(t), dial, o, TLS12, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,8 +217,8 @@ func TestFirstFlightOpenSSL(t *testing.T) {
 		}
 	}
 	// An ECDHE-only server: the curve, and no DH group.
-	dial := opensslServer(t, leaf, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256", "-groups", "P-256")
-	ff, err := FirstFlightHello(probeCtx(t), dial, o, TLS12, nil)
+	dial := probetest.OpenSSLServer(t, leaf, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256", "-groups", "P-256")
+	ff, err := FirstFlightHello(probetest.Ctx(t), dial, o, TLS12, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

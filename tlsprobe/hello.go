@@ -132,8 +132,6 @@ var (
 // helloRetryRandom marks a HelloRetryRequest (RFC 8446 §4.1.3).
 var helloRetryRandom = sha256.Sum256([]byte("HelloRetryRequest"))
 
-var sigAlgs = []uint16{0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203, 0x0201, 0x0807}
-
 // Marshal builds the ClientHello record.
 func (ch ClientHello) Marshal() []byte {
 	random := make([]byte, 32)
@@ -202,7 +200,7 @@ func (ch ClientHello) extensions(b *cryptobyte.Builder) {
 	})
 	ext(13, func(b *cryptobyte.Builder) {
 		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-			for _, s := range sigAlgs {
+			for _, s := range wire.SigAlgs {
 				b.AddUint16(s)
 			}
 		})

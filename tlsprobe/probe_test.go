@@ -1,18 +1,13 @@
 package tlsprobe
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +16,8 @@ import (
 
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/tlsprobe/internal/probetest"
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // parsedHello is a ClientHello read back from Marshal's bytes.
@@ -219,7 +216,7 @@ func TestMarshal(t *testing.T) {
 			if string(p.points) != "\x00" {
 				t.Errorf("ec_point_formats %x", p.points)
 			}
-			if !slices.Equal(p.sigAlgs, sigAlgs) {
+			if !slices.Equal(p.sigAlgs, wire.SigAlgs) {
 				t.Errorf("signature_algorithms %x", p.sigAlgs)
 			}
 			if !slices.Contains(p.extOrder, 23) {
@@ -231,20 +228,6 @@ func TestMarshal(t *testing.T) {
 			}
 		})
 	}
-}
-
-// leafFor issues a certificate for 127.0.0.1/localhost with the key type.
-func leafFor(t *testing.T, kt certs.KeyType) *certs.Leaf {
-	t.Helper()
-	ca, err := certs.NewCA("tlsprobe test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(certs.LeafOptions{Key: kt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return leaf
 }
 
 // helloToGo sends ch.Marshal() to a crypto/tls server over a pipe and
@@ -293,7 +276,7 @@ func helloToGo(t *testing.T, cfg *tls.Config, ch ClientHello) (*ServerHello, *tl
 }
 
 func TestMarshalAcceptedByCryptoTLS(t *testing.T) {
-	leaf := leafFor(t, certs.ECDSAP256)
+	leaf := probetest.Leaf(t, certs.ECDSAP256)
 	base := &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS10}
 	withCurves := func(c ...tls.CurveID) *tls.Config {
 		cfg := base.Clone()
@@ -374,46 +357,6 @@ func TestMarshalAcceptedByCryptoTLS(t *testing.T) {
 	})
 }
 
-// goServer serves TLS with cfg on a loopback port until the test ends; each
-// connection is closed after the handshake attempt.
-func goServer(t *testing.T, cfg *tls.Config) Dialer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				_ = tls.Server(c, cfg).Handshake()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-	})
-	return tcpDialer(l.Addr().String())
-}
-
-func tcpDialer(addr string) Dialer {
-	return func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
-}
-
 func names(ss []Suite) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
@@ -461,27 +404,21 @@ func checkResult(t *testing.T, res *Result, versions map[string]bool, suites map
 	}
 }
 
-func probeCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 var goTLS13Suites = []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
 
 func TestProbeGoServer(t *testing.T) {
-	ecdsa := leafFor(t, certs.ECDSAP256)
-	rsa := leafFor(t, certs.RSA2048)
+	ecdsa := probetest.Leaf(t, certs.ECDSAP256)
+	rsa := probetest.Leaf(t, certs.RSA2048)
 	opts := Options{Timeout: 5 * time.Second, Concurrency: 4, ServerName: "127.0.0.1"}
 
 	t.Run("tls1.2+1.3", func(t *testing.T) {
-		dial := goServer(t, &tls.Config{
+		dial := probetest.GoServer(t, &tls.Config{
 			Certificates: []tls.Certificate{ecdsa.TLS},
 			MinVersion:   tls.VersionTLS12, MaxVersion: tls.VersionTLS13,
 			CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305},
 			CurvePreferences: []tls.CurveID{tls.CurveP384, tls.X25519},
 		})
-		res, err := Probe(probeCtx(t), dial, opts)
+		res, err := Probe(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -492,14 +429,14 @@ func TestProbeGoServer(t *testing.T) {
 	})
 
 	t.Run("tls1.2 only rsa", func(t *testing.T) {
-		dial := goServer(t, &tls.Config{
+		dial := probetest.GoServer(t, &tls.Config{
 			Certificates: []tls.Certificate{rsa.TLS},
 			MinVersion:   tls.VersionTLS12, MaxVersion: tls.VersionTLS12,
 			CipherSuites: []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
 				tls.TLS_RSA_WITH_AES_256_GCM_SHA384, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA},
 			CurvePreferences: []tls.CurveID{tls.CurveP256, tls.CurveP521},
 		})
-		res, err := Probe(probeCtx(t), dial, opts)
+		res, err := Probe(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,13 +447,13 @@ func TestProbeGoServer(t *testing.T) {
 	})
 
 	t.Run("tls1.0+1.1", func(t *testing.T) {
-		dial := goServer(t, &tls.Config{
+		dial := probetest.GoServer(t, &tls.Config{
 			Certificates: []tls.Certificate{ecdsa.TLS},
 			MinVersion:   tls.VersionTLS10, MaxVersion: tls.VersionTLS11,
 			CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA},
 			CurvePreferences: []tls.CurveID{tls.X25519},
 		})
-		ctx := probeCtx(t)
+		ctx := probetest.Ctx(t)
 		vs, err := Versions(ctx, dial, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -542,13 +479,13 @@ func TestProbeGoServer(t *testing.T) {
 	})
 
 	t.Run("groups tls1.2 path", func(t *testing.T) {
-		dial := goServer(t, &tls.Config{
+		dial := probetest.GoServer(t, &tls.Config{
 			Certificates: []tls.Certificate{ecdsa.TLS},
 			MinVersion:   tls.VersionTLS12, MaxVersion: tls.VersionTLS13,
 			CurvePreferences: []tls.CurveID{tls.CurveP256, tls.X25519},
 		})
 		for _, tls13 := range []bool{false, true} {
-			gs, err := Groups(probeCtx(t), dial, tls13, opts)
+			gs, err := Groups(probetest.Ctx(t), dial, tls13, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -595,7 +532,7 @@ func TestProbeDeadServer(t *testing.T) {
 		mu.Unlock()
 	})
 	start := time.Now()
-	vs, err := Versions(probeCtx(t), tcpDialer(l.Addr().String()), Options{Timeout: 300 * time.Millisecond, Concurrency: 5})
+	vs, err := Versions(probetest.Ctx(t), probetest.TCPDialer(l.Addr().String()), Options{Timeout: 300 * time.Millisecond, Concurrency: 5})
 	if el := time.Since(start); el > 10*time.Second {
 		t.Fatalf("Versions took %v", el)
 	}
@@ -604,78 +541,17 @@ func TestProbeDeadServer(t *testing.T) {
 	}
 }
 
-// opensslServer starts `openssl s_server` with args on a free loopback port
-// and returns a dialer for it. The process is killed when the test ends.
-func opensslServer(t *testing.T, leaf *certs.Leaf, args ...string) Dialer {
-	t.Helper()
-	bin := peer.Require(t, "openssl")["openssl"]
-	dir := t.TempDir()
-	certFile, keyFile, err := leaf.WriteFiles(dir, "server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := peer.FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	all := append([]string{"s_server", "-accept", addr, "-cert", certFile, "-key", keyFile, "-quiet"}, args...)
-	cmd := exec.Command(bin, all...)
-	// A stdin that never ends: s_server treats EOF on stdin as "close".
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "s_server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("openssl s_server (pid %d) did not exit", cmd.Process.Pid)
-		}
-		stdin.Close()
-		logf.Close()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("openssl %s exited: %s", strings.Join(all, " "), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("openssl s_server not listening on %s: %s", addr, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return tcpDialer(addr)
-}
-
 func TestProbeOpenSSL(t *testing.T) {
 	peer.Require(t, "openssl") // skips without it, fails under CI=true
-	ecdsa := leafFor(t, certs.ECDSAP256)
-	rsa := leafFor(t, certs.RSA2048)
+	ecdsa := probetest.Leaf(t, certs.ECDSAP256)
+	rsa := probetest.Leaf(t, certs.RSA2048)
 	opts := Options{Timeout: 5 * time.Second, Concurrency: 4}
 
 	t.Run("tls1.2 ecdsa", func(t *testing.T) {
-		dial := opensslServer(t, ecdsa, "-tls1_2",
+		dial := probetest.OpenSSLServer(t, ecdsa, "-tls1_2",
 			"-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-SHA:ECDHE-ECDSA-CHACHA20-POLY1305",
 			"-groups", "X25519:P-256")
-		res, err := Probe(probeCtx(t), dial, opts)
+		res, err := Probe(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -704,10 +580,10 @@ func TestProbeOpenSSL(t *testing.T) {
 	})
 
 	t.Run("tls1.2 rsa", func(t *testing.T) {
-		dial := opensslServer(t, rsa, "-tls1_2",
+		dial := probetest.OpenSSLServer(t, rsa, "-tls1_2",
 			"-cipher", "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:AES256-GCM-SHA384",
 			"-groups", "X25519:P-256:P-384")
-		res, err := Probe(probeCtx(t), dial, opts)
+		res, err := Probe(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -721,10 +597,10 @@ func TestProbeOpenSSL(t *testing.T) {
 	})
 
 	t.Run("tls1.3", func(t *testing.T) {
-		dial := opensslServer(t, ecdsa, "-tls1_3",
+		dial := probetest.OpenSSLServer(t, ecdsa, "-tls1_3",
 			"-ciphersuites", "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
 			"-groups", "P-384:X25519:ffdhe2048")
-		res, err := Probe(probeCtx(t), dial, opts)
+		res, err := Probe(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -735,10 +611,10 @@ func TestProbeOpenSSL(t *testing.T) {
 
 	t.Run("tls1.2 rsa dhe", func(t *testing.T) {
 		// -serverpref: the server's order, which the probe must report as is.
-		dial := opensslServer(t, rsa, "-tls1_2", "-serverpref",
+		dial := probetest.OpenSSLServer(t, rsa, "-tls1_2", "-serverpref",
 			"-cipher", "AES128-SHA:DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0",
 			"-groups", "P-521")
-		res, err := Probe(probeCtx(t), dial, opts)
+		res, err := Probe(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -762,8 +638,8 @@ func TestProbeOpenSSL(t *testing.T) {
 		ver  Version
 	}{{"-tls1", TLS10}, {"-tls1_1", TLS11}} {
 		t.Run(v.ver.Key(), func(t *testing.T) {
-			dial := opensslServer(t, rsa, v.flag, "-cipher", "ECDHE-RSA-AES128-SHA:AES256-SHA:DHE-RSA-AES256-SHA:@SECLEVEL=0")
-			res, err := Probe(probeCtx(t), dial, opts)
+			dial := probetest.OpenSSLServer(t, rsa, v.flag, "-cipher", "ECDHE-RSA-AES128-SHA:AES256-SHA:DHE-RSA-AES256-SHA:@SECLEVEL=0")
+			res, err := Probe(probetest.Ctx(t), dial, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -778,13 +654,13 @@ func TestProbeOpenSSL(t *testing.T) {
 // choose between AES-GCM and ChaCha20: still server order, and the probe
 // must say so (offering the suites reversed alone would say "client").
 func TestServerOrderGoServer(t *testing.T) {
-	dial := goServer(t, &tls.Config{Certificates: []tls.Certificate{leafFor(t, certs.ECDSAP256).TLS}, MaxVersion: tls.VersionTLS12})
+	dial := probetest.GoServer(t, &tls.Config{Certificates: []tls.Certificate{probetest.Leaf(t, certs.ECDSAP256).TLS}, MaxVersion: tls.VersionTLS12})
 	opts := Options{Timeout: 5 * time.Second, Concurrency: 4, ServerName: "127.0.0.1"}
-	suites, err := Suites(probeCtx(t), dial, TLS12, opts)
+	suites, err := Suites(probetest.Ctx(t), dial, TLS12, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := ServerPrefersOwnOrder(probeCtx(t), dial, TLS12, suites, opts)
+	own, err := ServerPrefersOwnOrder(probetest.Ctx(t), dial, TLS12, suites, opts)
 	if err != nil || !own {
 		t.Errorf("ServerPrefersOwnOrder = %v, %v; want true for a Go server (suites %v)", own, err, suites)
 	}

@@ -240,3 +240,13 @@ func GroupName(id uint16) string {
 	}
 	return fmt.Sprintf("0x%04X", id)
 }
+
+// SuiteID is the id of a suite named by its IANA name (false when unknown).
+func SuiteID(name string) (uint16, bool) {
+	for _, s := range AllSuites {
+		if s.Name == name {
+			return s.ID, true
+		}
+	}
+	return 0, false
+}

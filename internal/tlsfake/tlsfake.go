@@ -20,9 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/tlsprobe"
-	"golang.org/x/crypto/cryptobyte"
+	"github.com/starttls-go/starttls/tlsprobe/active"
 )
 
 // Flaw selects the bug the fake reproduces.
@@ -220,7 +222,7 @@ func (s *Server) heartbeats(c net.Conn, v uint16) error {
 		if rec.Type != tlsprobe.RecordHeartbeat {
 			return s.alert(c, v, tlsprobe.AlertUnexpectedMessage)
 		}
-		typ, declared, payload, err := tlsprobe.ParseHeartbeat(rec.Body)
+		typ, declared, payload, err := active.ParseHeartbeat(rec.Body)
 		if err != nil || typ != 1 {
 			return s.alert(c, v, 50)
 		}

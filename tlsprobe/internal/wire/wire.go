@@ -50,3 +50,7 @@ func Bind(ctx context.Context, conn net.Conn) (stop func() bool) {
 	}
 	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 }
+
+// SigAlgs is the signature_algorithms list both ClientHello builders
+// offer (RFC 8446 §4.2.3): broad, so no server declines over it.
+var SigAlgs = []uint16{0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203, 0x0201, 0x0807}

@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls/tlsprobe"
 )
 
 // scriptedConn replays a server's bytes and discards what the client writes.
@@ -22,7 +24,7 @@ func (c *scriptedConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *scriptedConn) SetWriteDeadline(t time.Time) error { return nil }
 
 func rec(typ uint8, body ...byte) []byte {
-	return Record{Type: typ, Version: 0x0303, Body: body}.Marshal()
+	return tlsprobe.Record{Type: typ, Version: 0x0303, Body: body}.Marshal()
 }
 
 // serverFlightSeed is a plausible first flight: ServerHello with
@@ -33,25 +35,25 @@ func serverFlightSeed() []byte {
 	sh = append(sh, 0, 0x00, 0x9C, 0, 0, 9, 0, 15, 0, 1, 1, 0xff, 0x01, 0, 1, 0)
 	msg := append([]byte{2, 0, 0, byte(len(sh))}, sh...)
 	msg = append(msg, 11, 0, 0, 3, 0, 0, 0, 14, 0, 0, 0)
-	return rec(RecordHandshake, msg...)
+	return rec(tlsprobe.RecordHandshake, msg...)
 }
 
 // FuzzServerFlight feeds arbitrary server bytes to every reader of the
 // active probes: none may panic or loop, whatever arrives.
 func FuzzServerFlight(f *testing.F) {
 	f.Add(serverFlightSeed())
-	f.Add(append(serverFlightSeed(), rec(RecordHeartbeat, 2, 0x40, 0, 1, 2, 3)...))
-	f.Add(append(serverFlightSeed(), rec(RecordAlert, 2, 10)...))
-	f.Add(rec(RecordHandshake, 4, 0, 0, 6, 0, 0, 0x1c, 0x20, 0, 0))
-	f.Add(rec(RecordChangeCipherSpec, 1))
+	f.Add(append(serverFlightSeed(), rec(tlsprobe.RecordHeartbeat, 2, 0x40, 0, 1, 2, 3)...))
+	f.Add(append(serverFlightSeed(), rec(tlsprobe.RecordAlert, 2, 10)...))
+	f.Add(rec(tlsprobe.RecordHandshake, 4, 0, 0, 6, 0, 0, 0x1c, 0x20, 0, 0))
+	f.Add(rec(tlsprobe.RecordChangeCipherSpec, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		dial := func(context.Context) (net.Conn, error) { return &scriptedConn{r: bytes.NewReader(data)}, nil }
 		_, _ = Handshake12(ctx, &scriptedConn{r: bytes.NewReader(data)}, Config12{Tickets: true})
-		_, _ = Heartbleed(ctx, dial, Options{}, TLS12)
-		_, _ = CCSInjection(ctx, dial, Options{}, TLS12)
-		_, _ = robotTry(ctx, dial, Options{Timeout: time.Second}, TLS12, []uint16{0x009C}, robotVariants[0])
+		_, _ = Heartbleed(ctx, dial, tlsprobe.Options{}, tlsprobe.TLS12)
+		_, _ = CCSInjection(ctx, dial, tlsprobe.Options{}, tlsprobe.TLS12)
+		_, _ = robotTry(ctx, dial, tlsprobe.Options{Timeout: time.Second}, tlsprobe.TLS12, []uint16{0x009C}, robotVariants[0])
 		rc := &recordConn{conn: &scriptedConn{r: bytes.NewReader(data)}}
 		_, _, _ = readFirstFlight(rc, []byte{1})
 	})
@@ -72,7 +74,7 @@ func FuzzParsers(f *testing.F) {
 		_, _ = parseServerHello12(data)
 		_, _ = parseCertificateMsg(data)
 		_, _, _ = ecdheExchange(data)
-		_, _ = ParseAlert(data)
-		_, _ = ReadRecord(bytes.NewReader(data))
+		_, _ = tlsprobe.ParseAlert(data)
+		_, _ = tlsprobe.ReadRecord(bytes.NewReader(data))
 	})
 }

@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 
+	"github.com/starttls-go/starttls/tlsprobe"
 	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
@@ -20,7 +21,7 @@ type VulnResult struct {
 // A server that sees a bare hang-up may drop the session from its cache
 // (OpenSSL does), so the resumption probes close politely.
 func (c *Client12) CloseNotify() error {
-	err := c.rc.write(RecordAlert, []byte{1, AlertCloseNotify})
+	err := c.rc.write(tlsprobe.RecordAlert, []byte{1, tlsprobe.AlertCloseNotify})
 	return errors.Join(err, c.rc.conn.Close())
 }
 
@@ -33,9 +34,9 @@ func (c *Client12) Renegotiate(ctx context.Context) (VulnResult, error) {
 	conn := c.rc.conn
 	stop := wire.Bind(ctx, conn)
 	defer stop()
-	h := newHello12(uint16(TLS12), c.cfg.Suites, c.cfg.ServerName)
+	h := newHello12(uint16(tlsprobe.TLS12), c.cfg.Suites, c.cfg.ServerName)
 	h.renegInfo = c.ClientVerify
-	if err := c.rc.write(RecordHandshake, h.marshal()); err != nil {
+	if err := c.rc.write(tlsprobe.RecordHandshake, h.marshal()); err != nil {
 		return VulnResult{Evidence: fmt.Sprintf("the server closed the connection before the renegotiation ClientHello (%v)", err)}, nil
 	}
 	for i := 0; i < 16; i++ {
@@ -50,29 +51,29 @@ func (c *Client12) Renegotiate(ctx context.Context) (VulnResult, error) {
 			return VulnResult{}, err
 		}
 		switch rec.Type {
-		case RecordApplicationData:
+		case tlsprobe.RecordApplicationData:
 			continue
-		case RecordAlert:
-			a, err := ParseAlert(rec.Body)
+		case tlsprobe.RecordAlert:
+			a, err := tlsprobe.ParseAlert(rec.Body)
 			if err != nil {
 				return VulnResult{}, err
 			}
-			return VulnResult{Evidence: fmt.Sprintf("the server answered the renegotiation ClientHello with alert %s", AlertName(a.Description))}, nil
-		case RecordHandshake:
+			return VulnResult{Evidence: fmt.Sprintf("the server answered the renegotiation ClientHello with alert %s", tlsprobe.AlertName(a.Description))}, nil
+		case tlsprobe.RecordHandshake:
 			if len(rec.Body) == 0 || rec.Body[0] != 2 {
-				return VulnResult{}, fmt.Errorf("%w: handshake record %x after the renegotiation ClientHello", ErrNotTLS, rec.Body[:min(len(rec.Body), 4)])
+				return VulnResult{}, fmt.Errorf("%w: handshake record %x after the renegotiation ClientHello", tlsprobe.ErrNotTLS, rec.Body[:min(len(rec.Body), 4)])
 			}
 			return VulnResult{Vulnerable: true, Evidence: "the server answered a client-initiated renegotiation (TLS 1.2 ClientHello on the established connection) with a ServerHello"}, nil
 		default:
-			return VulnResult{}, fmt.Errorf("%w: record type %d after the renegotiation ClientHello", ErrNotTLS, rec.Type)
+			return VulnResult{}, fmt.Errorf("%w: record type %d after the renegotiation ClientHello", tlsprobe.ErrNotTLS, rec.Type)
 		}
 	}
-	return VulnResult{}, fmt.Errorf("%w: 16 records without an answer to the renegotiation ClientHello", ErrNotTLS)
+	return VulnResult{}, fmt.Errorf("%w: 16 records without an answer to the renegotiation ClientHello", tlsprobe.ErrNotTLS)
 }
 
 // ClientRenegotiation completes a TLS 1.2 handshake with the minimal client
 // and asks to renegotiate. One connection.
-func ClientRenegotiation(ctx context.Context, dial Dialer, o Options) (VulnResult, error) {
+func ClientRenegotiation(ctx context.Context, dial tlsprobe.Dialer, o tlsprobe.Options) (VulnResult, error) {
 	o = o.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()

@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"crypto/aes"
@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+
+	"github.com/starttls-go/starttls/tlsprobe"
 )
 
 // gcmState protects one direction of a TLS 1.2 AES-GCM connection (RFC
@@ -43,15 +45,15 @@ func (g *gcmState) seal(typ uint8, version uint16, plain []byte) []byte {
 	return out
 }
 
-func (g *gcmState) open(rec Record) ([]byte, error) {
+func (g *gcmState) open(rec tlsprobe.Record) ([]byte, error) {
 	if len(rec.Body) < 8+g.aead.Overhead() {
-		return nil, fmt.Errorf("%w: encrypted record of %d bytes", ErrNotTLS, len(rec.Body))
+		return nil, fmt.Errorf("%w: encrypted record of %d bytes", tlsprobe.ErrNotTLS, len(rec.Body))
 	}
 	nonce := append(append([]byte{}, g.salt...), rec.Body[:8]...)
 	n := len(rec.Body) - 8 - g.aead.Overhead()
 	plain, err := g.aead.Open(nil, nonce, rec.Body[8:], g.additional(rec.Type, rec.Version, n))
 	if err != nil {
-		return nil, fmt.Errorf("%w: record does not decrypt (bad_record_mac)", ErrNotTLS)
+		return nil, fmt.Errorf("%w: record does not decrypt (bad_record_mac)", tlsprobe.ErrNotTLS)
 	}
 	g.seq++
 	return plain, nil
@@ -67,28 +69,28 @@ type recordConn struct {
 	hsBuf   []byte // handshake bytes read but not yet consumed
 	// pending holds a non-handshake record met while handshake messages
 	// were wanted.
-	pending *Record
+	pending *tlsprobe.Record
 }
 
 func (rc *recordConn) write(typ uint8, body []byte) error {
 	if rc.out != nil {
 		body = rc.out.seal(typ, rc.version, body)
 	}
-	_, err := rc.conn.Write(Record{Type: typ, Version: rc.version, Body: body}.Marshal())
+	_, err := rc.conn.Write(tlsprobe.Record{Type: typ, Version: rc.version, Body: body}.Marshal())
 	return err
 }
 
 // read returns the next record, decrypted when the server has switched.
-func (rc *recordConn) read() (Record, error) {
+func (rc *recordConn) read() (tlsprobe.Record, error) {
 	if p := rc.pending; p != nil {
 		rc.pending = nil
 		return *p, nil
 	}
-	rec, err := ReadRecord(rc.conn)
+	rec, err := tlsprobe.ReadRecord(rc.conn)
 	if err != nil {
 		return rec, err
 	}
-	if rc.in != nil && rec.Type != RecordChangeCipherSpec {
+	if rc.in != nil && rec.Type != tlsprobe.RecordChangeCipherSpec {
 		if rec.Body, err = rc.in.open(rec); err != nil {
 			return rec, err
 		}
@@ -108,7 +110,7 @@ func (rc *recordConn) readHandshake() ([]byte, error) {
 		if len(rc.hsBuf) >= 4 {
 			n := int(rc.hsBuf[1])<<16 | int(rc.hsBuf[2])<<8 | int(rc.hsBuf[3])
 			if n > maxHandshakeMsg {
-				return nil, fmt.Errorf("%w: handshake message of %d bytes", ErrNotTLS, n)
+				return nil, fmt.Errorf("%w: handshake message of %d bytes", tlsprobe.ErrNotTLS, n)
 			}
 			if len(rc.hsBuf) >= 4+n {
 				msg := rc.hsBuf[: 4+n : 4+n]
@@ -121,26 +123,26 @@ func (rc *recordConn) readHandshake() ([]byte, error) {
 			return nil, err
 		}
 		switch rec.Type {
-		case RecordHandshake:
+		case tlsprobe.RecordHandshake:
 			rc.hsBuf = append(rc.hsBuf, rec.Body...)
-		case RecordAlert:
-			a, err := ParseAlert(rec.Body)
+		case tlsprobe.RecordAlert:
+			a, err := tlsprobe.ParseAlert(rec.Body)
 			if err != nil {
 				return nil, err
 			}
 			return nil, a
-		case RecordChangeCipherSpec:
+		case tlsprobe.RecordChangeCipherSpec:
 			if len(rc.hsBuf) > 0 || len(rec.Body) != 1 || rec.Body[0] != 1 {
-				return nil, fmt.Errorf("%w: misplaced or malformed ChangeCipherSpec", ErrNotTLS)
+				return nil, fmt.Errorf("%w: misplaced or malformed ChangeCipherSpec", tlsprobe.ErrNotTLS)
 			}
 			return nil, errCCS
 		default:
 			if len(rc.hsBuf) > 0 {
-				return nil, fmt.Errorf("%w: record type %d inside a handshake message", ErrNotTLS, rec.Type)
+				return nil, fmt.Errorf("%w: record type %d inside a handshake message", tlsprobe.ErrNotTLS, rec.Type)
 			}
 			rc.pending = &rec
-			return nil, fmt.Errorf("%w: record type %d where a handshake message was due", ErrNotTLS, rec.Type)
+			return nil, fmt.Errorf("%w: record type %d where a handshake message was due", tlsprobe.ErrNotTLS, rec.Type)
 		}
 	}
-	return nil, fmt.Errorf("%w: too many records without a complete handshake message", ErrNotTLS)
+	return nil, fmt.Errorf("%w: too many records without a complete handshake message", tlsprobe.ErrNotTLS)
 }

@@ -1,10 +1,12 @@
-package tlsprobe
+package active
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
+
+	"github.com/starttls-go/starttls/tlsprobe"
 )
 
 // heartbleedAsk is the payload_length of the malformed heartbeat request:
@@ -17,7 +19,7 @@ const heartbleedAsk = 0x4000
 // declared when the message is cut off or lies about its length).
 func ParseHeartbeat(body []byte) (typ uint8, declared int, payload []byte, err error) {
 	if len(body) < 3 {
-		return 0, 0, nil, fmt.Errorf("%w: heartbeat message of %d bytes", ErrNotTLS, len(body))
+		return 0, 0, nil, fmt.Errorf("%w: heartbeat message of %d bytes", tlsprobe.ErrNotTLS, len(body))
 	}
 	declared = int(body[1])<<8 | int(body[2])
 	payload = body[3:]
@@ -40,7 +42,7 @@ func heartbeatRequest(declared int, payload []byte) []byte {
 // then a well-formed one. A server that answers the first with more than
 // was sent leaks memory; a fixed server drops it silently (RFC 6520 §4)
 // and answers the second. One connection, one round trip after the hello.
-func Heartbleed(ctx context.Context, dial Dialer, o Options, v Version) (VulnResult, error) {
+func Heartbleed(ctx context.Context, dial tlsprobe.Dialer, o tlsprobe.Options, v tlsprobe.Version) (VulnResult, error) {
 	o = o.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -56,8 +58,8 @@ func Heartbleed(ctx context.Context, dial Dialer, o Options, v Version) (VulnRes
 	}
 	echo := make([]byte, 16)
 	_, _ = rand.Read(echo)
-	probe := Record{Type: RecordHeartbeat, Version: uint16(v), Body: heartbeatRequest(heartbleedAsk, echo[:0])}.Marshal()
-	probe = append(probe, Record{Type: RecordHeartbeat, Version: uint16(v), Body: heartbeatRequest(len(echo), echo)}.Marshal()...)
+	probe := tlsprobe.Record{Type: tlsprobe.RecordHeartbeat, Version: uint16(v), Body: heartbeatRequest(heartbleedAsk, echo[:0])}.Marshal()
+	probe = append(probe, tlsprobe.Record{Type: tlsprobe.RecordHeartbeat, Version: uint16(v), Body: heartbeatRequest(len(echo), echo)}.Marshal()...)
 	if _, err := f.conn.Write(probe); err != nil {
 		return VulnResult{Evidence: fmt.Sprintf("the server closed the connection before the heartbeat (%v)", err)}, nil
 	}
@@ -67,8 +69,8 @@ func Heartbleed(ctx context.Context, dial Dialer, o Options, v Version) (VulnRes
 		if err != nil {
 			return VulnResult{}, err
 		}
-		if a.record == nil || a.record.Type != RecordHeartbeat {
-			if a.record != nil && a.record.Type == RecordHandshake {
+		if a.record == nil || a.record.Type != tlsprobe.RecordHeartbeat {
+			if a.record != nil && a.record.Type == tlsprobe.RecordHandshake {
 				continue
 			}
 			return VulnResult{Evidence: fmt.Sprintf("the server lists heartbeat and answered the malformed request with %s", a)}, nil
@@ -78,7 +80,7 @@ func Heartbleed(ctx context.Context, dial Dialer, o Options, v Version) (VulnRes
 			return VulnResult{}, err
 		}
 		if typ != 2 {
-			return VulnResult{}, fmt.Errorf("%w: heartbeat message type %d where a response was due", ErrNotTLS, typ)
+			return VulnResult{}, fmt.Errorf("%w: heartbeat message type %d where a response was due", tlsprobe.ErrNotTLS, typ)
 		}
 		if declared == len(echo) && bytes.Equal(payload, echo) {
 			return VulnResult{Evidence: "the server lists heartbeat, dropped the over-long request and echoed the well-formed one"}, nil
@@ -87,5 +89,5 @@ func Heartbleed(ctx context.Context, dial Dialer, o Options, v Version) (VulnRes
 			"a heartbeat request with 0 payload bytes claiming %d was answered with a %d-byte record declaring %d bytes of payload",
 			heartbleedAsk, len(a.record.Body), declared)}, nil
 	}
-	return VulnResult{}, fmt.Errorf("%w: no heartbeat response among the first 4 records", ErrNotTLS)
+	return VulnResult{}, fmt.Errorf("%w: no heartbeat response among the first 4 records", tlsprobe.ErrNotTLS)
 }

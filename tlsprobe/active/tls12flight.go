@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"context"
@@ -7,22 +7,13 @@ import (
 	"io"
 	"net"
 
+	"github.com/starttls-go/starttls/tlsprobe"
 	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
-// SuiteID is the id of a suite named by its IANA name (false when unknown).
-func SuiteID(name string) (uint16, bool) {
-	for _, s := range AllSuites {
-		if s.Name == name {
-			return s.ID, true
-		}
-	}
-	return 0, false
-}
-
 // legacySuiteIDs offers every pre-1.3 suite, the best first: the probes that
 // stop after the first flight want any handshake at all.
-func legacySuiteIDs() []uint16 { return suiteIDs(offerOrder) }
+func legacySuiteIDs() []uint16 { return tlsprobe.HelloFor(tlsprobe.TLS12).Suites }
 
 // flight is a connection on which the ClientHello was sent and the
 // server's first flight read, positioned where the client's second flight
@@ -36,14 +27,14 @@ type flight struct {
 
 // openFlight dials, sends h and reads the server's first flight. The
 // caller closes the flight.
-func openFlight(ctx context.Context, dial Dialer, h *hello12) (*flight, error) {
+func openFlight(ctx context.Context, dial tlsprobe.Dialer, h *hello12) (*flight, error) {
 	conn, err := dial(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	f := &flight{conn: conn, rc: &recordConn{conn: conn, version: uint16(TLS10)}}
+	f := &flight{conn: conn, rc: &recordConn{conn: conn, version: uint16(tlsprobe.TLS10)}}
 	f.stop = wire.Bind(ctx, conn)
-	if err := f.rc.write(RecordHandshake, h.marshal()); err != nil {
+	if err := f.rc.write(tlsprobe.RecordHandshake, h.marshal()); err != nil {
 		f.close()
 		return nil, wire.DeclinedIfReset(err)
 	}
@@ -54,10 +45,10 @@ func openFlight(ctx context.Context, dial Dialer, h *hello12) (*flight, error) {
 		return nil, declinedIfHangup(err)
 	case !full:
 		f.close()
-		return nil, fmt.Errorf("%w: no ServerHelloDone", ErrNotTLS)
+		return nil, fmt.Errorf("%w: no ServerHelloDone", tlsprobe.ErrNotTLS)
 	case ff.hello.version != h.version:
 		f.close()
-		return nil, fmt.Errorf("%w: server chose %s instead of %s", ErrDeclined, Version(ff.hello.version), Version(h.version))
+		return nil, fmt.Errorf("%w: server chose %s instead of %s", tlsprobe.ErrDeclined, tlsprobe.Version(ff.hello.version), tlsprobe.Version(h.version))
 	}
 	f.ff = ff
 	f.rc.version = h.version
@@ -72,16 +63,16 @@ func (f *flight) close() {
 // answer is how a server reacted to what a probe sent after its first
 // flight: an alert, a hang-up, silence until the deadline, or a record.
 type answer struct {
-	alert   *Alert
+	alert   *tlsprobe.Alert
 	closed  bool // EOF or reset
 	timeout bool
-	record  *Record // anything else
+	record  *tlsprobe.Record // anything else
 }
 
 func (a answer) String() string {
 	switch {
 	case a.alert != nil:
-		return "alert " + AlertName(a.alert.Description)
+		return "alert " + tlsprobe.AlertName(a.alert.Description)
 	case a.closed:
 		return "connection closed"
 	case a.timeout:
@@ -104,8 +95,8 @@ func (f *flight) readAnswer() (answer, error) {
 		return answer{timeout: true}, nil
 	case err != nil:
 		return answer{}, err
-	case rec.Type == RecordAlert:
-		a, err := ParseAlert(rec.Body)
+	case rec.Type == tlsprobe.RecordAlert:
+		a, err := tlsprobe.ParseAlert(rec.Body)
 		if err != nil {
 			return answer{}, err
 		}

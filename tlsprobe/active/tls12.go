@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 
+	"github.com/starttls-go/starttls/tlsprobe"
 	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
@@ -61,7 +62,7 @@ func suite12IDs() []uint16 {
 // handshake with the suite named (AES-GCM with ECDHE or RSA key exchange):
 // a server that accepts none of them cannot be probed with it.
 func Speaks12(name string) bool {
-	id, ok := SuiteID(name)
+	id, ok := tlsprobe.SuiteID(name)
 	if !ok {
 		return false
 	}
@@ -146,8 +147,8 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 	if len(cfg.Suites) == 0 {
 		cfg.Suites = suite12IDs()
 	}
-	c := &Client12{rc: &recordConn{conn: conn, version: uint16(TLS12)}, cfg: cfg}
-	h := newHello12(uint16(TLS12), cfg.Suites, cfg.ServerName)
+	c := &Client12{rc: &recordConn{conn: conn, version: uint16(tlsprobe.TLS12)}, cfg: cfg}
+	h := newHello12(uint16(tlsprobe.TLS12), cfg.Suites, cfg.ServerName)
 	h.ticketExt = cfg.Tickets
 	var resuming []byte
 	if r := cfg.Resume; r != nil {
@@ -165,15 +166,15 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 	c.crandom = h.random[:]
 	msg := h.marshal()
 	c.hs = append(c.hs, msg...)
-	c.rc.version = uint16(TLS10) // the first record's version, for old servers
-	if err := c.rc.write(RecordHandshake, msg); err != nil {
+	c.rc.version = uint16(tlsprobe.TLS10) // the first record's version, for old servers
+	if err := c.rc.write(tlsprobe.RecordHandshake, msg); err != nil {
 		return nil, wire.DeclinedIfReset(err)
 	}
-	c.rc.version = uint16(TLS12)
+	c.rc.version = uint16(tlsprobe.TLS12)
 	ff, full, err := readFirstFlight(c.rc, resuming)
 	if err != nil {
 		err = declinedIfHangup(err)
-		if errors.Is(err, ErrDeclined) {
+		if errors.Is(err, tlsprobe.ErrDeclined) {
 			err = fmt.Errorf("%w (the probe client offers TLS 1.2 with AES-GCM and ECDHE or RSA key exchange only)", err)
 		}
 		return nil, err
@@ -181,12 +182,12 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 	for _, m := range ff.messages {
 		c.hs = append(c.hs, m...)
 	}
-	if ff.hello.version != uint16(TLS12) {
-		return nil, fmt.Errorf("%w: server chose %s", ErrDeclined, Version(ff.hello.version))
+	if ff.hello.version != uint16(tlsprobe.TLS12) {
+		return nil, fmt.Errorf("%w: server chose %s", tlsprobe.ErrDeclined, tlsprobe.Version(ff.hello.version))
 	}
 	s, ok := suite12ByID(ff.hello.suite)
 	if !ok || !slices.Contains(cfg.Suites, s.id) {
-		return nil, fmt.Errorf("%w: server chose suite %s", ErrNotTLS, SuiteName(ff.hello.suite))
+		return nil, fmt.Errorf("%w: server chose suite %s", tlsprobe.ErrNotTLS, tlsprobe.SuiteName(ff.hello.suite))
 	}
 	c.suite = s
 	c.srandom = ff.hello.random
@@ -206,16 +207,16 @@ func Handshake12(ctx context.Context, conn net.Conn, cfg Config12) (*Client12, e
 
 // declinedIfHangup is wire.DeclinedIfReset for errors met while reading.
 func declinedIfHangup(err error) error {
-	var a Alert
+	var a tlsprobe.Alert
 	if errors.As(err, &a) {
-		return fmt.Errorf("%w: %w", ErrDeclined, a)
+		return fmt.Errorf("%w: %w", tlsprobe.ErrDeclined, a)
 	}
 	return wire.DeclinedIfReset(err)
 }
 
 func (c *Client12) full(ff *firstFlight) error {
 	if len(ff.certs) == 0 {
-		return fmt.Errorf("%w: no server certificate", ErrNotTLS)
+		return fmt.Errorf("%w: no server certificate", tlsprobe.ErrNotTLS)
 	}
 	var pms, ckx []byte
 	if c.suite.ecdhe {
@@ -232,7 +233,7 @@ func (c *Client12) full(ff *firstFlight) error {
 		_, _ = rand.Read(pms[2:])
 		pms[0], pms[1] = 3, 3
 		if pub.Size() < 64 {
-			return fmt.Errorf("%w: %d-bit RSA key", ErrNotTLS, pub.Size()*8)
+			return fmt.Errorf("%w: %d-bit RSA key", tlsprobe.ErrNotTLS, pub.Size()*8)
 		}
 		// PKCS#1 v1.5 block type 2 by hand (RFC 8017 §7.2.1): the standard
 		// library deprecates it, and TLS 1.2 RSA key exchange is nothing else.
@@ -259,7 +260,7 @@ func (c *Client12) full(ff *firstFlight) error {
 
 func (c *Client12) abbreviated() error {
 	if c.Session.master == nil {
-		return fmt.Errorf("%w: server resumed a session the client has no secret for", ErrNotTLS)
+		return fmt.Errorf("%w: server resumed a session the client has no secret for", tlsprobe.ErrNotTLS)
 	}
 	if err := c.keys(); err != nil {
 		return err
@@ -294,7 +295,7 @@ func (c *Client12) keys() error {
 func (c *Client12) sendHandshake(typ uint8, body []byte) error {
 	msg := append([]byte{typ, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
 	c.hs = append(c.hs, msg...)
-	return wire.DeclinedIfReset(c.rc.write(RecordHandshake, msg))
+	return wire.DeclinedIfReset(c.rc.write(tlsprobe.RecordHandshake, msg))
 }
 
 func (c *Client12) verifyData(label string) []byte {
@@ -304,7 +305,7 @@ func (c *Client12) verifyData(label string) []byte {
 }
 
 func (c *Client12) sendFinished() error {
-	if err := c.rc.write(RecordChangeCipherSpec, []byte{1}); err != nil {
+	if err := c.rc.write(tlsprobe.RecordChangeCipherSpec, []byte{1}); err != nil {
 		return wire.DeclinedIfReset(err)
 	}
 	c.rc.out = c.pendingOut
@@ -335,16 +336,16 @@ func (c *Client12) readServerFinish() error {
 		case msg[0] == 20 && c.rc.in != nil:
 			want := c.verifyData("server finished")
 			if !hmac.Equal(msg[4:], want) {
-				return fmt.Errorf("%w: the server's Finished does not verify", ErrNotTLS)
+				return fmt.Errorf("%w: the server's Finished does not verify", tlsprobe.ErrNotTLS)
 			}
 			c.ServerVerify = want
 			c.hs = append(c.hs, msg...)
 			return nil
 		default:
-			return fmt.Errorf("%w: handshake message %d where the server's Finished was due", ErrNotTLS, msg[0])
+			return fmt.Errorf("%w: handshake message %d where the server's Finished was due", tlsprobe.ErrNotTLS, msg[0])
 		}
 	}
-	return fmt.Errorf("%w: no Finished from the server", ErrNotTLS)
+	return fmt.Errorf("%w: no Finished from the server", tlsprobe.ErrNotTLS)
 }
 
 // ecdheExchange reads a ServerKeyExchange for a named curve and returns
@@ -356,7 +357,7 @@ func ecdheExchange(ske []byte) (pms, ckx []byte, err error) {
 	var curve uint16
 	var point []byte
 	if !s.ReadUint8(&curveType) || curveType != 3 || !s.ReadUint16(&curve) || !s.ReadUint8LengthPrefixed((*cryptobyte.String)(&point)) {
-		return nil, nil, fmt.Errorf("%w: ServerKeyExchange is not for a named curve", ErrNotTLS)
+		return nil, nil, fmt.Errorf("%w: ServerKeyExchange is not for a named curve", tlsprobe.ErrNotTLS)
 	}
 	var c ecdh.Curve
 	switch curve {
@@ -369,18 +370,18 @@ func ecdheExchange(ske []byte) (pms, ckx []byte, err error) {
 	case 0x0019:
 		c = ecdh.P521()
 	default:
-		return nil, nil, fmt.Errorf("%w: server chose curve %s, which was not offered", ErrNotTLS, GroupName(curve))
+		return nil, nil, fmt.Errorf("%w: server chose curve %s, which was not offered", tlsprobe.ErrNotTLS, tlsprobe.GroupName(curve))
 	}
 	peer, err := c.NewPublicKey(point)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: server's key share: %v", ErrNotTLS, err)
+		return nil, nil, fmt.Errorf("%w: server's key share: %v", tlsprobe.ErrNotTLS, err)
 	}
 	priv, err := c.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	if pms, err = priv.ECDH(peer); err != nil {
-		return nil, nil, fmt.Errorf("%w: ECDH: %v", ErrNotTLS, err)
+		return nil, nil, fmt.Errorf("%w: ECDH: %v", tlsprobe.ErrNotTLS, err)
 	}
 	pub := priv.PublicKey().Bytes()
 	return pms, append([]byte{byte(len(pub))}, pub...), nil
@@ -389,11 +390,11 @@ func ecdheExchange(ske []byte) (pms, ckx []byte, err error) {
 func rsaKeyOf(der []byte) (*rsa.PublicKey, error) {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: server certificate: %v", ErrNotTLS, err)
+		return nil, fmt.Errorf("%w: server certificate: %v", tlsprobe.ErrNotTLS, err)
 	}
 	pub, ok := cert.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%w: RSA key exchange with a %T certificate", ErrNotTLS, cert.PublicKey)
+		return nil, fmt.Errorf("%w: RSA key exchange with a %T certificate", tlsprobe.ErrNotTLS, cert.PublicKey)
 	}
 	return pub, nil
 }

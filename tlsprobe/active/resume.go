@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/starttls-go/starttls/tlsprobe"
 )
 
 // Resumption is what the resumption probes learned; a nil field was not
@@ -24,7 +26,7 @@ type Resumption struct {
 // client: a full handshake without and one with the session_ticket
 // extension (concurrently), then one resumption of each. Four connections
 // in two rounds. It fails only when neither full handshake completes.
-func ProbeResumption(ctx context.Context, dial Dialer, o Options) (*Resumption, error) {
+func ProbeResumption(ctx context.Context, dial tlsprobe.Dialer, o tlsprobe.Options) (*Resumption, error) {
 	o = o.WithDefaults()
 	res := &Resumption{}
 	handshake := func(cfg Config12) (*Session12, error) {

@@ -1,10 +1,13 @@
-package tlsprobe
+package active
 
 import (
 	"crypto/rand"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/starttls-go/starttls/tlsprobe"
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // Extension numbers the TLS 1.2 client and the active probes use.
@@ -78,10 +81,10 @@ func (h *hello12) marshal() []byte {
 			ext(extPointFormats, func(b *cryptobyte.Builder) {
 				b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddUint8(0) })
 			})
-			if h.version >= uint16(TLS12) {
+			if h.version >= uint16(tlsprobe.TLS12) {
 				ext(extSigAlgs, func(b *cryptobyte.Builder) {
 					b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
-						for _, s := range sigAlgs {
+						for _, s := range wire.SigAlgs {
 							b.AddUint16(s)
 						}
 					})
@@ -116,33 +119,33 @@ func parseServerHello12(msg []byte) (*serverHello12, error) {
 	var typ uint8
 	var body cryptobyte.String
 	if !s.ReadUint8(&typ) || !s.ReadUint24LengthPrefixed(&body) || !s.Empty() {
-		return nil, fmt.Errorf("%w: truncated handshake message", ErrNotTLS)
+		return nil, fmt.Errorf("%w: truncated handshake message", tlsprobe.ErrNotTLS)
 	}
 	if typ != 2 {
-		return nil, fmt.Errorf("%w: handshake message %d where a ServerHello was due", ErrNotTLS, typ)
+		return nil, fmt.Errorf("%w: handshake message %d where a ServerHello was due", tlsprobe.ErrNotTLS, typ)
 	}
 	sh := &serverHello12{exts: map[uint16][]byte{}}
 	var comp uint8
 	if !body.ReadUint16(&sh.version) || !body.ReadBytes(&sh.random, 32) ||
 		!body.ReadUint8LengthPrefixed((*cryptobyte.String)(&sh.sessionID)) || len(sh.sessionID) > 32 ||
 		!body.ReadUint16(&sh.suite) || !body.ReadUint8(&comp) {
-		return nil, fmt.Errorf("%w: truncated ServerHello", ErrNotTLS)
+		return nil, fmt.Errorf("%w: truncated ServerHello", tlsprobe.ErrNotTLS)
 	}
 	if body.Empty() {
 		return sh, nil
 	}
 	var exts cryptobyte.String
 	if !body.ReadUint16LengthPrefixed(&exts) || !body.Empty() {
-		return nil, fmt.Errorf("%w: bad ServerHello extensions", ErrNotTLS)
+		return nil, fmt.Errorf("%w: bad ServerHello extensions", tlsprobe.ErrNotTLS)
 	}
 	for !exts.Empty() {
 		var typ uint16
 		var data cryptobyte.String
 		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&data) {
-			return nil, fmt.Errorf("%w: bad ServerHello extension", ErrNotTLS)
+			return nil, fmt.Errorf("%w: bad ServerHello extension", tlsprobe.ErrNotTLS)
 		}
 		if _, dup := sh.exts[typ]; dup {
-			return nil, fmt.Errorf("%w: ServerHello extension %d twice", ErrNotTLS, typ)
+			return nil, fmt.Errorf("%w: ServerHello extension %d twice", tlsprobe.ErrNotTLS, typ)
 		}
 		sh.exts[typ] = data
 	}
@@ -189,23 +192,23 @@ func readFirstFlight(rc *recordConn, resuming []byte) (ff *firstFlight, full boo
 		case msg[0] == 14:
 			return ff, true, nil
 		default:
-			return ff, false, fmt.Errorf("%w: handshake message %d in the server's first flight", ErrNotTLS, msg[0])
+			return ff, false, fmt.Errorf("%w: handshake message %d in the server's first flight", tlsprobe.ErrNotTLS, msg[0])
 		}
 	}
-	return ff, false, fmt.Errorf("%w: no ServerHelloDone in the first flight", ErrNotTLS)
+	return ff, false, fmt.Errorf("%w: no ServerHelloDone in the first flight", tlsprobe.ErrNotTLS)
 }
 
 func parseCertificateMsg(body []byte) ([][]byte, error) {
 	s := cryptobyte.String(body)
 	var list cryptobyte.String
 	if !s.ReadUint24LengthPrefixed(&list) || !s.Empty() {
-		return nil, fmt.Errorf("%w: bad Certificate message", ErrNotTLS)
+		return nil, fmt.Errorf("%w: bad Certificate message", tlsprobe.ErrNotTLS)
 	}
 	var out [][]byte
 	for !list.Empty() {
 		var c cryptobyte.String
 		if !list.ReadUint24LengthPrefixed(&c) || len(c) == 0 {
-			return nil, fmt.Errorf("%w: bad certificate entry", ErrNotTLS)
+			return nil, fmt.Errorf("%w: bad certificate entry", tlsprobe.ErrNotTLS)
 		}
 		out = append(out, c)
 	}
@@ -220,10 +223,10 @@ func ParseNewSessionTicket(msg []byte) (lifetime uint32, ticket []byte, err erro
 	var typ uint8
 	var body cryptobyte.String
 	if !s.ReadUint8(&typ) || !s.ReadUint24LengthPrefixed(&body) || !s.Empty() || typ != 4 {
-		return 0, nil, fmt.Errorf("%w: not a NewSessionTicket message", ErrNotTLS)
+		return 0, nil, fmt.Errorf("%w: not a NewSessionTicket message", tlsprobe.ErrNotTLS)
 	}
 	if !body.ReadUint32(&lifetime) || !body.ReadUint16LengthPrefixed((*cryptobyte.String)(&ticket)) || !body.Empty() {
-		return 0, nil, fmt.Errorf("%w: truncated NewSessionTicket", ErrNotTLS)
+		return 0, nil, fmt.Errorf("%w: truncated NewSessionTicket", tlsprobe.ErrNotTLS)
 	}
 	return lifetime, ticket, nil
 }

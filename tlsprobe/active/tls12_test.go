@@ -1,64 +1,19 @@
-package tlsprobe
+package active
 
 import (
 	"crypto/tls"
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/tlsprobe"
+	"github.com/starttls-go/starttls/tlsprobe/internal/probetest"
 )
 
-// goReadingServer is a crypto/tls server that, after the handshake, reads
-// until the client hangs up, as an application would: renegotiation
-// requests are only seen by a server that reads.
-func goReadingServer(t *testing.T, cfg *tls.Config, states chan<- tls.ConnectionState) Dialer {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					return
-				}
-				if states != nil {
-					select {
-					case states <- tc.ConnectionState():
-					default:
-					}
-				}
-				_, _ = io.Copy(io.Discard, tc)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-	})
-	return tcpDialer(l.Addr().String())
-}
-
 func goConfig(t *testing.T, kt certs.KeyType) *tls.Config {
-	leaf := leafFor(t, kt)
+	leaf := probetest.Leaf(t, kt)
 	return &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MaxVersion: tls.VersionTLS12,
 		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
@@ -73,24 +28,24 @@ func TestHandshake12GoServer(t *testing.T) {
 	for _, kt := range []certs.KeyType{certs.RSA2048, certs.ECDSAP256} {
 		cfg := goConfig(t, kt)
 		states := make(chan tls.ConnectionState, 1)
-		dial := goReadingServer(t, cfg, states)
+		dial := probetest.GoReadingServer(t, cfg, states)
 		for _, s := range suites12 {
 			rsaSuite := s.id == 0xC02F || s.id == 0xC030 || !s.ecdhe
 			if rsaSuite != (kt == certs.RSA2048) {
 				continue
 			}
-			ctx := probeCtx(t)
+			ctx := probetest.Ctx(t)
 			conn, err := dial(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			c, err := Handshake12(ctx, conn, Config12{Suites: []uint16{s.id}})
 			if err != nil {
-				t.Fatalf("%s: %v", SuiteName(s.id), err)
+				t.Fatalf("%s: %v", tlsprobe.SuiteName(s.id), err)
 			}
 			st := <-states
 			if st.CipherSuite != s.id || c.Session.Suite != s.id {
-				t.Errorf("%s: server negotiated %s, client %s", SuiteName(s.id), SuiteName(st.CipherSuite), SuiteName(c.Session.Suite))
+				t.Errorf("%s: server negotiated %s, client %s", tlsprobe.SuiteName(s.id), tlsprobe.SuiteName(st.CipherSuite), tlsprobe.SuiteName(c.Session.Suite))
 			}
 			_ = c.CloseNotify()
 		}
@@ -99,7 +54,7 @@ func TestHandshake12GoServer(t *testing.T) {
 
 func TestResumptionGoServer(t *testing.T) {
 	cfg := goConfig(t, certs.ECDSAP256)
-	res, err := ProbeResumption(probeCtx(t), goReadingServer(t, cfg, nil), Options{Timeout: 5 * time.Second})
+	res, err := ProbeResumption(probetest.Ctx(t), probetest.GoReadingServer(t, cfg, nil), tlsprobe.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +68,7 @@ func TestResumptionGoServer(t *testing.T) {
 
 	off := cfg.Clone()
 	off.SessionTicketsDisabled = true
-	res, err = ProbeResumption(probeCtx(t), goReadingServer(t, off, nil), Options{Timeout: 5 * time.Second})
+	res, err = ProbeResumption(probetest.Ctx(t), probetest.GoReadingServer(t, off, nil), tlsprobe.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +93,8 @@ func wantFacts(t *testing.T, res *Resumption, id, byID, ticket, byTicket bool) {
 }
 
 func TestClientRenegotiationGoServer(t *testing.T) {
-	dial := goReadingServer(t, goConfig(t, certs.RSA2048), nil)
-	res, err := ClientRenegotiation(probeCtx(t), dial, Options{Timeout: 5 * time.Second})
+	dial := probetest.GoReadingServer(t, goConfig(t, certs.RSA2048), nil)
+	res, err := ClientRenegotiation(probetest.Ctx(t), dial, tlsprobe.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,14 +108,14 @@ func TestClientRenegotiationGoServer(t *testing.T) {
 // at the client's request with -client_renegotiation (the real positive)
 // and refuses with -no_renegotiation; it resumes by session id and ticket.
 func TestOpenSSLRenegotiationAndResumption(t *testing.T) {
-	leaf := leafFor(t, certs.RSA2048)
-	opts := Options{Timeout: 5 * time.Second}
+	leaf := probetest.Leaf(t, certs.RSA2048)
+	opts := tlsprobe.Options{Timeout: 5 * time.Second}
 	for _, tc := range []struct {
 		args []string
 		want bool
 	}{{[]string{"-client_renegotiation"}, true}, {[]string{"-no_renegotiation"}, false}, {nil, false}} {
-		dial := opensslServer(t, leaf, append([]string{"-tls1_2"}, tc.args...)...)
-		res, err := ClientRenegotiation(probeCtx(t), dial, opts)
+		dial := probetest.OpenSSLServer(t, leaf, append([]string{"-tls1_2"}, tc.args...)...)
+		res, err := ClientRenegotiation(probetest.Ctx(t), dial, opts)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
@@ -169,8 +124,8 @@ func TestOpenSSLRenegotiationAndResumption(t *testing.T) {
 		}
 		t.Logf("%v: %s", tc.args, res.Evidence)
 	}
-	dial := opensslServer(t, leaf, "-tls1_2")
-	res, err := ProbeResumption(probeCtx(t), dial, opts)
+	dial := probetest.OpenSSLServer(t, leaf, "-tls1_2")
+	res, err := ProbeResumption(probetest.Ctx(t), dial, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +135,8 @@ func TestOpenSSLRenegotiationAndResumption(t *testing.T) {
 	} else {
 		t.Logf("ticket lifetime hint %d s", *res.TicketLifetimeS)
 	}
-	dial = opensslServer(t, leaf, "-tls1_2", "-no_ticket", "-no_cache")
-	res, err = ProbeResumption(probeCtx(t), dial, opts)
+	dial = probetest.OpenSSLServer(t, leaf, "-tls1_2", "-no_ticket", "-no_cache")
+	res, err = ProbeResumption(probetest.Ctx(t), dial, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,19 +147,21 @@ func TestOpenSSLRenegotiationAndResumption(t *testing.T) {
 // crypto/tls and OpenSSL 3.0 (no heartbeat support, CCS rejected, no
 // padding oracle), with RSA key exchange enabled so that ROBOT applies.
 func TestActiveProbesRealServers(t *testing.T) {
-	opts := Options{Timeout: 5 * time.Second}
+	opts := tlsprobe.Options{Timeout: 5 * time.Second}
 	goCfg := goConfig(t, certs.RSA2048)
 	goCfg.CipherSuites = append(goCfg.CipherSuites, tls.TLS_RSA_WITH_AES_128_CBC_SHA)
-	servers := map[string]Dialer{
-		"crypto/tls": goReadingServer(t, goCfg, nil),
-		"openssl":    opensslServer(t, leafFor(t, certs.RSA2048), "-tls1_2", "-cipher", "AES128-GCM-SHA256:AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256"),
+	servers := map[string]tlsprobe.Dialer{
+		"crypto/tls": probetest.GoReadingServer(t, goCfg, nil),
+		"openssl":    probetest.OpenSSLServer(t, probetest.Leaf(t, certs.RSA2048), "-tls1_2", "-cipher", "AES128-GCM-SHA256:AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256"),
 	}
 	for name, dial := range servers {
 		for probe, run := range map[string]func() (VulnResult, error){
-			"heartbleed": func() (VulnResult, error) { return Heartbleed(probeCtx(t), dial, opts, TLS12) },
-			"ccs":        func() (VulnResult, error) { return CCSInjection(probeCtx(t), dial, opts, TLS12) },
-			"robot":      func() (VulnResult, error) { return ROBOT(probeCtx(t), dial, opts, TLS12, []uint16{0x009C, 0x002F}) },
-			"reneg":      func() (VulnResult, error) { return ClientRenegotiation(probeCtx(t), dial, opts) },
+			"heartbleed": func() (VulnResult, error) { return Heartbleed(probetest.Ctx(t), dial, opts, tlsprobe.TLS12) },
+			"ccs":        func() (VulnResult, error) { return CCSInjection(probetest.Ctx(t), dial, opts, tlsprobe.TLS12) },
+			"robot": func() (VulnResult, error) {
+				return ROBOT(probetest.Ctx(t), dial, opts, tlsprobe.TLS12, []uint16{0x009C, 0x002F})
+			},
+			"reneg": func() (VulnResult, error) { return ClientRenegotiation(probetest.Ctx(t), dial, opts) },
 		} {
 			start := time.Now()
 			res, err := run()
@@ -227,22 +184,22 @@ func TestActiveProbesRealServers(t *testing.T) {
 // them back; with tickets off (crypto/tls SessionTicketsDisabled, OpenSSL
 // -num_tickets 0) none comes.
 func TestResumption13(t *testing.T) {
-	opts := Options{Timeout: 5 * time.Second}
-	cfg := &tls.Config{Certificates: []tls.Certificate{leafFor(t, certs.ECDSAP256).TLS}, MinVersion: tls.VersionTLS13}
+	opts := tlsprobe.Options{Timeout: 5 * time.Second}
+	cfg := &tls.Config{Certificates: []tls.Certificate{probetest.Leaf(t, certs.ECDSAP256).TLS}, MinVersion: tls.VersionTLS13}
 	off := cfg.Clone()
 	off.SessionTicketsDisabled = true
-	leaf := leafFor(t, certs.RSA2048)
+	leaf := probetest.Leaf(t, certs.RSA2048)
 	for _, tc := range []struct {
 		name            string
-		dial            Dialer
+		dial            tlsprobe.Dialer
 		issued, resumed bool
 	}{
-		{"crypto/tls", goReadingServer(t, cfg, nil), true, true},
-		{"crypto/tls tickets off", goReadingServer(t, off, nil), false, false},
-		{"openssl", opensslServer(t, leaf, "-tls1_3"), true, true},
-		{"openssl -num_tickets 0", opensslServer(t, leaf, "-tls1_3", "-num_tickets", "0"), false, false},
+		{"crypto/tls", probetest.GoReadingServer(t, cfg, nil), true, true},
+		{"crypto/tls tickets off", probetest.GoReadingServer(t, off, nil), false, false},
+		{"openssl", probetest.OpenSSLServer(t, leaf, "-tls1_3"), true, true},
+		{"openssl -num_tickets 0", probetest.OpenSSLServer(t, leaf, "-tls1_3", "-num_tickets", "0"), false, false},
 	} {
-		issued, resumed, err := ProbeResumption13(probeCtx(t), tc.dial, opts)
+		issued, resumed, err := ProbeResumption13(probetest.Ctx(t), tc.dial, opts)
 		if err != nil || issued != tc.issued || resumed != tc.resumed {
 			t.Errorf("%s: issued %v resumed %v (%v), want %v %v", tc.name, issued, resumed, err, tc.issued, tc.resumed)
 		}
@@ -254,8 +211,8 @@ func TestResumption13(t *testing.T) {
 func TestHandshake12NoCommonSuite(t *testing.T) {
 	cfg := goConfig(t, certs.RSA2048)
 	cfg.CipherSuites = []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
-	_, err := ClientRenegotiation(probeCtx(t), goReadingServer(t, cfg, nil), Options{Timeout: 5 * time.Second})
-	if !errors.Is(err, ErrDeclined) || !strings.Contains(err.Error(), "AES-GCM") {
+	_, err := ClientRenegotiation(probetest.Ctx(t), probetest.GoReadingServer(t, cfg, nil), tlsprobe.Options{Timeout: 5 * time.Second})
+	if !errors.Is(err, tlsprobe.ErrDeclined) || !strings.Contains(err.Error(), "AES-GCM") {
 		t.Fatalf("err = %v, want ErrDeclined naming what the probe client offers", err)
 	}
 }

@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/starttls-go/starttls/tlsprobe"
 )
 
 // ticketWait is how long the TLS 1.3 probe reads after the handshake for
@@ -19,7 +21,7 @@ const ticketWait = 100 * time.Millisecond
 // then a second handshake offering it. Two connections, one after the
 // other. It reports whether a ticket came and whether it was taken; the
 // lifetime is not exposed by crypto/tls.
-func ProbeResumption13(ctx context.Context, dial Dialer, o Options) (issued, resumed bool, err error) {
+func ProbeResumption13(ctx context.Context, dial tlsprobe.Dialer, o tlsprobe.Options) (issued, resumed bool, err error) {
 	o = o.WithDefaults()
 	cache := &oneSession{}
 	cfg := &tls.Config{

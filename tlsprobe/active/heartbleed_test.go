@@ -1,4 +1,4 @@
-package tlsprobe_test
+package active_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/starttls-go/starttls/internal/tlsfake"
 	"github.com/starttls-go/starttls/tlsprobe"
+	"github.com/starttls-go/starttls/tlsprobe/active"
 )
 
 func fakeDialer(addr string) tlsprobe.Dialer {
@@ -30,15 +31,15 @@ var rsaSuites = []uint16{0x009C, 0x002F}
 // flaw on and off: the same server, only the flaw differs.
 func TestActiveProbesFake(t *testing.T) {
 	o := tlsprobe.Options{Timeout: 3 * time.Second}
-	probes := map[tlsfake.Flaw]func(context.Context, tlsprobe.Dialer) (tlsprobe.VulnResult, error){
-		tlsfake.Heartbleed: func(ctx context.Context, d tlsprobe.Dialer) (tlsprobe.VulnResult, error) {
-			return tlsprobe.Heartbleed(ctx, d, o, tlsprobe.TLS12)
+	probes := map[tlsfake.Flaw]func(context.Context, tlsprobe.Dialer) (active.VulnResult, error){
+		tlsfake.Heartbleed: func(ctx context.Context, d tlsprobe.Dialer) (active.VulnResult, error) {
+			return active.Heartbleed(ctx, d, o, tlsprobe.TLS12)
 		},
-		tlsfake.CCSInjection: func(ctx context.Context, d tlsprobe.Dialer) (tlsprobe.VulnResult, error) {
-			return tlsprobe.CCSInjection(ctx, d, o, tlsprobe.TLS12)
+		tlsfake.CCSInjection: func(ctx context.Context, d tlsprobe.Dialer) (active.VulnResult, error) {
+			return active.CCSInjection(ctx, d, o, tlsprobe.TLS12)
 		},
-		tlsfake.ROBOT: func(ctx context.Context, d tlsprobe.Dialer) (tlsprobe.VulnResult, error) {
-			return tlsprobe.ROBOT(ctx, d, o, tlsprobe.TLS12, rsaSuites)
+		tlsfake.ROBOT: func(ctx context.Context, d tlsprobe.Dialer) (active.VulnResult, error) {
+			return active.ROBOT(ctx, d, o, tlsprobe.TLS12, rsaSuites)
 		},
 	}
 	names := map[tlsfake.Flaw]string{tlsfake.Heartbleed: "heartbleed", tlsfake.CCSInjection: "ccs", tlsfake.ROBOT: "robot"}
@@ -72,7 +73,7 @@ func TestActiveProbesFake(t *testing.T) {
 // TestHeartbleedLeakEvidence: the evidence of a leak says how much came back.
 func TestHeartbleedLeakEvidence(t *testing.T) {
 	srv := tlsfake.Start(t, tlsfake.Heartbleed, true)
-	res, err := tlsprobe.Heartbleed(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS11)
+	res, err := active.Heartbleed(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS11)
 	if err != nil || !res.Vulnerable || !strings.Contains(res.Evidence, "declaring 16384") {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -83,7 +84,7 @@ func TestHeartbleedLeakEvidence(t *testing.T) {
 // ErrDeclined, which the check reports as "n/a", never as a verdict.
 func TestActiveProbesDeclined(t *testing.T) {
 	srv := tlsfake.Start(t, tlsfake.ROBOT, true)
-	_, err := tlsprobe.ROBOT(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS12, []uint16{0xC02F})
+	_, err := active.ROBOT(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS12, []uint16{0xC02F})
 	if err == nil || !strings.Contains(err.Error(), "declined") {
 		t.Fatalf("ROBOT with no common suite: %v, want declined", err)
 	}
@@ -94,7 +95,7 @@ func TestActiveProbesDeclined(t *testing.T) {
 // server) gives an error, neither verdict.
 func TestROBOTNotRepeatable(t *testing.T) {
 	srv := tlsfake.Start(t, tlsfake.ROBOTTransient, true)
-	res, err := tlsprobe.ROBOT(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS12, rsaSuites)
+	res, err := active.ROBOT(ctxFor(t), fakeDialer(srv.Addr), tlsprobe.Options{Timeout: 3 * time.Second}, tlsprobe.TLS12, rsaSuites)
 	if err == nil || !strings.Contains(err.Error(), "not repeatable") {
 		t.Fatalf("%+v, %v; want an error about answers that do not repeat", res, err)
 	}

@@ -1,4 +1,4 @@
-package tlsprobe
+package active
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"strings"
 	"sync"
+
+	"github.com/starttls-go/starttls/tlsprobe"
 )
 
 // robotVariant is one premaster-secret encoding of the ROBOT scan
@@ -71,7 +73,7 @@ func rawRSA(pub *rsa.PublicKey, block []byte) []byte {
 // robotTry runs one variant on a fresh connection: the first flight, then
 // ClientKeyExchange, ChangeCipherSpec and a Finished of random bytes in one
 // write, and returns the server's reaction.
-func robotTry(ctx context.Context, dial Dialer, o Options, v Version, suites []uint16, variant robotVariant) (string, error) {
+func robotTry(ctx context.Context, dial tlsprobe.Dialer, o tlsprobe.Options, v tlsprobe.Version, suites []uint16, variant robotVariant) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	f, err := openFlight(ctx, dial, newHello12(uint16(v), suites, o.ServerName))
@@ -80,25 +82,25 @@ func robotTry(ctx context.Context, dial Dialer, o Options, v Version, suites []u
 	}
 	defer f.close()
 	if len(f.ff.certs) == 0 {
-		return "", fmt.Errorf("%w: no certificate in the first flight", ErrNotTLS)
+		return "", fmt.Errorf("%w: no certificate in the first flight", tlsprobe.ErrNotTLS)
 	}
 	pub, err := rsaKeyOf(f.ff.certs[0])
 	if err != nil {
 		return "", err
 	}
 	if pub.Size() < 64 {
-		return "", fmt.Errorf("%w: %d-bit RSA key too small for the probe", ErrNotTLS, pub.Size()*8)
+		return "", fmt.Errorf("%w: %d-bit RSA key too small for the probe", tlsprobe.ErrNotTLS, pub.Size()*8)
 	}
 	ckx := binaryPrefixed16(rawRSA(pub, variant.build(pub.Size(), uint16(v))))
-	if v == SSL30 {
+	if v == tlsprobe.SSL30 {
 		ckx = ckx[2:]
 	}
 	msg := append([]byte{16, byte(len(ckx) >> 16), byte(len(ckx) >> 8), byte(len(ckx))}, ckx...)
 	finished := make([]byte, 40)
 	_, _ = rand.Read(finished)
-	out := Record{Type: RecordHandshake, Version: uint16(v), Body: msg}.Marshal()
-	out = append(out, Record{Type: RecordChangeCipherSpec, Version: uint16(v), Body: []byte{1}}.Marshal()...)
-	out = append(out, Record{Type: RecordHandshake, Version: uint16(v), Body: finished}.Marshal()...)
+	out := tlsprobe.Record{Type: tlsprobe.RecordHandshake, Version: uint16(v), Body: msg}.Marshal()
+	out = append(out, tlsprobe.Record{Type: tlsprobe.RecordChangeCipherSpec, Version: uint16(v), Body: []byte{1}}.Marshal()...)
+	out = append(out, tlsprobe.Record{Type: tlsprobe.RecordHandshake, Version: uint16(v), Body: finished}.Marshal()...)
 	if _, err := f.conn.Write(out); err != nil {
 		return "write failed (connection closed)", nil
 	}
@@ -117,10 +119,10 @@ func robotTry(ctx context.Context, dial Dialer, o Options, v Version, suites []u
 // oracle. Variants that differ from the baseline are tried once more, with
 // the baseline, to rule out noise: 5 connections, at most 10. suites are
 // the server's TLS_RSA_* suites for v.
-func ROBOT(ctx context.Context, dial Dialer, o Options, v Version, suites []uint16) (VulnResult, error) {
+func ROBOT(ctx context.Context, dial tlsprobe.Dialer, o tlsprobe.Options, v tlsprobe.Version, suites []uint16) (VulnResult, error) {
 	o = o.WithDefaults()
 	if len(suites) == 0 {
-		return VulnResult{}, fmt.Errorf("%w: no RSA key-exchange suite to probe with", ErrDeclined)
+		return VulnResult{}, fmt.Errorf("%w: no RSA key-exchange suite to probe with", tlsprobe.ErrDeclined)
 	}
 	round := func(idx []int) ([]string, error) {
 		got := make([]string, len(idx))
