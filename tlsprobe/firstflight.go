@@ -85,23 +85,14 @@ func FirstFlightHello(ctx context.Context, dial Dialer, o Options, v Version, su
 	if len(ch.Suites) == 0 {
 		ch.Suites = suiteIDs(offerOrder)
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	conn, err := dial(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	defer conn.Close()
-	return sendFirstFlight(ctx, conn, ch)
-}
-
-func sendFirstFlight(ctx context.Context, conn net.Conn, ch ClientHello) (*FirstFlight, error) {
-	stop := wire.Bind(ctx, conn)
-	defer stop()
-	if _, err := conn.Write(ch.Marshal()); err != nil {
-		return nil, wire.DeclinedIfReset(err)
-	}
-	return ReadFirstFlight(conn)
+	return dialed(ctx, dial, o, func(ctx context.Context, conn net.Conn) (*FirstFlight, error) {
+		stop := wire.Bind(ctx, conn)
+		defer stop()
+		if _, err := conn.Write(ch.Marshal()); err != nil {
+			return nil, wire.DeclinedIfReset(err)
+		}
+		return ReadFirstFlight(conn)
+	})
 }
 
 // ReadFirstFlight reads records from r up to and including ServerHelloDone

@@ -42,15 +42,24 @@ func (o Options) WithDefaults() Options {
 
 // one dials and sends one ClientHello.
 func one(ctx context.Context, dial Dialer, o Options, ch ClientHello) (*ServerHello, error) {
+	ch.ServerName = o.ServerName
+	return dialed(ctx, dial, o, func(ctx context.Context, conn net.Conn) (*ServerHello, error) {
+		return Hello(ctx, conn, ch)
+	})
+}
+
+// dialed runs do on a fresh connection from dial, the dial and the
+// exchange bounded together by o.Timeout (o has its defaults).
+func dialed[T any](ctx context.Context, dial Dialer, o Options, do func(context.Context, net.Conn) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	conn, err := dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
+		var zero T
+		return zero, fmt.Errorf("dial: %w", err)
 	}
 	defer conn.Close()
-	ch.ServerName = o.ServerName
-	return Hello(ctx, conn, ch)
+	return do(ctx, conn)
 }
 
 func suiteIDs(ss []Suite) []uint16 {

@@ -36,15 +36,7 @@ func HelloFor(v Version) ClientHello { return helloFor(v) }
 
 // OfferSSLv2 dials once and sends an SSLv2 CLIENT-HELLO (see HelloSSLv2).
 func OfferSSLv2(ctx context.Context, dial Dialer, o Options) (*SSLv2ServerHello, error) {
-	o = o.WithDefaults()
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	conn, err := dial(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	defer conn.Close()
-	return HelloSSLv2(ctx, conn)
+	return dialed(ctx, dial, o.WithDefaults(), HelloSSLv2)
 }
 
 // extraExportSuites are export suites missing from the enumeration's pool
