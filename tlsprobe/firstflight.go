@@ -56,12 +56,6 @@ var (
 	ErrBadFlight = fmt.Errorf("%w: malformed first flight", ErrNotTLS)
 )
 
-// Bounds of a first flight: a long chain is a few tens of kilobytes.
-const (
-	maxFlight        = 256 << 10
-	maxFlightRecords = 64
-)
-
 // Handshake message types of a TLS 1.2 server's first flight (RFC 5246 §7.4).
 const (
 	hsServerHello       = 2
@@ -101,42 +95,19 @@ func FirstFlightHello(ctx context.Context, dial Dialer, o Options, v Version, su
 // not a well-formed TLS 1.2 first flight gives an error wrapping ErrNotTLS.
 func ReadFirstFlight(r io.Reader) (*FirstFlight, error) {
 	ff := &FirstFlight{}
-	var buf []byte
-	total := 0
-	for i := 0; ; i++ {
-		if i == maxFlightRecords {
-			return ff, fmt.Errorf("%w: more than %d records", ErrFlightTooLarge, maxFlightRecords)
-		}
-		typ, body, err := readRecord(r)
+	fr := &flightReader{r: r}
+	for {
+		msg, err := fr.next()
 		if err != nil {
-			if ff.Hello != nil && errors.Is(err, ErrDeclined) {
+			if ff.Hello != nil && errors.Is(err, ErrDeclined) && !errors.As(err, new(Alert)) {
 				// A hang-up after the ServerHello is not a refusal of the offer.
 				return ff, fmt.Errorf("%w: connection closed inside the first flight", ErrBadFlight)
 			}
 			return ff, err
 		}
-		if typ != 22 {
-			_, err := ParseRecord(typ, body) // an alert (declined) or garbage
+		done, err := ff.handle(msg)
+		if err != nil || done {
 			return ff, err
-		}
-		if total += len(body); total > maxFlight {
-			return ff, fmt.Errorf("%w: more than %d bytes", ErrFlightTooLarge, maxFlight)
-		}
-		buf = append(buf, body...)
-		for len(buf) >= 4 {
-			n := int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
-			if n > maxFlight {
-				return ff, fmt.Errorf("%w: handshake message of %d bytes", ErrFlightTooLarge, n)
-			}
-			if len(buf) < 4+n {
-				break
-			}
-			msg := buf[:4+n]
-			buf = buf[4+n:]
-			done, err := ff.handle(msg)
-			if err != nil || done {
-				return ff, err
-			}
 		}
 	}
 }

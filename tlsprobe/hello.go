@@ -265,45 +265,27 @@ func HelloKeyExchange(ctx context.Context, conn net.Conn, ch ClientHello) (*Serv
 	if _, err := conn.Write(ch.Marshal()); err != nil {
 		return nil, 0, wire.DeclinedIfReset(err)
 	}
-	var buf []byte
+	fr := &flightReader{r: conn}
 	var sh *ServerHello
-	// A server's first flight is a handful of records; 16 bound it.
-	for i := 0; i < 16; i++ {
-		typ, body, err := readRecord(conn)
+	for {
+		msg, err := fr.next()
 		if err != nil {
 			return sh, 0, err
 		}
-		if typ != 22 {
-			_, err := ParseRecord(typ, body) // an alert: declined
-			return sh, 0, err
-		}
-		buf = append(buf, body...)
-		for len(buf) >= 4 {
-			n := int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
-			if n > 1<<16 {
-				return sh, 0, fmt.Errorf("%w: handshake message of %d bytes", ErrNotTLS, n)
+		switch msg[0] {
+		case 2: // ServerHello
+			if sh, err = ParseRecord(22, msg); err != nil {
+				return nil, 0, err
 			}
-			if len(buf) < 4+n {
-				break
-			}
-			msg := buf[:4+n]
-			buf = buf[4+n:]
-			switch msg[0] {
-			case 2: // ServerHello
-				if sh, err = ParseRecord(22, msg); err != nil {
-					return nil, 0, err
-				}
-			case 12: // ServerKeyExchange: ECParameters, curve_type 3 = named_curve
-				if sh == nil || n < 3 || msg[4] != 3 {
-					return sh, 0, nil
-				}
-				return sh, uint16(msg[5])<<8 | uint16(msg[6]), nil
-			case 14: // ServerHelloDone: no key exchange message
+		case 12: // ServerKeyExchange: ECParameters, curve_type 3 = named_curve
+			if sh == nil || len(msg) < 7 || msg[4] != 3 {
 				return sh, 0, nil
 			}
+			return sh, uint16(msg[5])<<8 | uint16(msg[6]), nil
+		case 14: // ServerHelloDone: no key exchange message
+			return sh, 0, nil
 		}
 	}
-	return sh, 0, fmt.Errorf("%w: no ServerKeyExchange in the first 16 records", ErrNotTLS)
 }
 
 // ParseRecord interprets one record's content.

@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/starttls-go/starttls/tlsprobe"
+	"github.com/starttls-go/starttls/tlsprobe/internal/wire"
 )
 
 // gcmState protects one direction of a TLS 1.2 AES-GCM connection (RFC
@@ -107,16 +108,13 @@ func (rc *recordConn) readHandshake() ([]byte, error) {
 	// Each record adds at least one byte or ends the loop with an error;
 	// the bound guards against an endless stream of empty records.
 	for i := 0; i < 64; i++ {
-		if len(rc.hsBuf) >= 4 {
-			n := int(rc.hsBuf[1])<<16 | int(rc.hsBuf[2])<<8 | int(rc.hsBuf[3])
-			if n > maxHandshakeMsg {
-				return nil, fmt.Errorf("%w: handshake message of %d bytes", tlsprobe.ErrNotTLS, n)
-			}
-			if len(rc.hsBuf) >= 4+n {
-				msg := rc.hsBuf[: 4+n : 4+n]
-				rc.hsBuf = rc.hsBuf[4+n:]
-				return msg, nil
-			}
+		msg, rest, n := wire.SplitHandshake(rc.hsBuf)
+		if n > maxHandshakeMsg {
+			return nil, fmt.Errorf("%w: handshake message of %d bytes", tlsprobe.ErrNotTLS, n)
+		}
+		if msg != nil {
+			rc.hsBuf = rest
+			return msg, nil
 		}
 		rec, err := rc.read()
 		if err != nil {

@@ -54,3 +54,19 @@ func Bind(ctx context.Context, conn net.Conn) (stop func() bool) {
 // SigAlgs is the signature_algorithms list both ClientHello builders
 // offer (RFC 8446 §4.2.3): broad, so no server declines over it.
 var SigAlgs = []uint16{0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203, 0x0201, 0x0807}
+
+// SplitHandshake splits the first handshake message (its 4-byte header
+// included) off buf, the one reassembly step of every flight reader. n is
+// the message's declared body length, -1 while buf is shorter than a
+// header; msg is nil until all of it is in buf. The caller bounds n. msg's
+// capacity ends with it, so appending to rest never overwrites it.
+func SplitHandshake(buf []byte) (msg, rest []byte, n int) {
+	if len(buf) < 4 {
+		return nil, buf, -1
+	}
+	n = int(buf[1])<<16 | int(buf[2])<<8 | int(buf[3])
+	if len(buf) < 4+n {
+		return nil, buf, n
+	}
+	return buf[: 4+n : 4+n], buf[4+n:], n
+}
