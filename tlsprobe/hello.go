@@ -2,7 +2,8 @@
 // ServerHello or alert, to learn which protocol versions, cipher suites and
 // key-exchange groups a server accepts, beyond what crypto/tls can offer
 // (SSLv3, RSA key exchange, 3DES, RC4, CAMELLIA, ARIA, DHE ...). No
-// handshake is ever completed: each probe stops at the server's first answer.
+// handshake is ever completed: each probe stops at the server's first answer
+// (the client that does complete them is in tlsprobe/active).
 package tlsprobe
 
 import (
