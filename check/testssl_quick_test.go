@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,14 @@ func TestTestsslQuickDiff(t *testing.T) {
 	// The server is legacy on purpose: both must have seen TLS 1.0.
 	if st["version tls1.0"] != "yes" {
 		t.Errorf("TLS 1.0 not seen on the legacy server: %q", st["version tls1.0"])
+	}
+	// Suites the full differential once found only testssl listing (the
+	// probe did not offer them; openssl s_client -cipher X negotiates each).
+	for _, s := range []string{"TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA", "TLS_DH_anon_WITH_CAMELLIA_256_CBC_SHA256",
+		"TLS_DHE_RSA_WITH_AES_128_CCM_8", "TLS_DHE_RSA_WITH_AES_256_CCM_8"} {
+		if !slices.Contains(strings.Fields(st["suites tls1.2"]), s) {
+			t.Errorf("%s accepted by the server (ALL:3DES:@SECLEVEL=0) but not in the check's TLS 1.2 suites", s)
+		}
 	}
 }
 
