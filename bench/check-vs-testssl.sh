@@ -204,8 +204,11 @@ while read -r name url proto addr ca; do
   # the default run's answer wins for an id both runs report
   jq -s '(.[0] | map(.id)) as $ids | .[0] + (.[1] | map(select(.id as $i | $ids | index($i) | not)))' \
     "$TMP/tf.json" "$TMP/tt.json" >"$TMP/tsall.json"
-  if jq -e .schema "$sj" >/dev/null 2>&1; then jq -r -f "$DS/starttls.jq" "$sj" >"$TMP/sfields"; else : >"$TMP/sfields"; fi
-  jq -r -f "$DS/testssl.jq" "$TMP/tsall.json" >"$TMP/tfields"
+  # a normaliser that fails loses that server's table, not the whole run
+  jq -e .schema "$sj" >/dev/null 2>&1 && jq -r -f "$DS/starttls.jq" "$sj" >"$TMP/sfields" ||
+    { log "$name: no starttls fields (see $sj)"; : >"$TMP/sfields"; }
+  jq -r -f "$DS/testssl.jq" "$TMP/tsall.json" >"$TMP/tfields" ||
+    { log "$name: no testssl fields"; : >"$TMP/tfields"; }
   awk -f "$DS/join.awk" "$TMP/sfields" "$TMP/tfields" >"$TMP/joined"
   read -r _ agree disagree < <(grep '^COUNTS ' "$TMP/joined")
   echo "| $name | $agree | $disagree | $wr | $cr |" >>"$SUMMARY"

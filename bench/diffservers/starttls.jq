@@ -16,17 +16,18 @@ def line($k; $v): "\($k)\t\(if $v == null or $v == "" then "(absent)" else $v en
     | select($r.tls.versions[$v] == true)
     | line("suites " + $v; ($r.tls.cipher_suites[$v] // [] | sort | join(" ")))),
   line("ec groups"; ($r.tls.groups // [] | map(select(startswith("ffdhe") | not)) | sort | join(" "))),
-  ($r.certificate.chain[0] // {}) as $c
+  ($r.certificate.chain // [] | .[0]) as $c
   | line("cert subject CN"; ($c.subject | cn)),
     line("cert issuer CN"; ($c.issuer | cn)),
     line("cert not after (UTC)"; ($c.not_after // "" | .[0:16] | sub("T"; " "))),
-    line("cert key"; "\($c.key_type | sub("ECDSA"; "EC")) \($c.key_bits)"),
+    line("cert key"; (if $c == null then null else "\($c.key_type // "" | sub("ECDSA"; "EC")) \($c.key_bits)" end)),
     line("cert signature"; ($c.signature_algorithm // "" | ascii_upcase | [scan("[A-Z0-9]+")] | sort | join(" "))),
-    line("cert chain length"; ($r.certificate.chain | length)),
-    line("cert trusted"; ($r.certificate.verification.trusted | yn)),
-    line("cert name match"; ($r.certificate.verification.name_match | yn)),
-    line("cert expired"; ($r.certificate.verification.expired | yn)),
-    line("OCSP stapled"; ($r.certificate.ocsp_stapled | yn)),
+    # no chain: the certificate was not seen, so its verdicts mean nothing
+    line("cert chain length"; ($r.certificate.chain // [] | length | if . == 0 then null else . end)),
+    line("cert trusted"; (if $c == null then null else $r.certificate.verification.trusted end | yn)),
+    line("cert name match"; (if $c == null then null else $r.certificate.verification.name_match end | yn)),
+    line("cert expired"; (if $c == null then null else $r.certificate.verification.expired end | yn)),
+    line("OCSP stapled"; (if $c == null then null else $r.certificate.ocsp_stapled end | yn)),
     line("must-staple"; ($r.tls.facts.must_staple | yn)),
     line("SCTs"; ($r.tls.facts.scts | if . == null then "(absent)" elif ([.[]] | add // 0) > 0 then "yes" else "no" end)),
     line("session id issued"; ($r.tls.facts.session_id_issued | yn)),
