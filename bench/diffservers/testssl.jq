@@ -6,7 +6,7 @@ def verdict: if . == null then "(absent)"
   elif test("not vulnerable|^supported|^not offered|^no DH EXPORT|^Client-initiated renegotiation.*not|^OK"; "i") then "not-vulnerable"
   elif test("vulnerable|not supported|NOT ok"; "i") then "vulnerable"
   elif test("^(n/a|no .* offered|test failed|no protocol below|not applicable)"; "i") then "not-vulnerable"
-  else "other: " + . end;
+  else "(n/a: testssl could not tell: " + . + ")" end;
 def vname:
   { "SSLv2": "sslv2", "SSLv3": "sslv3", "TLS1": "tls1.0", "TLS1_1": "tls1.1", "TLS1_2": "tls1.2", "TLS1_3": "tls1.3" };
 . as $a
