@@ -41,10 +41,11 @@ def line($k; $v): "\($k)\t\(if $v == null or $v == "" then "(absent)" else $v en
     ["heartbleed","heartbleed"], ["CCS","ccs-injection"], ["ROBOT","robot"],
     ["secure_renego","no-secure-renegotiation"], ["secure_client_renego","client-renegotiation"],
     ["CRIME_TLS","tls-compression"], ["fallback_SCSV","no-fallback-scsv"], ["SWEET32","sweet32"],
-    ["FREAK","export-cipher"], ["LOGJAM","weak-dh"], ["BEAST","cbc-only-tls10"],
+    ["FREAK","export-cipher"], ["BEAST","cbc-only-tls10"],
     ["LUCKY13","lucky13"], ["RC4","rc4"]
     ) as [$t, $s]
   | line("vuln \($t) / \($s)"; ($v[$s] | verdict))
   ),
+  line("vuln LOGJAM+DH_groups / weak-dh"; ($r.tls.vulnerabilities["weak-dh"] | verdict)),
   line("vuln POODLE_SSL / sslv3 accepted"; (if $r.tls.versions.sslv3 == true then "vulnerable" else "not-vulnerable" end)),
   line("vuln DROWN / sslv2 accepted"; (if $r.tls.versions.sslv2 == true then "vulnerable" else "not-vulnerable" end))

@@ -44,9 +44,14 @@ def vname:
   ([["heartbleed","heartbleed"], ["CCS","ccs-injection"], ["ROBOT","robot"],
     ["secure_renego","no-secure-renegotiation"], ["secure_client_renego","client-renegotiation"],
     ["CRIME_TLS","tls-compression"], ["fallback_SCSV","no-fallback-scsv"], ["SWEET32","sweet32"],
-    ["FREAK","export-cipher"], ["LOGJAM","weak-dh"], ["BEAST","cbc-only-tls10"],
+    ["FREAK","export-cipher"], ["BEAST","cbc-only-tls10"],
     ["LUCKY13","lucky13"], ["RC4","rc4"]][] as [$t, $s]
     | line("vuln \($t) / \($s)"; ($a | f($t) | verdict))),
+  # testssl reports a DH group under 2048 bits as a MEDIUM LOGJAM (second
+  # entry: "no common prime but ... only 1024 bits") and DH_groups; export
+  # DH is the first LOGJAM entry.
+  line("vuln LOGJAM+DH_groups / weak-dh"; ([$a[] | select(.id == "LOGJAM" or .id == "DH_groups")]
+    | if length == 0 then null elif any(.severity | test("MEDIUM|HIGH|CRITICAL")) then "vulnerable" else "not-vulnerable" end)),
   line("vuln POODLE_SSL / sslv3 accepted"; ($a | f("POODLE_SSL") | verdict)),
   line("vuln DROWN / sslv2 accepted"; ($a | f("DROWN") | verdict)),
   line("vuln ticketbleed (testssl only)"; ($a | f("ticketbleed") | verdict))
