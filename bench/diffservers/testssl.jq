@@ -36,7 +36,7 @@ def vname:
   line("resumption by session id"; ($a | f("sessionresumption_ID") | if . == null then "(absent)" elif test("^supported") then "yes" else "no" end)),
   line("resumption by ticket"; ($a | f("sessionresumption_ticket") | if . == null then "(absent)" elif test("^supported") then "yes" else "no" end)),
   line("ticket lifetime s"; ($a | f("TLS_session_ticket") | if . == null then "(absent)" else ((capture("valid for (?<s>[0-9]+) seconds").s) // ("(" + . + ")")) end)),
-  line("secure renegotiation"; ($a | f("secure_renego") | if . == null then "(absent)" elif test("^supported") then "yes" else "no" end)),
+  line("secure renegotiation"; ($a | f("secure_renego") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|VULNERABLE"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
   line("DH group"; ($a | f("DH_groups") | if . == null then "(absent)"
      else ({"RFC3526/Oakley Group 14": "2048 bits", "RFC7919/ffdhe2048": "2048 bits", "RFC7919/ffdhe3072": "3072 bits",
             "RFC7919/ffdhe4096": "4096 bits", "RFC2409/Oakley Group 2": "1024 bits"}[.]
