@@ -28,7 +28,13 @@ import (
 // knownTestsslWrong lists disagreements resolved in testssl's disfavour
 // ("server|field" -> the evidence, in docs/bench.md); they are logged, not
 // failed.
-var knownTestsslWrong = map[string]string{}
+var knownTestsslWrong = map[string]string{
+	// Postfix with an ECDSA certificate has no DHE_RSA, only anonymous DH;
+	// OpenSSL's automatic group for ADH-AES128 is the 1024-bit Oakley group
+	// 2 (s_client -cipher ADH-AES128-GCM-SHA256: "Server Temp Key: DH, 1024
+	// bits"), testssl looks at one DH handshake (3072 bits) only.
+	"postfix-selfsigned|vuln LOGJAM+DH_groups / weak-dh": "misses the 1024-bit group of the ADH-AES128 suites",
+}
 
 // diffCheck runs a full check of s in-process and returns its JSON.
 func diffCheck(t *testing.T, s peer.DiffServer) []byte {

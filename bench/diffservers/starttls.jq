@@ -20,7 +20,7 @@ def line($k; $v): "\($k)\t\(if $v == null or $v == "" then "(absent)" else $v en
   | line("cert subject CN"; ($c.subject | cn)),
     line("cert issuer CN"; ($c.issuer | cn)),
     line("cert not after (UTC)"; ($c.not_after // "" | .[0:16] | sub("T"; " "))),
-    line("cert key"; (if $c == null then null else "\($c.key_type // "" | sub("ECDSA"; "EC")) \($c.key_bits)" end)),
+    line("cert key"; (if $c == null then null else "\($c.key_type // "" | split(" ")[0] | sub("ECDSA"; "EC")) \($c.key_bits)" end)),
     line("cert signature"; ($c.signature_algorithm // "" | ascii_upcase | [scan("[A-Z0-9]+")] | sort | join(" "))),
     # no chain: the certificate was not seen, so its verdicts mean nothing
     line("cert chain length"; ($r.certificate.chain // [] | length | if . == 0 then null else . end)),
