@@ -37,7 +37,10 @@ def vname:
   line("resumption by ticket"; ($a | f("sessionresumption_ticket") | if . == null then "(absent)" elif test("^supported") then "yes" else "no" end)),
   line("ticket lifetime s"; ($a | f("TLS_session_ticket") | if . == null then "(absent)" else ((capture("valid for (?<s>[0-9]+) seconds").s) // ("(" + . + ")")) end)),
   line("secure renegotiation"; ($a | f("secure_renego") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|VULNERABLE"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
+  # a list of ffdhe names is the named groups the server accepts (TLS 1.3
+  # style), not the group of a TLS 1.2 DHE handshake that check reports
   line("DH group"; ($a | f("DH_groups") | if . == null then "(absent)"
+     elif test("^ffdhe[0-9]+ ") then "(n/a: testssl lists named groups: " + . + ")"
      else ({"RFC3526/Oakley Group 14": "2048 bits", "RFC7919/ffdhe2048": "2048 bits", "RFC7919/ffdhe3072": "3072 bits",
             "RFC7919/ffdhe4096": "4096 bits", "RFC2409/Oakley Group 2": "1024 bits"}[.]
            // ((capture("(?<b>[0-9]+) bits").b | . + " bits") // ("(" + . + ")"))) end)),
