@@ -33,8 +33,8 @@ def vname:
   line("must-staple"; ($a | f("cert_mustStapleExtension") | if . == null then "(absent)" elif . == "--" then "no" else "yes" end)),
   line("SCTs"; ($a | f("certificate_transparency") | if . == null then "(absent)" elif . == "N/A" then "(n/a: testssl checks HTTP only)" elif test("^(no|--)") then "no" else "yes" end)),
   line("session id issued"; ($a | f("SSL_sessionID_support") | if . == null then "(absent)" elif test("^yes") then "yes" else "no" end)),
-  line("resumption by session id"; ($a | f("sessionresumption_ID") | if . == null then "(absent)" elif test("^supported") then "yes" else "no" end)),
-  line("resumption by ticket"; ($a | f("sessionresumption_ticket") | if . == null then "(absent)" elif test("^supported") then "yes" else "no" end)),
+  line("resumption by session id"; ($a | f("sessionresumption_ID") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|^no"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
+  line("resumption by ticket"; ($a | f("sessionresumption_ticket") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|^no"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
   line("ticket lifetime s"; ($a | f("TLS_session_ticket") | if . == null then "(absent)" else ((capture("valid for (?<s>[0-9]+) seconds").s) // ("(" + . + ")")) end)),
   line("secure renegotiation"; ($a | f("secure_renego") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|VULNERABLE"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
   # a list of ffdhe names is the named groups the server accepts (TLS 1.3
