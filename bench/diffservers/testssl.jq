@@ -35,7 +35,10 @@ def vname:
   line("session id issued"; ($a | f("SSL_sessionID_support") | if . == null then "(absent)" elif test("^yes") then "yes" else "no" end)),
   line("resumption by session id"; ($a | f("sessionresumption_ID") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|^no"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
   line("resumption by ticket"; ($a | f("sessionresumption_ticket") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|^no"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
-  line("ticket lifetime s"; ($a | f("TLS_session_ticket") | if . == null then "(absent)" else ((capture("valid for (?<s>[0-9]+) seconds").s) // ("(" + . + ")")) end)),
+  # "no -- no lifetime advertised" is a ticket with lifetime hint 0 (RFC 5077: unspecified)
+  line("ticket lifetime s"; ($a | f("TLS_session_ticket") | if . == null then "(absent)"
+     elif test("no lifetime advertised") then "0"
+     else ((capture("valid for (?<s>[0-9]+) seconds").s) // ("(n/a: " + . + ")")) end)),
   line("secure renegotiation"; ($a | f("secure_renego") | if . == null then "(absent)" elif test("^supported") then "yes" elif test("not supported|VULNERABLE"; "i") then "no" else "(n/a: testssl could not tell: " + . + ")" end)),
   # a list of ffdhe names is the named groups the server accepts (TLS 1.3
   # style), not the group of a TLS 1.2 DHE handshake that check reports
