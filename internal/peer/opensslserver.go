@@ -36,8 +36,8 @@ type OpenSSLServerOptions struct {
 // pgSSLRequest is the PostgreSQL SSLRequest: length 8, code 80877103.
 var pgSSLRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
 
-// StartOpenSSLServer starts s_server on a free loopback port and the
-// SSLRequest front on another; both stop at cleanup.
+// StartOpenSSLServer starts a pool of s_server processes on free loopback
+// ports and the SSLRequest front on another; all stop at cleanup.
 func StartOpenSSLServer(t testing.TB, o OpenSSLServerOptions) *OpenSSLServer {
 	t.Helper()
 	bins := Require(t, "openssl")
