@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# Benchmark `starttls check` against testssl.sh on the same local STARTTLS
-# servers (127.0.0.1 only), in the same run. See bench/README.md.
+# Differential test and benchmark of `starttls check` against testssl.sh on
+# the same local STARTTLS servers (loopback only), in the same run. See
+# bench/README.md and docs/bench.md.
 #
-#   bench/check-vs-testssl.sh            # from the repo root
-#   BENCH_RUNS=5 BENCH_OUT=/tmp/bench.md bench/check-vs-testssl.sh
+#   bench/check-vs-testssl.sh            # from the repo root, as root
+#   BENCH_RUNS=1 BENCH_OUT=/tmp/bench.md bench/check-vs-testssl.sh
+#   BENCH_SERVERS="postfix-modern legacy-go" bench/check-vs-testssl.sh
+#
+# The servers come from bench/diffservers (internal/peer's StartDiffSet, the
+# set-up the Go differential test uses, plus bench/legacyserver's crypto/tls
+# configuration as legacy-go): Postfix modern / legacy / DHE-1024 / expired /
+# self-signed / name-mismatch, Dovecot IMAP and POP3, openssl s_server. Both
+# tools' JSON is normalised field by field (bench/diffservers/starttls.jq and
+# testssl.jq) and joined (join.awk): a table per server, then a summary.
 #
 # Env:
 #   BENCH_RUNS       runs per tool per server (default 3; the median is reported)
 #   BENCH_OUT        also write the markdown report to this file
-#   BENCH_PROTOS     protocols to serve (default "smtp imap pop3")
-#   BENCH_LEGACY     1 = also a legacy SMTP server (TLS 1.0-1.2, RSA kex, 3DES, RC4;
-#                    bench/legacyserver, built with -tags bench) (default 1)
+#   BENCH_SERVERS    diffservers names (default: all of them, legacy-go included)
+#   BENCH_PROTOS     also `starttls serve` servers for these protocols (default none;
+#                    e.g. "smtp imap pop3")
 #   BENCH_FULL       1 = add a row per server for a default (full) testssl run (default 1)
 #   BENCH_TESTSSL_ARGS  the targeted testssl checks (default "-p -E -S"; -E lists
 #                    suites per TLS version so they can be compared per version)
+#   BENCH_TARGETED   1 = also run testssl with BENCH_TESTSSL_ARGS (default 1; the only
+#                    source of testssl's suites per version)
 #   BENCH_TIMEOUT    per-invocation timeout in seconds (default 300)
 #   TESTSSL          testssl command (default: testssl, else testssl.sh)
 set -euo pipefail
 
 RUNS=${BENCH_RUNS:-3}
-PROTOS=${BENCH_PROTOS:-smtp imap pop3}
+PROTOS=${BENCH_PROTOS:-}
 FULL=${BENCH_FULL:-1}
-LEGACY=${BENCH_LEGACY:-1}
+read -r -a DSNAMES <<<"${BENCH_SERVERS:-}"
 read -r -a TARGS <<<"${BENCH_TESTSSL_ARGS:--p -E -S}"
+TARGETED=${BENCH_TARGETED:-1}
+DS=$(cd "$(dirname "$0")" && pwd)/diffservers
 TMO=${BENCH_TIMEOUT:-300}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/bench-starttls.XXXXXX)
@@ -58,9 +71,7 @@ command -v openssl >/dev/null || die "openssl not found"
 
 log "building starttls"
 (cd "$ROOT" && go build -o "$TMP/starttls" ./cmd/starttls) || die "go build failed"
-if [ "$LEGACY" = 1 ]; then
-  (cd "$ROOT" && go build -tags bench -o "$TMP/legacyserver" ./bench/legacyserver) || die "go build legacyserver failed"
-fi
+(cd "$ROOT" && go build -tags bench -o "$TMP/diffservers" ./bench/diffservers) || die "go build diffservers failed"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
@@ -68,13 +79,10 @@ median() { tr ' ' '\n' | grep -v '^$' | tr -d '*' | sort -g | awk '{v[NR]=$1} EN
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="n/a"||b=="n/a"||b+0==0) print "n/a"; else if (a/b>=100) printf "%.0fx", a/b; else printf "%.1fx", a/b }'; }
 
 # --- servers -------------------------------------------------------------
-# start_server NAME PROTO -> sets SRV_ADDR, SRV_CA
+# start_server NAME PROTO -> sets SRV_ADDR, SRV_CA (a `starttls serve` server)
 start_server() {
   local name=$1 proto=$2 out="$TMP/serve-$1.log" i
-  case $name in
-    legacy-*) "$TMP/legacyserver" --proto "$proto" --listen 127.0.0.1:0 >"$out" 2>&1 & ;;
-    *) "$TMP/starttls" serve --proto "$proto" --listen 127.0.0.1:0 >"$out" 2>&1 & ;;
-  esac
+  "$TMP/starttls" serve --proto "$proto" --listen 127.0.0.1:0 >"$out" 2>&1 &
   PIDS+=($!)
   SRV_ADDR="" SRV_CA=""
   for i in $(seq 1 100); do
@@ -85,40 +93,33 @@ start_server() {
   done
   [ -n "$SRV_ADDR" ] || { cat "$out" >&2; die "server $name did not start"; }
   CADIRS+=("$(dirname "$SRV_CA")")
-  case $SRV_ADDR in 127.0.0.1:*) ;; *) die "server not on loopback: $SRV_ADDR";; esac
 }
 
-# --- extraction: lines "tls1.2 TLS_ECDHE_..." / "version tls1.2" -----------
-starttls_versions() { jq -r '.tls.versions // {} | to_entries[] | select(.value==true) | .key' "$1" | sort -u; }
-starttls_suites()   { jq -r '.tls.cipher_suites // {} | to_entries[] | .key as $v | .value[] | "\($v) \(.)"' "$1" | sort -u; }
-
-# testssl flat JSON (--jsonfile): [{id, severity, finding}, ...]
-testssl_versions() {
-  jq -r '.[] | select(.id|test("^(SSLv2|SSLv3|TLS1(_[123])?)$")) | select(.finding|test("^offered")) | .id' "$1" |
-    sed -e 's/^SSLv3$/sslv3/' -e 's/^SSLv2$/sslv2/' -e 's/^TLS1$/tls1.0/' -e 's/^TLS1_\([123]\)$/tls1.\1/' | sort -u
-}
-# -E: ids like cipher-tls1_2_xc02b; -e / default run: cipher_xc02b (no version, "any")
-# ids like cipher-tls1_2_xc02b, finding "TLSv1.2   xc02b   ECDHE-ECDSA-AES128-GCM-SHA256 ECDH 253 AESGCM 128 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
-testssl_suites() {
-  jq -r '.[] | select(.id|test("^cipher[-_]((tls1|ssl)[_0-9]*_)?x[0-9a-f]+$")) | "\(.id) \(.finding)"' "$1" |
-    awk '{ id=$1; sub(/^cipher[-_]/,"",id); v="any";
-           if (id ~ /_x/) { split(id,a,"_x"); v=a[1] }
-           if (v=="tls1") v="tls1.0"; else if (v=="ssl3") v="sslv3"; else sub(/^tls1_/,"tls1.",v)
-           print v, $NF }' | sort -u
+# start_diffservers NAME... -> $TMP/servers.txt, lines "NAME URL PROTO ADDR CAFILE"
+start_diffservers() {
+  local i
+  "$TMP/diffservers" "$@" >"$TMP/servers.txt" 2>"$TMP/diffservers.log" &
+  PIDS+=($!)
+  for i in $(seq 1 600); do # Postfix x6, Dovecot, dhparam: up to 60 s on a busy machine
+    grep -qx ready "$TMP/servers.txt" && return 0
+    kill -0 "${PIDS[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$TMP/diffservers.log" >&2; die "diffservers did not start"
 }
 
-starttls_groups() { jq -r '.tls.groups // [] | .[]' "$1" | sort -u; }
-# default run only: PFS_ECDHE_curves "prime256v1 secp384r1 secp521r1 X25519" (OpenSSL names)
-testssl_groups() {
-  jq -r '.[] | select(.id=="PFS_ECDHE_curves") | .finding' "$1" | tr ' ' '\n' | grep -v '^$' |
-    sed -e 's/^prime256v1$/secp256r1/' -e 's/^X25519$/x25519/' -e 's/^X448$/x448/' | sort -u
-}
 starttls_pref() { jq -r '.tls.server_preference // {} | to_entries | map("\(.key)=\(if .value then "server" else "client" end)") | join(" ")' "$1"; }
 testssl_pref() { jq -r '[.[] | select(.id=="cipher_order") | .finding] | join("; ")' "$1"; }
 
+# testssl writes its JSON array as it goes: a killed run leaves it open.
+testssl_json() { # in out
+  if jq -e . "$1" >/dev/null 2>&1; then cp "$1" "$2"
+  else sed '$ s/,$//' "$1" | { cat; echo ']'; } >"$2"; jq -e . "$2" >/dev/null 2>&1 || echo '[]' >"$2"; fi
+}
+
 # run CMD... in the background and wait, so that INT/TERM reach the trap at
 # once instead of after the (possibly minutes-long) child; never fails.
-run() { LAST_RC=0; "$@" & CHILD=$!; wait "$CHILD" || LAST_RC=$?; CHILD=""; }
+run() { LAST_RC=0; "$@" </dev/null & CHILD=$!; wait "$CHILD" || LAST_RC=$?; CHILD=""; }
 
 # CPU seconds (user+sys, children included) via GNU time when installed: a
 # second metric that other load on the machine disturbs less than wall time.
@@ -147,89 +148,88 @@ run_testssl() { # mode proto addr ca out
     --jsonfile "$out" --starttls "$proto" "${args[@]}" "$addr" >"$out.log" 2>&1
 }
 
-diffsets() { # label fileA(starttls) fileB(testssl)
-  local both onlyA onlyB
-  both=$(comm -12 "$2" "$3" | wc -l); onlyA=$(comm -23 "$2" "$3" | tr '\n' ';' | sed 's/;$//; s/;/, /g')
-  onlyB=$(comm -13 "$2" "$3" | tr '\n' ';' | sed 's/;$//; s/;/, /g')
-  echo "| $1 | $both | ${onlyA:-—} | ${onlyB:-—} |"
-}
-
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 REPORT="$TMP/report.md"
-TIMES="$TMP/times.md"; DIFFS="$TMP/diffs.md"
-: >"$TIMES"; : >"$DIFFS"
+TIMES="$TMP/times.md"; DIFFS="$TMP/diffs.md"; SUMMARY="$TMP/summary.md"
+: >"$TIMES"; : >"$DIFFS"; : >"$SUMMARY"
 
-SERVERS=$PROTOS
-[ "$LEGACY" = 1 ] && SERVERS="$SERVERS legacy-smtp"
-for name in $SERVERS; do
-  proto=${name#legacy-}
-  start_server "$name" "$proto"
-  url="$proto://$SRV_ADDR"
-  log "$name server on $SRV_ADDR (CA $SRV_CA)"
+log "starting the differential servers (${DSNAMES[*]:-all})"
+start_diffservers "${DSNAMES[@]}"
+: >"$TMP/targets.txt"
+while read -r name url proto addr ca; do
+  [ "$name" = ready ] && break
+  case $addr in 127.*:*) ;; *) die "server $name not on loopback: $addr" ;; esac
+  echo "$name $url $proto $addr $ca" >>"$TMP/targets.txt"
+done <"$TMP/servers.txt"
+for proto in $PROTOS; do
+  start_server "serve-$proto" "$proto"
+  echo "serve-$proto $proto://$SRV_ADDR $proto $SRV_ADDR $SRV_CA" >>"$TMP/targets.txt"
+done
+
+while read -r name url proto addr ca; do
+  log "$name: $url (CA $ca)"
   st=() ts=() tf=() cst=() cts=() ctf=()
   for r in $(seq 1 "$RUNS"); do
-    t0=$(now); run_starttls "$url" "$SRV_CA" "$TMP/st-$name-$r.json"; t1=$(now)
+    t0=$(now); run_starttls "$url" "$ca" "$TMP/st-$name-$r.json"; t1=$(now)
     st+=("$(elapsed "$t0" "$t1")$TIMEDOUT"); cst+=("$(cpusecs "$TMP/st-$name-$r.json.cpu")")
-    t0=$(now); run_testssl targeted "$proto" "$SRV_ADDR" "$SRV_CA" "$TMP/ts-$name-$r.json"; t1=$(now)
-    ts+=("$(elapsed "$t0" "$t1")$TIMEDOUT"); cts+=("$(cpusecs "$TMP/ts-$name-$r.json.cpu")")
+    if [ "$TARGETED" = 1 ]; then
+      t0=$(now); run_testssl targeted "$proto" "$addr" "$ca" "$TMP/ts-$name-$r.json"; t1=$(now)
+      ts+=("$(elapsed "$t0" "$t1")$TIMEDOUT"); cts+=("$(cpusecs "$TMP/ts-$name-$r.json.cpu")")
+    fi
     if [ "$FULL" = 1 ]; then
-      t0=$(now); run_testssl full "$proto" "$SRV_ADDR" "$SRV_CA" "$TMP/tf-$name-$r.json"; t1=$(now)
+      t0=$(now); run_testssl full "$proto" "$addr" "$ca" "$TMP/tf-$name-$r.json"; t1=$(now)
       tf+=("$(elapsed "$t0" "$t1")$TIMEDOUT"); ctf+=("$(cpusecs "$TMP/tf-$name-$r.json.cpu")")
     fi
-    log "$name run $r: starttls ${st[-1]}s, testssl ${TARGS[*]} ${ts[-1]}s$( [ "$FULL" = 1 ] && echo ", testssl default ${tf[-1]}s")"
+    log "$name run $r: starttls ${st[-1]}s$( [ "$TARGETED" = 1 ] && echo ", testssl ${TARGS[*]} ${ts[-1]}s")$( [ "$FULL" = 1 ] && echo ", testssl default ${tf[-1]}s")"
   done
-  mst=$(echo "${st[*]}" | median); mts=$(echo "${ts[*]}" | median)
-  cmst=$(echo "${cst[*]}" | grep -v n/a | median); cmts=$(echo "${cts[*]}" | grep -v n/a | median)
+  mst=$(echo "${st[*]}" | median); cmst=$(echo "${cst[*]}" | grep -v n/a | median)
   echo "| $name | \`starttls check --only full\` | $mst | ${st[*]} | 1.0x | $cmst | 1.0x |" >>"$TIMES"
-  echo "| $name | \`testssl ${TARGS[*]}\` | $mts | ${ts[*]} | $(ratio "$mts" "$mst") | $cmts | $(ratio "$cmts" "$cmst") |" >>"$TIMES"
+  wr="n/a" cr="n/a"
+  if [ "$TARGETED" = 1 ]; then
+    mts=$(echo "${ts[*]}" | median); cmts=$(echo "${cts[*]}" | grep -v n/a | median)
+    echo "| $name | \`testssl ${TARGS[*]}\` | $mts | ${ts[*]} | $(ratio "$mts" "$mst") | $cmts | $(ratio "$cmts" "$cmst") |" >>"$TIMES"
+  fi
   if [ "$FULL" = 1 ]; then
     mtf=$(echo "${tf[*]}" | median); cmtf=$(echo "${ctf[*]}" | grep -v n/a | median)
-    echo "| $name | \`testssl\` (default run) | $mtf | ${tf[*]} | $(ratio "$mtf" "$mst") | $cmtf | $(ratio "$cmtf" "$cmst") |" >>"$TIMES"
+    wr=$(ratio "$mtf" "$mst"); cr=$(ratio "$cmtf" "$cmst")
+    echo "| $name | \`testssl\` (default run) | $mtf | ${tf[*]} | $wr | $cmtf | $cr |" >>"$TIMES"
   fi
-  # findings diff from the last run of each tool
-  sj="$TMP/st-$name-$RUNS.json"; tj="$TMP/ts-$name-$RUNS.json"; fj="$TMP/tf-$name-$RUNS.json"
-  sstatus=$(jq -r '.status // "?"' "$sj" 2>/dev/null || echo "no JSON")
-  starttls_versions "$sj" >"$TMP/sv" 2>/dev/null || : >"$TMP/sv"
-  starttls_suites "$sj" >"$TMP/ss" 2>/dev/null || : >"$TMP/ss"
-  if [ -s "$tj" ]; then testssl_versions "$tj" >"$TMP/tv"; testssl_suites "$tj" >"$TMP/tsu"
-  else : >"$TMP/tv"; : >"$TMP/tsu"; log "no testssl JSON for $name (see $tj.log)"; fi
-  awk '{print $2}' "$TMP/ss" | sort -u >"$TMP/ssn"; awk '{print $2}' "$TMP/tsu" | sort -u >"$TMP/tsn"
+
+  # Field-by-field diff of the last run of each tool: the default run's
+  # verdicts and facts, plus -E's suites per version when it ran.
+  sj="$TMP/st-$name-$RUNS.json"
+  : >"$TMP/tsall.json.in"; echo '[]' >"$TMP/tf.json"; echo '[]' >"$TMP/tt.json"
+  [ "$FULL" = 1 ] && [ -s "$TMP/tf-$name-$RUNS.json" ] && testssl_json "$TMP/tf-$name-$RUNS.json" "$TMP/tf.json"
+  [ "$TARGETED" = 1 ] && [ -s "$TMP/ts-$name-$RUNS.json" ] && testssl_json "$TMP/ts-$name-$RUNS.json" "$TMP/tt.json"
+  # the default run's answer wins for an id both runs report
+  jq -s '(.[0] | map(.id)) as $ids | .[0] + (.[1] | map(select(.id as $i | $ids | index($i) | not)))' \
+    "$TMP/tf.json" "$TMP/tt.json" >"$TMP/tsall.json"
+  # a normaliser that fails loses that server's table, not the whole run
+  jq -e .schema "$sj" >/dev/null 2>&1 && jq -r -f "$DS/starttls.jq" "$sj" >"$TMP/sfields" ||
+    { log "$name: no starttls fields (see $sj)"; : >"$TMP/sfields"; }
+  jq -r -f "$DS/testssl.jq" "$TMP/tsall.json" >"$TMP/tfields" ||
+    { log "$name: no testssl fields"; : >"$TMP/tfields"; }
+  awk -f "$DS/join.awk" "$TMP/sfields" "$TMP/tfields" >"$TMP/joined"
+  read -r _ agree disagree < <(grep '^COUNTS ' "$TMP/joined")
+  echo "| $name | $agree | $disagree | $wr | $cr |" >>"$SUMMARY"
   {
     echo "#### $name ($url)"
     echo
-    echo "- starttls status: $sstatus; findings: $(jq -r '[.findings[]? | "\(.id) (\(.severity))"] | join(", ") | if .=="" then "none" else . end' "$sj" 2>/dev/null | cut -c1-400)"
-    if [ "$FULL" = 1 ] && [ -s "$fj" ]; then
-      echo "- testssl default run, severity MEDIUM or worse: $(jq -r '[.[] | select(.severity|test("MEDIUM|HIGH|CRITICAL")) | "\(.id) (\(.severity))"] | join(", ") | if .=="" then "none" else . end' "$fj" | cut -c1-400)"
-    fi
+    echo "- $(grep "^diffservers: $name: " "$TMP/diffservers.log" | sed "s/^diffservers: $name: //")"
+    echo "- starttls status: $(jq -r '.status // "?"' "$sj" 2>/dev/null || echo "no JSON"); findings: $(jq -r '[.findings[]? | "\(.id) (\(.severity))"] | join(", ") | if .=="" then "none" else . end' "$sj" 2>/dev/null | cut -c1-400)"
+    echo "- testssl default run, severity MEDIUM or worse: $(jq -r '[.[] | select(.severity|test("MEDIUM|HIGH|CRITICAL")) | "\(.id) (\(.severity))"] | join(", ") | if .=="" then "none" else . end' "$TMP/tf.json" | cut -c1-400)"
+    echo "- cipher order — starttls: $(starttls_pref "$sj" 2>/dev/null); testssl: $(testssl_pref "$TMP/tf.json")"
     echo
-    echo "| what | same | only starttls | only testssl |"
+    echo "| field | starttls | testssl | agree? |"
     echo "|---|---|---|---|"
-    diffsets "TLS versions" "$TMP/sv" "$TMP/tv"
-    if grep -q '^any ' "$TMP/tsu"; then
-      echo "| cipher suites (version + IANA name) | n/a: these testssl flags do not report versions (use -E) | | |"
-    else
-      diffsets "cipher suites (version + IANA name)" "$TMP/ss" "$TMP/tsu"
-    fi
-    diffsets "cipher suite names (any version)" "$TMP/ssn" "$TMP/tsn"
-    if [ "$FULL" = 1 ] && [ -s "$fj" ]; then
-      testssl_versions "$fj" >"$TMP/fv"; diffsets "TLS versions (vs testssl default run)" "$TMP/sv" "$TMP/fv"
-      testssl_suites "$fj" | awk '{print $2}' | sort -u >"$TMP/fsn"
-      diffsets "cipher suite names (vs testssl default run)" "$TMP/ssn" "$TMP/fsn"
-      starttls_groups "$sj" >"$TMP/sg"; testssl_groups "$fj" >"$TMP/fg"
-      diffsets "key exchange groups (vs testssl default run)" "$TMP/sg" "$TMP/fg"
-    fi
-    echo
-    echo "- versions — starttls: $(tr '\n' ' ' <"$TMP/sv"); testssl: $(tr '\n' ' ' <"$TMP/tv")"
-    echo "- cipher order — starttls: $(starttls_pref "$sj"); testssl: $( [ -s "$fj" ] && testssl_pref "$fj" || echo "n/a (default run only)")"
-    echo "- suites per version — starttls: $(awk '{c[$1]++} END{for(v in c) printf "%s=%d ", v, c[v]}' "$TMP/ss"); testssl: $(awk '{c[$1]++} END{for(v in c) printf "%s=%d ", v, c[v]}' "$TMP/tsu")"
+    grep -v '^COUNTS ' "$TMP/joined"
     echo
   } >>"$DIFFS"
-  # keep the raw outputs of the last run next to BENCH_OUT, if asked
   if [ -n "${BENCH_RAW:-}" ]; then
-    mkdir -p "$BENCH_RAW"; cp "$sj" "$BENCH_RAW/starttls-$name.json"; [ -s "$tj" ] && cp "$tj" "$BENCH_RAW/testssl-$name.json"
-    [ -s "$fj" ] && cp "$fj" "$BENCH_RAW/testssl-full-$name.json"; true
+    mkdir -p "$BENCH_RAW"; cp "$sj" "$BENCH_RAW/starttls-$name.json" 2>/dev/null || true
+    cp "$TMP/tsall.json" "$BENCH_RAW/testssl-$name.json"
   fi
-done
+done <"$TMP/targets.txt"
 
 {
   echo "### Setup"
@@ -238,7 +238,13 @@ done
   echo "- starttls: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (dirty tree)'), $(go version | awk '{print $3}')"
   echo "- testssl: $("$TESTSSL" --version 2>/dev/null | sed -n 's/.*testssl[^0-9]*\([0-9][0-9.a-z-]*\) from.*/\1/p' | head -1) ($TESTSSL); openssl: $(openssl version)"
   echo "- load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?') — other work on the machine inflates both tools' times"
-  echo "- runs per tool per server: $RUNS, run alternately on the same server; servers on 127.0.0.1 only"
+  echo "- runs per tool per server: $RUNS, taking turns on the same server; servers on loopback only"
+  echo
+  echo "### Summary (fields both tools measured; ratios: testssl default run / starttls check --only full)"
+  echo
+  echo "| server | agreements | disagreements | wall ratio | CPU ratio |"
+  echo "|---|---|---|---|---|"
+  cat "$SUMMARY"
   echo
   echo "### Time (seconds, median of $RUNS; CPU = user+sys incl. children)"
   echo
@@ -250,7 +256,9 @@ done
     echo "(\\* after a time: that run hit BENCH_TIMEOUT=${TMO}s and was killed.)"
     echo
   fi
-  echo "### What each found"
+  echo "### Field by field"
+  echo
+  echo "(\"testssl only\" / \"starttls only\": one tool has no answer for the field; not counted.)"
   echo
   cat "$DIFFS"
 } >"$REPORT"

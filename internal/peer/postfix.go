@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/certs"
 )
 
 // Postfix is a running private Postfix instance.
@@ -27,6 +29,10 @@ type PostfixOptions struct {
 	// MainCF lines ("name = value") set main.cf parameters, replacing the
 	// instance's default for the same name, e.g. legacy TLS settings.
 	MainCF []string
+	// Leaf, when set, makes the certificate smtpd serves instead of the
+	// default one (e.g. expired or for another name); it gets the
+	// instance's CA, which stays the one in CAFile.
+	Leaf func(ca *certs.CA) (*certs.Leaf, error)
 }
 
 // postfixServices are the daemons a minimal instance needs besides smtpd,
@@ -81,6 +87,15 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 		t.Fatal(err)
 	}
 	pki := newPKI(t, dir, "mail.test")
+	if o.Leaf != nil {
+		leaf, err := o.Leaf(pki.CA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pki.CertFile, pki.KeyFile, err = leaf.WriteFiles(dir, "served"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := &Postfix{PKI: pki, Dir: dir,
 		SMTPAddr: addr(FreePort(t)), SubmissionAddr: addr(FreePort(t)), SMTPSAddr: addr(FreePort(t))}
 	p.Version, _ = run(t, 10*time.Second, bins["postconf"], "-dh", "mail_version")
