@@ -285,3 +285,26 @@ func TestStartTLSAgainLineProtocols(t *testing.T) {
 		}
 	}
 }
+
+// A server that goes silent inside TLS (a relay such as openssl s_server
+// behind a front) leaves the second-upgrade question open, and the probe
+// gives up after a multiple of the main session's pace, not after the
+// whole phase timeout.
+func TestUpgradeAgainSilentServer(t *testing.T) {
+	pki := newPKI(t, certs.LeafOptions{})
+	silent := func(ctx context.Context, c *starttls.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.Copy(io.Discard, c)
+	}
+	addr := startHalf(t, starttls.Postgres, starttls.ServerConfig{TLSConfig: pki.server()}, silent)
+	r := checkAddr(t, starttls.Postgres, addr, pki.ca.Pool(), func(o *Options) { o.Timeout = 15 * time.Second })
+	v := r.StartTLS.Probes["starttls-after-tls"]
+	if !strings.HasPrefix(v, "error") {
+		t.Fatalf("starttls-after-tls probe %q, want an error (no answer)", v)
+	}
+	requireFinding(t, r, "starttls-after-tls", false)
+	if ms := r.Timings.ProbesMS["starttls-after-tls"]; ms >= 15000 {
+		t.Errorf("the probe waited %.0f ms, the whole phase timeout", ms)
+	}
+}

@@ -490,7 +490,9 @@ func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
 		c.verdict("starttls-after-tls", "n/a (MySQL has no go-ahead to observe)", 0)
 		return
 	}
-	err := conn.UpgradeAgain(ctx)
+	wctx, cancel := context.WithTimeout(ctx, c.afterTLSWait())
+	defer cancel()
+	err := conn.UpgradeAgain(wctx)
 	switch {
 	case err == nil:
 		c.verdict("starttls-after-tls", "fail", time.Since(start))
@@ -506,6 +508,19 @@ func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
 	default:
 		c.verdict("starttls-after-tls", "error: "+err.Error(), time.Since(start))
 	}
+}
+
+// afterTLSWait bounds the wait for the answer to a second STARTTLS: ten
+// times what the main session's greeting, dialogue and handshake took, at
+// least 500 ms, at most the phase timeout. A server that answered those in
+// D answers one more command well within 10·D; a silent one (a TLS relay
+// such as openssl s_server behind a front never answers) would otherwise
+// hold the whole check for the phase timeout, for an "error" verdict that
+// a shorter wait gives as well.
+func (c *run) afterTLSWait() time.Duration {
+	t := c.r.Timings
+	d := time.Duration((t.GreetingMS + t.DialogueMS + t.HandshakeMS) * 10 * float64(time.Millisecond))
+	return min(c.o.Timeout, max(500*time.Millisecond, d))
 }
 
 // dialer returns connections positioned for a raw ClientHello.

@@ -200,11 +200,24 @@ func (c *run) fallbackSCSV(ctx context.Context) {
 		c.vuln(id, fmt.Sprintf("error: a %s ClientHello with TLS_FALLBACK_SCSV got a %s ServerHello", lower, sh.Version), time.Since(start))
 	case errors.As(err, &a) && a.Description == tlsprobe.AlertInappropriateFallback:
 		c.vuln(id, NotVulnerable, time.Since(start))
+	case errors.Is(err, tlsprobe.ErrDeclined) && c.acceptsWithoutSCSV(ctx, lower):
+		// Another alert, or a hang-up (Dovecot closes without an alert),
+		// where the same hello without the SCSV is accepted: the SCSV is
+		// what the server refused, so the downgrade is prevented, if not
+		// with the alert RFC 7507 names.
+		c.vuln(id, NotVulnerable, time.Since(start))
 	default:
-		// Another refusal of a hello the enumeration saw accepted without
-		// the SCSV is not the answer RFC 7507 asks for: say what it was.
+		// A refusal that the same hello without the SCSV also gets tells
+		// nothing about the SCSV: say what it was.
 		c.vuln(id, probeErr("a "+lower.String()+" ClientHello with TLS_FALLBACK_SCSV", err)+" instead of inappropriate_fallback", time.Since(start))
 	}
+}
+
+// acceptsWithoutSCSV re-sends the downgraded hello without the SCSV: the
+// control that tells a refusal of the SCSV from a refusal of the version.
+func (c *run) acceptsWithoutSCSV(ctx context.Context, v tlsprobe.Version) bool {
+	sh, err := tlsprobe.Offer(ctx, c.dialer(), c.vulnOptions(), tlsprobe.HelloFor(v))
+	return err == nil && sh.Version == v
 }
 
 // compression offers DEFLATE before null; choosing it makes CRIME possible.

@@ -25,8 +25,9 @@ type fakeTLS struct {
 	renegInfo []byte
 	// pointFormats is the ec_point_formats body; nil leaves it out.
 	pointFormats []byte
-	// ignoreFallback answers TLS_FALLBACK_SCSV below max like any hello.
-	ignoreFallback bool
+	// ignoreFallback answers TLS_FALLBACK_SCSV below max like any hello;
+	// hangUpOnFallback closes the connection without an alert (Dovecot).
+	ignoreFallback, hangUpOnFallback bool
 	// compress picks DEFLATE when offered.
 	compress bool
 	// accept says which suites it takes; nil takes the first offered.
@@ -96,7 +97,11 @@ func (f *fakeTLS) answer(conn net.Conn) {
 		_, _ = conn.Write(alertRecord(50))
 		return
 	}
-	_, _ = conn.Write(f.reply(ch))
+	r := f.reply(ch)
+	if r == nil {
+		return
+	}
+	_, _ = conn.Write(r)
 	// Wait for the client to hang up, as a server waiting for its next
 	// flight would.
 	_, _ = io.Copy(io.Discard, conn)
@@ -106,6 +111,9 @@ func (f *fakeTLS) reply(ch clientHello) []byte {
 	v := min(ch.version, f.max)
 	if v < f.min {
 		return alertRecord(70)
+	}
+	if slices.Contains(ch.suites, tlsprobe.FallbackSCSV) && ch.version < f.max && f.hangUpOnFallback {
+		return nil
 	}
 	if slices.Contains(ch.suites, tlsprobe.FallbackSCSV) && ch.version < f.max && !f.ignoreFallback {
 		return alertRecord(tlsprobe.AlertInappropriateFallback)

@@ -90,6 +90,13 @@ func TestNoFallbackSCSVFake(t *testing.T) {
 		v, f := runProbe(t, probeRun(t, addr, tls10to12, nil), "no-fallback-scsv")
 		wantVerdict(t, v, NotVulnerable, f)
 	})
+	t.Run("hang-up", func(t *testing.T) {
+		// Refused without an alert, while the same hello without the SCSV
+		// is accepted: the downgrade is prevented.
+		addr := (&fakeTLS{min: tlsprobe.TLS10, max: tlsprobe.TLS12, renegInfo: []byte{0}, hangUpOnFallback: true}).start(t)
+		v, f := runProbe(t, probeRun(t, addr, tls10to12, nil), "no-fallback-scsv")
+		wantVerdict(t, v, NotVulnerable, f)
+	})
 	t.Run("other alert", func(t *testing.T) {
 		addr := (&fakeTLS{min: tlsprobe.TLS12, max: tlsprobe.TLS12, accept: func(uint16) bool { return false }}).start(t)
 		v, f := runProbe(t, probeRun(t, addr, []string{"tls1.1", "tls1.2"}, nil), "no-fallback-scsv")
