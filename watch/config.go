@@ -66,10 +66,10 @@ type Domain struct {
 
 // Route is where alerts go: a webhook, mail, or both.
 type Route struct {
-	Name        string    `yaml:"name"`
-	Webhook     string    `yaml:"webhook"`
-	Mail        *MailTo   `yaml:"mail"`
-	MinSeverity string    `yaml:"min_severity"`
+	Name        string  `yaml:"name"`
+	Webhook     string  `yaml:"webhook"`
+	Mail        *MailTo `yaml:"mail"`
+	MinSeverity string  `yaml:"min_severity"`
 	minSeverity check.Severity
 }
 

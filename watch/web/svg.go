@@ -1,0 +1,142 @@
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/starttls-go/starttls/watch/store"
+)
+
+// Plots are drawn as SVG on the server: coordinates are numbers this
+// code computes, and every text from a peer or the store goes through
+// template.HTMLEscapeString.
+
+const (
+	plotW  = 800
+	plotL  = 40 // left margin for labels
+	gradeH = 150
+)
+
+var grades = []string{"A+", "A", "B", "C", "D", "E", "F"}
+
+func gradeY(g string) (float64, bool) {
+	for i, x := range grades {
+		if x == g {
+			return 10 + float64(i)*float64(gradeH-30)/float64(len(grades)-1), true
+		}
+	}
+	return 0, false
+}
+
+func xOf(t, since, now time.Time) float64 {
+	span := now.Sub(since).Seconds()
+	if span <= 0 {
+		return plotL
+	}
+	f := t.Sub(since).Seconds() / span
+	return plotL + max(0, min(1, f))*float64(plotW-plotL-10)
+}
+
+// unreachable are the statuses of runs that got no answer (check's and
+// mail's): drawn as ticks, not as a grade.
+var unreachable = map[string]bool{"connect-refused": true, "connect-timeout": true, "timeout": true, "closed": true,
+	"error": true, "greeting-timeout": true, "dns-error": true, "unreachable": true}
+
+func esc(s string) string { return template.HTMLEscapeString(s) }
+
+// gradePlot draws the grade of every run over [since, now] as a step
+// line; runs that did not answer are red ticks at the bottom. Many runs
+// per pixel column are reduced to the worst grade of the column.
+func gradePlot(runs []store.RunRow, since, now time.Time) template.HTML {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="plot" id="grade-plot" role="img" aria-label="grade over time" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`, plotW, gradeH, plotW, gradeH)
+	b.WriteString(`<title>grade over time</title>`)
+	for _, g := range grades {
+		y, _ := gradeY(g)
+		fmt.Fprintf(&b, `<text x="4" y="%.0f" class="axis">%s</text><line x1="%d" x2="%d" y1="%.0f" y2="%.0f" class="grid"/>`, y+4, esc(g), plotL, plotW-10, y, y)
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis">%s</text><text x="%d" y="%d" class="axis" text-anchor="end">%s</text>`,
+		plotL, gradeH-4, since.UTC().Format(time.DateOnly), plotW-10, gradeH-4, now.UTC().Format(time.DateOnly))
+	type col struct {
+		y    float64
+		down bool
+	}
+	cols := map[int]col{}
+	var xs []int
+	for _, r := range runs {
+		x := int(xOf(r.At, since, now))
+		y, ok := gradeY(r.Grade)
+		c, seen := cols[x]
+		if !seen {
+			xs = append(xs, x)
+			c.y = -1
+		}
+		if unreachable[r.Status] {
+			c.down, ok = true, false
+		}
+		if ok && y > c.y {
+			c.y = y
+		}
+		cols[x] = c
+	}
+	sort.Ints(xs)
+	var pts []string
+	for _, x := range xs {
+		c := cols[x]
+		if c.down {
+			fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" class="down"/>`, x, x, gradeH-22, gradeH-14)
+		}
+		if c.y >= 0 {
+			if len(pts) > 0 {
+				last := pts[len(pts)-1]
+				pts = append(pts, fmt.Sprintf("%d,%s", x, last[strings.IndexByte(last, ',')+1:]))
+			}
+			pts = append(pts, fmt.Sprintf("%d,%.0f", x, c.y))
+		}
+	}
+	if len(pts) > 0 {
+		fmt.Fprintf(&b, `<polyline class="grade-line" points="%s"/>`, strings.Join(pts, " "))
+	}
+	fmt.Fprintf(&b, `<desc>%d runs</desc></svg>`, len(runs))
+	return template.HTML(b.String()) //nolint:gosec // built from numbers and escaped text
+}
+
+// findingPlot draws one lane per finding with a bar for each time it was
+// present.
+func findingPlot(spans []store.Span, since, now time.Time) template.HTML {
+	lanes := []string{}
+	lane := map[string]int{}
+	for _, s := range spans {
+		if _, ok := lane[s.Finding]; !ok {
+			lane[s.Finding] = len(lanes)
+			lanes = append(lanes, s.Finding)
+		}
+	}
+	const rowH = 18
+	h := 24 + rowH*max(1, len(lanes))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="plot" id="finding-plot" role="img" aria-label="findings over time" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`, plotW, h, plotW, h)
+	b.WriteString(`<title>findings over time</title>`)
+	if len(lanes) == 0 {
+		fmt.Fprintf(&b, `<text x="%d" y="16" class="axis">no findings in this period</text>`, plotL)
+	}
+	for _, s := range spans {
+		y := 4 + lane[s.Finding]*rowH
+		until := s.Until
+		if until.IsZero() {
+			until = now
+		}
+		x1, x2 := xOf(s.Since, since, now), xOf(until, since, now)
+		fmt.Fprintf(&b, `<rect class="sev-%s" x="%.1f" y="%d" width="%.1f" height="%d"><title>%s</title></rect>`,
+			esc(s.Severity), x1, y, max(2, x2-x1), rowH-4, esc(s.Finding+" ("+s.Severity+"): "+s.Title))
+	}
+	for i, name := range lanes { // over the bars, so they stay readable
+		fmt.Fprintf(&b, `<text x="%d" y="%d" class="lane">%s</text>`, plotL+4, 4+i*rowH+11, esc(name))
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis">%s</text><text x="%d" y="%d" class="axis" text-anchor="end">%s</text></svg>`,
+		plotL, h-4, since.UTC().Format(time.DateOnly), plotW-10, h-4, now.UTC().Format(time.DateOnly))
+	return template.HTML(b.String()) //nolint:gosec // built from numbers and escaped text
+}

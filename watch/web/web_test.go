@@ -1,0 +1,82 @@
+package web
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	b, _ := io.ReadAll(rec.Body)
+	return rec.Code, string(b)
+}
+
+func server(t *testing.T) http.Handler {
+	st := fixture(t)
+	return (&Server{Store: st, Now: func() time.Time { return fixNow },
+		Metrics: func() []Metric {
+			return []Metric{{Name: "watch_results_dropped_total", Help: "results dropped", Value: 7}}
+		}}).Handler()
+}
+
+func TestIndex(t *testing.T) {
+	h := server(t)
+	code, body := get(t, h, "/")
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if n := strings.Count(body, `<tr class="subject"`); n != 3 {
+		t.Fatalf("%d subject rows, want 3", n)
+	}
+	for _, want := range []string{"smtp://127.0.0.1:2525", "mail.test", `class="grade g-a">A&#43;</td>`, `class="exp-warn">10</td>`, `class="">80</td>`, "results dropped", "<b>7</b>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("index lacks %q in %s", want, body[strings.Index(body, "<tbody>\n<tr class=\"subject\""):])
+		}
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<img") {
+		t.Fatalf("hostile text unescaped on the index")
+	}
+}
+
+func TestSubjectPages(t *testing.T) {
+	h := server(t)
+	code, body := get(t, h, "/subject?s="+url.QueryEscape("target:smtp://127.0.0.1:2525"))
+	if code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<img") {
+		t.Fatalf("hostile text unescaped on the target page")
+	}
+	for _, want := range []string{`id="grade-plot"`, `id="finding-plot"`, "&lt;script&gt;document.title=&#34;pwned&#34;&lt;/script&gt;", "grade dropped from A to C", "<polyline"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("target page lacks %q", want)
+		}
+	}
+	code, body = get(t, h, "/subject?s="+url.QueryEscape("domain:mail.test"))
+	if code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	for _, want := range []string{"mx1.mail.test", `id="sts-mode">testing`, "mailto:tlsrpt@mail.test", "<td>tlsrpt_policies</td><td>2</td><td>200</td><td>3</td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("domain page lacks %q", want)
+		}
+	}
+	if code, _ := get(t, h, "/subject?s=target:nope"); code != 404 {
+		t.Fatalf("unknown subject: %d", code)
+	}
+	code, body = get(t, h, "/report.json?s="+url.QueryEscape("target:smtp://127.0.0.2:25"))
+	if code != 200 || !strings.Contains(body, `"schema":"starttls.report/v1"`) {
+		t.Fatalf("report.json %d %.100s", code, body)
+	}
+	_, body = get(t, h, "/metrics")
+	if !strings.Contains(body, "# TYPE watch_results_dropped_total counter\nwatch_results_dropped_total 7\n") {
+		t.Fatalf("metrics: %s", body)
+	}
+}
