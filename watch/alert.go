@@ -212,7 +212,7 @@ func (al Alert) Text() string {
 		if n := al.Repeats[i]; n > 0 {
 			rep = fmt.Sprintf(" (x%d)", n+1)
 		}
-		fmt.Fprintf(&b, "[%s] %s%s\n    %s, %s\n", tag, c.Message, rep, c.Kind, c.At.UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "[%s] %s%s\n    %s, %s\n", tag, clean(c.Message), rep, c.Kind, c.At.UTC().Format(time.RFC3339))
 	}
 	return b.String()
 }

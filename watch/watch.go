@@ -25,15 +25,16 @@ type Store interface {
 
 // Metrics are watch's counters, for the dashboard and /metrics.
 type Metrics struct {
-	Runs       atomic.Int64 // runs finished
-	Changes    atomic.Int64 // changes detected
-	Saved      atomic.Int64 // runs stored
-	DBErrors   atomic.Int64 // failed store attempts (each retry counts)
-	Dropped    atomic.Int64 // runs lost because the buffer was full
-	AlertsSent atomic.Int64 // alert messages delivered
-	AlertFails atomic.Int64 // alert messages that could not be delivered
-	Buffered   func() int   // runs waiting to be stored
-	Subjects   atomic.Int64 // subjects scheduled
+	Runs        atomic.Int64 // runs finished
+	Changes     atomic.Int64 // changes detected
+	Saved       atomic.Int64 // runs stored
+	DBErrors    atomic.Int64 // failed store attempts (each retry counts)
+	Dropped     atomic.Int64 // runs lost because the buffer was full
+	AlertsSent  atomic.Int64 // alert messages delivered
+	AlertFails  atomic.Int64 // alert messages that could not be delivered
+	Buffered    func() int   // runs waiting to be stored
+	Subjects    atomic.Int64 // subjects scheduled
+	ReloadFails atomic.Int64 // configuration reloads refused
 }
 
 // Watcher runs the configured checks on schedule.

@@ -195,8 +195,13 @@ func TestWatchDatabaseOutage(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.writer(ctx) }()
 	tg, _ := starttls.ParseTarget("smtp://127.0.0.1:2525", "")
-	for range 12 {
-		w.Record(TargetSnapshot("target:smtp://127.0.0.1:2525", report(tg)), []byte("{}"), 1, nil)
+	rec := func() { w.Record(TargetSnapshot("target:smtp://127.0.0.1:2525", report(tg)), []byte("{}"), 1, nil) }
+	rec()
+	for w.Metrics.DBErrors.Load() == 0 { // the writer holds the first run
+		time.Sleep(time.Millisecond)
+	}
+	for range 11 {
+		rec()
 	}
 	time.Sleep(100 * time.Millisecond)
 	if f.saved.Load() != 0 || w.Metrics.DBErrors.Load() < 2 {
@@ -236,3 +241,5 @@ func TestStoreLock(t *testing.T) {
 	}
 	b.Close()
 }
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
