@@ -161,3 +161,56 @@ func (s *SQL) Priors(ctx context.Context) (map[string]Prior, error) {
 
 // Ping checks that the database answers.
 func (s *SQL) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Bucket is the runs of one slice of a subject's history: the worst
+// grade among those that answered and whether any did not.
+type Bucket struct {
+	At    time.Time // the first run in the slice
+	Grade string    // "" when no run of the slice answered
+	Down  bool
+}
+
+// unanswered are the statuses of runs that got no answer from the
+// subject (check's and mail's); SQL literals, fixed here.
+const unanswered = `'connect-refused','connect-timeout','timeout','closed','error','greeting-timeout','dns-error','unreachable'`
+
+// History sums a subject's runs in [since, until) into at most n
+// equal slices of time, in the database: a year of 5-minute runs is
+// 105,000 rows, a plot is 800 pixels wide.
+func (s *SQL) History(ctx context.Context, subject string, since, until time.Time, n int) ([]Bucket, error) {
+	from, span := ms(since), max(1, ms(until)-ms(since))
+	// A+ sorts after A as text; mapped to "0" it sorts first, so MAX is
+	// the worst grade.
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT (at - ?) * ? / ? AS b, MIN(at),
+		MAX(CASE WHEN status IN (`+unanswered+`) THEN '' WHEN grade = 'A+' THEN '0' ELSE grade END),
+		MAX(CASE WHEN status IN (`+unanswered+`) THEN 1 ELSE 0 END)
+		FROM watch_runs WHERE subject = ? AND at >= ? AND at < ? GROUP BY b ORDER BY b`),
+		from, n, span, subject, from, ms(until))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Bucket
+	for rows.Next() {
+		var b Bucket
+		var bucket, at int64
+		var down int
+		if err := rows.Scan(&bucket, &at, &b.Grade, &down); err != nil {
+			return nil, err
+		}
+		if b.Grade == "0" {
+			b.Grade = "A+"
+		}
+		b.At, b.Down = fromMS(at), down != 0
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// FirstRun is the time of a subject's first run at or after since (zero
+// when there is none).
+func (s *SQL) FirstRun(ctx context.Context, subject string, since time.Time) (time.Time, error) {
+	var at sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT MIN(at) FROM watch_runs WHERE subject = ? AND at >= ?`), subject, ms(since)).Scan(&at)
+	return fromMS(at.Int64), err
+}

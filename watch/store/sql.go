@@ -70,7 +70,8 @@ func (d dialect) schema() []string {
 	error       TEXT NOT NULL,
 	report      TEXT
 )`,
-		`CREATE INDEX IF NOT EXISTS watch_runs_subject_at ON watch_runs (subject, at)`,
+		// Covers the history plot: no table lookup per run.
+		`CREATE INDEX IF NOT EXISTS watch_runs_subject_at ON watch_runs (subject, at, status, grade)`,
 		`CREATE TABLE IF NOT EXISTS watch_findings (
 	subject  TEXT NOT NULL,
 	finding  TEXT NOT NULL,

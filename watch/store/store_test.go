@@ -63,6 +63,16 @@ func exercise(t *testing.T, st *SQL) {
 	if err := st.DB().QueryRow(`SELECT count(*) FROM watch_runs WHERE report IS NOT NULL`).Scan(&withReport); err != nil || withReport != 3 {
 		t.Fatalf("runs with a report: %d %v (the first and the changed ones)", withReport, err)
 	}
+	hist, err := st.History(ctx, key, t0, t0.Add(4*time.Hour), 4)
+	if err != nil || len(hist) != 4 || hist[1].Grade != "C" || hist[3].Grade != "A" || !hist[2].At.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("history %+v %v", hist, err)
+	}
+	if hist, err = st.History(ctx, key, t0, t0.Add(4*time.Hour), 1); err != nil || len(hist) != 1 || hist[0].Grade != "C" || hist[0].Down {
+		t.Fatalf("one bucket: %+v %v (want the worst grade)", hist, err)
+	}
+	if first, err := st.FirstRun(ctx, key, t0.Add(time.Minute)); err != nil || !first.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("first run %v %v", first, err)
+	}
 	sp, err := st.Spans(ctx, key, t0)
 	if err != nil || len(sp) != 1 || !sp[0].Since.Equal(t0.Add(time.Hour)) || !sp[0].Until.Equal(t0.Add(2*time.Hour)) || sp[0].Title != f.Title {
 		t.Fatalf("spans %+v %v", sp, err)

@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 	"html/template"
-	"sort"
 	"strings"
 	"time"
 
@@ -47,10 +46,9 @@ var unreachable = map[string]bool{"connect-refused": true, "connect-timeout": tr
 
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
-// gradePlot draws the grade of every run over [since, now] as a step
-// line; runs that did not answer are red ticks at the bottom. Many runs
-// per pixel column are reduced to the worst grade of the column.
-func gradePlot(runs []store.RunRow, since, now time.Time) template.HTML {
+// gradePlot draws the worst grade of each slice of history as a step
+// line; slices with runs that got no answer get a red tick at the bottom.
+func gradePlot(hist []store.Bucket, since, now time.Time) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="plot" id="grade-plot" role="img" aria-label="grade over time" viewBox="0 0 %d %d" width="%d" height="%d" xmlns="http://www.w3.org/2000/svg">`, plotW, gradeH, plotW, gradeH)
 	b.WriteString(`<title>grade over time</title>`)
@@ -60,47 +58,28 @@ func gradePlot(runs []store.RunRow, since, now time.Time) template.HTML {
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="axis">%s</text><text x="%d" y="%d" class="axis" text-anchor="end">%s</text>`,
 		plotL, gradeH-4, since.UTC().Format(time.DateOnly), plotW-10, gradeH-4, now.UTC().Format(time.DateOnly))
-	type col struct {
-		y    float64
-		down bool
-	}
-	cols := map[int]col{}
-	var xs []int
-	for _, r := range runs {
-		x := int(xOf(r.At, since, now))
-		y, ok := gradeY(r.Grade)
-		c, seen := cols[x]
-		if !seen {
-			xs = append(xs, x)
-			c.y = -1
-		}
-		if unreachable[r.Status] {
-			c.down, ok = true, false
-		}
-		if ok && y > c.y {
-			c.y = y
-		}
-		cols[x] = c
-	}
-	sort.Ints(xs)
 	var pts []string
-	for _, x := range xs {
-		c := cols[x]
-		if c.down {
-			fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" class="down"/>`, x, x, gradeH-22, gradeH-14)
+	lastY := ""
+	for _, h := range hist {
+		x := xOf(h.At, since, now)
+		if h.Down {
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" class="down"/>`, x, x, gradeH-22, gradeH-14)
 		}
-		if c.y >= 0 {
-			if len(pts) > 0 {
-				last := pts[len(pts)-1]
-				pts = append(pts, fmt.Sprintf("%d,%s", x, last[strings.IndexByte(last, ',')+1:]))
-			}
-			pts = append(pts, fmt.Sprintf("%d,%.0f", x, c.y))
+		y, ok := gradeY(h.Grade)
+		if !ok {
+			continue
 		}
+		if lastY != "" {
+			pts = append(pts, fmt.Sprintf("%.1f,%s", x, lastY))
+		}
+		lastY = fmt.Sprintf("%.0f", y)
+		pts = append(pts, fmt.Sprintf("%.1f,%s", x, lastY))
 	}
 	if len(pts) > 0 {
+		pts = append(pts, fmt.Sprintf("%.1f,%s", xOf(now, since, now), lastY))
 		fmt.Fprintf(&b, `<polyline class="grade-line" points="%s"/>`, strings.Join(pts, " "))
 	}
-	fmt.Fprintf(&b, `<desc>%d runs</desc></svg>`, len(runs))
+	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built from numbers and escaped text
 }
 

@@ -38,7 +38,8 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 type Source interface {
 	Subjects(ctx context.Context) ([]store.SubjectRow, error)
 	Subject(ctx context.Context, subject string) (store.SubjectRow, store.Snapshot, []byte, error)
-	Runs(ctx context.Context, subject string, since time.Time, limit int) ([]store.RunRow, error)
+	History(ctx context.Context, subject string, since, until time.Time, n int) ([]store.Bucket, error)
+	FirstRun(ctx context.Context, subject string, since time.Time) (time.Time, error)
 	Spans(ctx context.Context, subject string, since time.Time) ([]store.Span, error)
 	Changes(ctx context.Context, subject string, limit int) ([]store.Change, error)
 	DB() *sql.DB
@@ -124,16 +125,10 @@ func days(now, t time.Time) string {
 	return fmt.Sprint(int(t.Sub(now).Hours() / 24))
 }
 
-type indexRow struct {
-	store.SubjectRow
-	Days    string
-	Expiry  string // CSS class
-	Changed string
-}
-
 type indexPage struct {
 	Now     time.Time
-	Rows    []indexRow
+	N       int
+	Rows    template.HTML
 	Grades  []gradeCount
 	Changes []store.Change
 	Metrics []Metric
@@ -157,19 +152,9 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	p := indexPage{Now: now, Rows: make([]indexRow, len(subs)), Changes: changes}
+	p := indexPage{Now: now, N: len(subs), Rows: subjectRows(now, subs), Changes: changes}
 	counts := map[string]int{}
-	for i, sub := range subs {
-		row := indexRow{SubjectRow: sub, Days: days(now, sub.CertNotAfter), Changed: ago(now, sub.LastChangeAt)}
-		if !sub.CertNotAfter.IsZero() {
-			switch d := sub.CertNotAfter.Sub(now); {
-			case d < 7*24*time.Hour:
-				row.Expiry = "exp-bad"
-			case d < 30*24*time.Hour:
-				row.Expiry = "exp-warn"
-			}
-		}
-		p.Rows[i] = row
+	for _, sub := range subs {
 		counts[sub.Grade]++
 	}
 	for g, n := range counts {
@@ -217,17 +202,22 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	since := now.AddDate(-1, 0, 0)
-	runs, err := s.Store.Runs(ctx, key, since, 20000)
+	first, err := s.Store.FirstRun(ctx, key, since)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	// The plots span the history there is, up to a year, at least a day.
-	if len(runs) > 0 && runs[0].At.After(since) {
-		since = runs[0].At
-		if now.Sub(since) < 24*time.Hour {
-			since = now.Add(-24 * time.Hour)
+	if first.After(since) {
+		since = first
+		if day := now.Add(-24 * time.Hour); day.Before(since) {
+			since = day
 		}
+	}
+	hist, err := s.Store.History(ctx, key, since, now.Add(time.Second), plotW-plotL-10)
+	if err != nil {
+		s.fail(w, err)
+		return
 	}
 	spans, err := s.Store.Spans(ctx, key, since)
 	if err != nil {
@@ -240,7 +230,7 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := subjectPage{Now: now, Row: row, Snap: snap, Changes: changes,
-		Grades: gradePlot(runs, since, now), Findings: findingPlot(spans, since, now)}
+		Grades: gradePlot(hist, since, now), Findings: findingPlot(spans, since, now)}
 	if row.Kind == store.KindDomain {
 		p.Mail = &mail.Report{}
 		if err := json.Unmarshal(rep, p.Mail); err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls/watch/store"
 )
 
 func get(t *testing.T, h http.Handler, path string) (int, string) {
@@ -35,7 +37,7 @@ func TestIndex(t *testing.T) {
 	if n := strings.Count(body, `<tr class="subject"`); n != 3 {
 		t.Fatalf("%d subject rows, want 3", n)
 	}
-	for _, want := range []string{"smtp://127.0.0.1:2525", "mail.test", `class="grade g-a">A&#43;</td>`, `class="exp-warn">10</td>`, `class="">80</td>`, "results dropped", "<b>7</b>"} {
+	for _, want := range []string{"smtp://127.0.0.1:2525", "mail.test", `class="grade g-a">A+</td>`, `class="exp-warn">10</td>`, `class="">80</td>`, "results dropped", "<b>7</b>"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("index lacks %q in %s", want, body[strings.Index(body, "<tbody>\n<tr class=\"subject\""):])
 		}
@@ -78,5 +80,22 @@ func TestSubjectPages(t *testing.T) {
 	_, body = get(t, h, "/metrics")
 	if !strings.Contains(body, "# TYPE watch_results_dropped_total counter\nwatch_results_dropped_total 7\n") {
 		t.Fatalf("metrics: %s", body)
+	}
+}
+
+// The hand-written row renderer escapes like html/template: text, quoted
+// attributes and links.
+func TestSubjectRowsEscape(t *testing.T) {
+	h := `"><script>alert(1)</script>` + hostile
+	out := string(subjectRows(fixNow, []store.SubjectRow{{Subject: "target:" + h, Kind: "target", Name: h, Status: h, Grade: h,
+		Worst: h, LastChange: h, LastChangeAt: fixNow, LastRun: fixNow, Fails: 2}}))
+	if strings.Contains(out, "<script") || strings.Contains(out, "<img") || strings.Count(out, "<td") != 8 || strings.Count(out, "\"") != 14 {
+		t.Fatalf("unescaped: %s", out)
+	}
+	if !strings.Contains(out, "&#34;&gt;&lt;script&gt;") || !strings.Contains(out, `href="/subject?s=target%3A%22%3E%3Cscript%3E`) || !strings.Contains(out, "(2x)") {
+		t.Fatalf("escaped form: %s", out)
+	}
+	if got := string(subjectRows(fixNow, nil)); !strings.Contains(got, "nothing checked yet") {
+		t.Fatalf("empty: %s", got)
 	}
 }
