@@ -197,6 +197,13 @@ func (s *scheduler) done(it *item) {
 	}
 }
 
+// has reports whether subject is scheduled.
+func (s *scheduler) has(subject string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.items[subject] != nil
+}
+
 // waitToken takes a token of the connection rate limit.
 func (s *scheduler) waitToken(ctx context.Context) error {
 	if s.limiter == nil {

@@ -126,10 +126,29 @@ func (w *Watcher) Config() *Config { return w.cfg.Load() }
 // concurrency take effect only at the next start. On error the old
 // configuration stays.
 func (w *Watcher) Reload(cfg *Config) error {
+	old := w.Config()
 	if err := w.apply(cfg); err != nil {
 		return err
 	}
 	w.sched.reload(cfg)
+	// A removed subject leaves the dashboard; its history stays.
+	if f, ok := w.st.(interface {
+		Forget(ctx context.Context, subject string) error
+	}); ok {
+		keep := map[string]bool{}
+		for _, k := range cfg.Subjects() {
+			keep[k] = true
+		}
+		for _, k := range old.Subjects() {
+			if !keep[k] {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := f.Forget(ctx, k); err != nil {
+					w.Log.Warn("watch: forget removed subject", "subject", k, "err", err)
+				}
+				cancel()
+			}
+		}
+	}
 	return nil
 }
 
@@ -215,6 +234,9 @@ func (w *Watcher) Record(snap store.Snapshot, report []byte, durMS float64, rout
 // counts) what does not fit.
 func (w *Watcher) writer(ctx context.Context) {
 	for r := range w.queue {
+		if !w.sched.has(r.Snapshot.Subject) {
+			continue // removed by a reload while it ran or waited
+		}
 		pause := min(100*time.Millisecond, w.RetryMax)
 		for {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

@@ -167,6 +167,9 @@ func TestWatchCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(fetch(addr, "/metrics"), "watch_subjects 2\n") })
+	if n := strings.Count(fetch(addr, "/"), `<tr class="subject"`); n != 2 {
+		t.Fatalf("%d rows on the dashboard after removing a target", n)
+	}
 	if m := fetch(addr, "/metrics"); !strings.Contains(m, "watch_results_dropped_total 0\n") || strings.Contains(m, "watch_results_saved_total 0\n") {
 		t.Fatalf("metrics: %s", m)
 	}

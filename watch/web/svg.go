@@ -39,11 +39,6 @@ func xOf(t, since, now time.Time) float64 {
 	return plotL + max(0, min(1, f))*float64(plotW-plotL-10)
 }
 
-// unreachable are the statuses of runs that got no answer (check's and
-// mail's): drawn as ticks, not as a grade.
-var unreachable = map[string]bool{"connect-refused": true, "connect-timeout": true, "timeout": true, "closed": true,
-	"error": true, "greeting-timeout": true, "dns-error": true, "unreachable": true}
-
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
 // gradePlot draws the worst grade of each slice of history as a step
