@@ -19,6 +19,7 @@ import (
 
 	"github.com/starttls-go/starttls/scan/scantest"
 	"github.com/starttls-go/starttls/watch"
+	"github.com/starttls-go/starttls/watch/store"
 )
 
 type lockedBuffer struct {
@@ -188,5 +189,24 @@ func TestWatchCLIBadConfig(t *testing.T) {
 	code, stdout, _ := runCLI(t, "", "watch", "--config", path[:len(path)-8]+"/none.yaml")
 	if code != exitUsage {
 		t.Fatalf("missing file: exit %d %s", code, stdout)
+	}
+}
+
+// A second watch on an SQLite file that one holds is refused, exit 3.
+func TestWatchCLILocked(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "w.db")
+	held, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	path := filepath.Join(dir, "w.yaml")
+	if err := os.WriteFile(path, []byte("db: "+db+"\ntargets:\n  - url: smtp://127.0.0.1:9\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "", "watch", "--config", path)
+	if code != exitConnect || !strings.Contains(stderr, "in use by another watch process") || !strings.Contains(stderr, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
