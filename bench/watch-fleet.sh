@@ -55,14 +55,15 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 echo "== watch: $N targets, interval $INTERVAL, depth $DEPTH, concurrency $C, for ${DURATION}s"
 /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
   timeout -s TERM "$DURATION" "$work/starttls" watch --config "$work/watch.yaml" --http "127.0.0.1:$port" 2>"$work/watch.log" || true
-read -r wall user sys rss <"$work/time"
+# timeout ends watch with status 124: GNU time then writes a line before the figures.
+read -r wall user sys rss < <(tail -n 1 "$work/time")
 runs=$(sqlite3 "$work/watch.db" 'SELECT count(*) FROM watch_runs' 2>/dev/null || echo "?")
 subjects=$(sqlite3 "$work/watch.db" 'SELECT count(*) FROM watch_subjects' 2>/dev/null || echo "?")
 ok=$(sqlite3 "$work/watch.db" "SELECT count(*) FROM watch_subjects WHERE status = 'success'" 2>/dev/null || echo "?")
 dbsize=$(du -h "$work/watch.db" | cut -f1)
-awk -v n="$N" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v r="$runs" -v sub="$subjects" -v ok="$ok" -v iv="$INTERVAL" -v db="$dbsize" 'BEGIN {
-  ivs = iv; sub(/m$/, "", ivs); ivs = ivs * 60
-  printf "wall %.0f s, runs stored %d, subjects %d (%d success), db %s\n", w, r, sub, ok, db
+awk -v n="$N" -v w="$wall" -v u="$user" -v s="$sys" -v m="$rss" -v r="$runs" -v nsub="$subjects" -v ok="$ok" -v iv="$INTERVAL" -v db="$dbsize" 'BEGIN {
+  ivs = iv; gsub(/m$/, "", ivs); ivs = ivs * 60
+  printf "wall %.0f s, runs stored %d, subjects %d (%d success), db %s\n", w, r, nsub, ok, db
   printf "watch CPU %.1f s (user %.1f, sys %.1f) = %.0f%% of one core over the run; peak RSS %.0f MiB\n", u+s, u, s, (u+s)*100/w, m/1024
   cpr = (u+s)/r
   printf "CPU per run %.2f ms; steady state %d targets / %d s = %.1f runs/s -> %.0f%% of one core\n", cpr*1000, n, ivs, n/ivs, n/ivs*cpr*100
