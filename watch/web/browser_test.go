@@ -126,8 +126,9 @@ func TestBrowser(t *testing.T) {
 	open(t, ctx, srv.URL+"/subject?s="+url.QueryEscape("domain:mail.test"), "#mx")
 	mx := count(t, ctx, "#mx tr.mx")
 	mode := run(t, ctx, chromedp.Text(chromedp.CSS("#sts-mode")))
-	if mx != 1 || mode != "testing" {
-		t.Fatalf("domain page: %d MX rows, mode %q", mx, mode)
+	reports := run(t, ctx, chromedp.Text(chromedp.CSS("#tlsrpt-reports")))
+	if mx != 1 || mode != "testing" || reports != "2" {
+		t.Fatalf("domain page: %d MX rows, mode %q, %q TLS-RPT reports", mx, mode, reports)
 	}
 	shot(t, ctx, "domain")
 }

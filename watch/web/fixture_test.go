@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/starttls-go/starttls/check"
 	"github.com/starttls-go/starttls/internal/certinfo"
 	"github.com/starttls-go/starttls/mail"
+	"github.com/starttls-go/starttls/tlsrpt"
 	"github.com/starttls-go/starttls/watch"
 	"github.com/starttls-go/starttls/watch/store"
 )
@@ -56,7 +58,7 @@ func record(t testing.TB, st *store.SQL, priors map[string]store.Prior, key stri
 
 // fixture is a database with a hostile target (30 days of history, a
 // grade drop and a finding that came and went), a good target and a
-// mail domain, plus a tlsrpt_ table as the TLS-RPT collector would have.
+// mail domain, plus the TLS-RPT collector's tables with reports.
 func fixture(t testing.TB) *store.SQL {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"))
@@ -94,9 +96,23 @@ func fixture(t testing.TB) *store.SQL {
 		Findings: []check.Finding{{ID: "mta-sts-testing", Severity: check.Medium, Title: "MTA-STS is in testing mode"}},
 	}
 	record(t, st, priors, "domain:mail.test", watch.DomainSnapshot("domain:mail.test", mr), mr)
+	// The TLS-RPT collector's tables, made by its own code, with two
+	// reports for mail.test (one with a failure) and one for another domain.
+	if _, err := tlsrpt.OpenDB(context.Background(), st.DB(), "sqlite"); err != nil {
+		t.Fatal(err)
+	}
+	end := fixNow.Add(-24 * time.Hour).Unix()
 	for _, q := range []string{
-		`CREATE TABLE tlsrpt_policies (report_id TEXT, policy_domain TEXT, total_successful_session_count INTEGER, total_failure_session_count INTEGER)`,
-		`INSERT INTO tlsrpt_policies VALUES ('r1', 'mail.test', 120, 3), ('r2', 'mail.test', 80, 0), ('r3', 'other.test', 5, 5)`,
+		`INSERT INTO tlsrpt_reports (id, organization, report_id, contact_info, start_unix, end_unix, received_unix, source, raw_json) VALUES
+			(1, 'Sender A', 'r1', '', ` + fmt.Sprint(end-86400) + `, ` + fmt.Sprint(end) + `, ` + fmt.Sprint(end) + `, 'smtp', '{}'),
+			(2, 'Sender B', 'r2', '', ` + fmt.Sprint(end-86400) + `, ` + fmt.Sprint(end) + `, ` + fmt.Sprint(end) + `, 'https', '{}'),
+			(3, 'Sender C', 'r3', '', ` + fmt.Sprint(end-86400) + `, ` + fmt.Sprint(end) + `, ` + fmt.Sprint(end) + `, 'https', '{}')`,
+		`INSERT INTO tlsrpt_policies (id, report, policy_type, policy_domain, policy_string, mx_host, successful, failed) VALUES
+			(1, 1, 'sts', 'mail.test', '', 'mx1.mail.test', 120, 3), (2, 2, 'sts', 'mail.test', '', 'mx1.mail.test', 80, 0),
+			(3, 3, 'sts', 'other.test', '', 'mx.other.test', 5, 5)`,
+		`INSERT INTO tlsrpt_failures (policy, result_type, sending_mta_ip, receiving_mx_hostname, receiving_mx_helo, receiving_ip,
+			failed_sessions, additional_information, failure_reason_code) VALUES
+			(1, 'certificate-expired', '192.0.2.1', 'mx1.mail.test', '', '', 3, '', '')`,
 	} {
 		if _, err := st.DB().Exec(q); err != nil {
 			t.Fatal(err)

@@ -73,6 +73,9 @@ func gradePlot(hist []store.Bucket, since, now time.Time) template.HTML {
 	if len(pts) > 0 {
 		pts = append(pts, fmt.Sprintf("%.1f,%s", xOf(now, since, now), lastY))
 		fmt.Fprintf(&b, `<polyline class="grade-line" points="%s"/>`, strings.Join(pts, " "))
+		last := pts[len(pts)-1]
+		x, y, _ := strings.Cut(last, ",")
+		fmt.Fprintf(&b, `<circle class="grade-dot" cx="%s" cy="%s" r="3"/>`, x, y)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built from numbers and escaped text

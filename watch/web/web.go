@@ -19,6 +19,7 @@ import (
 
 	"github.com/starttls-go/starttls/check"
 	"github.com/starttls-go/starttls/mail"
+	"github.com/starttls-go/starttls/tlsrpt"
 	"github.com/starttls-go/starttls/watch/store"
 )
 
@@ -32,6 +33,7 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"when":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 	"join":       strings.Join,
 	"days":       days,
+	"pct":        func(f float64) float64 { return f * 100 },
 }).ParseFS(files, "templates/*.html"))
 
 // Source is what the dashboard reads; *store.SQL is the real one.
@@ -185,7 +187,7 @@ type subjectPage struct {
 	Grades   template.HTML // the grade plot (SVG built from numbers and escaped text)
 	Findings template.HTML // the findings timeline
 	Changes  []store.Change
-	TLSRPT   []TLSRPTTable
+	TLSRPT   *tlsrpt.Summary
 }
 
 func (s *Server) subject(w http.ResponseWriter, r *http.Request) {
@@ -236,7 +238,9 @@ func (s *Server) subject(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(rep, p.Mail); err != nil {
 			p.Mail = nil
 		}
-		p.TLSRPT, _ = TLSRPTSummary(ctx, s.Store.DB(), s.Store.Dialect(), row.Name)
+		if p.TLSRPT, err = tlsrptSummary(ctx, s.Store.DB(), s.Store.Dialect(), row.Name, now); err != nil && s.Log != nil {
+			s.Log.Warn("watch dashboard: tlsrpt summary", "domain", row.Name, "err", err)
+		}
 	} else {
 		p.Check = &check.Report{}
 		if err := json.Unmarshal(rep, p.Check); err != nil {

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"path/filepath"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -65,7 +67,7 @@ func TestSubjectPages(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	for _, want := range []string{"mx1.mail.test", `id="sts-mode">testing`, "mailto:tlsrpt@mail.test", "<td>tlsrpt_policies</td><td>2</td><td>200</td><td>3</td>"} {
+	for _, want := range []string{"mx1.mail.test", `id="sts-mode">testing`, "mailto:tlsrpt@mail.test", `id="tlsrpt-reports">2</td>`, `id="tlsrpt-failed">3</td>`, "1.48%", "<th>certificate-expired</th><td>3 sessions (mx1.mail.test)"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("domain page lacks %q", want)
 		}
@@ -97,5 +99,18 @@ func TestSubjectRowsEscape(t *testing.T) {
 	}
 	if got := string(subjectRows(fixNow, nil)); !strings.Contains(got, "nothing checked yet") {
 		t.Fatalf("empty: %s", got)
+	}
+}
+
+// Without the collector's tables there is no summary and no error.
+func TestTLSRPTAbsent(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sum, err := tlsrptSummary(context.Background(), st.DB(), "sqlite", "mail.test", fixNow)
+	if sum != nil || err != nil {
+		t.Fatalf("%+v %v", sum, err)
 	}
 }
