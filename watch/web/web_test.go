@@ -2,11 +2,11 @@ package web
 
 import (
 	"context"
-	"path/filepath"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
