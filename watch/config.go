@@ -42,6 +42,7 @@ type Config struct {
 	ExpiryDays       []int    `yaml:"expiry_days"`
 	Buffer           int      `yaml:"buffer"`
 	GroupWindow      Duration `yaml:"group_window"`
+	Retention        Duration `yaml:"retention"`
 	Targets          []Target `yaml:"targets"`
 	Domains          []Domain `yaml:"domains"`
 	Alerts           []Route  `yaml:"alerts"`
@@ -275,6 +276,9 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.UnreachableAfter < 1 {
 		v.fail("must be at least 1", "unreachable_after")
+	}
+	if c.Retention != 0 && c.Retention.D() < 24*time.Hour {
+		v.fail("must be at least 24h (or 0: keep everything)", "retention")
 	}
 	if c.Buffer < 1 {
 		v.fail("must be at least 1", "buffer")

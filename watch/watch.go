@@ -159,11 +159,42 @@ func (w *Watcher) Run(ctx context.Context) error {
 	go func() { defer close(done); w.writer(ctx) }()
 	alertsDone := make(chan struct{})
 	go func() { defer close(alertsDone); w.alerts.run(ctx) }()
+	pruneDone := make(chan struct{})
+	go func() { defer close(pruneDone); w.pruner(ctx) }()
 	w.sched.run(ctx)
+	<-pruneDone
 	close(w.queue)
 	<-done
 	<-alertsDone
 	return nil
+}
+
+// pruner deletes history older than Config.Retention, at start and
+// every hour, when the store can.
+func (w *Watcher) pruner(ctx context.Context) {
+	p, ok := w.st.(interface {
+		Prune(ctx context.Context, before time.Time) (int64, error)
+	})
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if r := w.Config().Retention.D(); r > 0 {
+			n, err := p.Prune(ctx, w.Now().Add(-r))
+			if err != nil && ctx.Err() == nil {
+				w.Log.Warn("watch: pruning history", "err", err)
+			} else if n > 0 {
+				w.Log.Info("watch: pruned history", "rows", n, "older than", r)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // process runs one job and hands its result to the writer and alerter.

@@ -284,3 +284,28 @@ func (s *SQL) Forget(ctx context.Context, subject string) error {
 	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM watch_subjects WHERE subject = ?`), subject)
 	return err
 }
+
+// Prune deletes runs and changes older than before, and finding spans
+// that ended before it, in batches so that the writer is never held up
+// for long. It returns the number of rows deleted.
+func (s *SQL) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM watch_runs WHERE id IN (SELECT id FROM watch_runs WHERE at < ? LIMIT 5000)`,
+		`DELETE FROM watch_changes WHERE id IN (SELECT id FROM watch_changes WHERE at < ? LIMIT 5000)`,
+		`DELETE FROM watch_findings WHERE until IS NOT NULL AND until < ?`,
+	} {
+		for range 100000 { // bounded: 500 million rows a call at most
+			res, err := s.db.ExecContext(ctx, s.q(q), ms(before))
+			if err != nil {
+				return total, err
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			if n < 5000 {
+				break
+			}
+		}
+	}
+	return total, nil
+}

@@ -85,6 +85,20 @@ func exercise(t *testing.T, st *SQL) {
 	if err != nil || pr[key].State.Open["x"] != "y" || pr[key].Snapshot.Grade != "A" {
 		t.Fatalf("priors %+v %v", pr, err)
 	}
+	// Pruning at 1h30 drops the first two runs, the finding span that
+	// ended at 2h stays, so does the change at 2h.
+	if n, err := st.Prune(ctx, t0.Add(90*time.Minute)); err != nil || n != 3 {
+		t.Fatalf("pruned %d rows: %v (want 2 runs and 1 change)", n, err)
+	}
+	if rr, _ := st.Runs(ctx, key, time.Time{}, 10); len(rr) != 2 {
+		t.Fatalf("%d runs after pruning", len(rr))
+	}
+	if sp, _ := st.Spans(ctx, key, time.Time{}); len(sp) != 1 {
+		t.Fatalf("%d spans after pruning", len(sp))
+	}
+	if n, err := st.Prune(ctx, t0.Add(150*time.Minute)); err != nil || n != 3 {
+		t.Fatalf("second prune %d rows: %v (want 1 run, 1 change, 1 span)", n, err)
+	}
 	if err := st.Forget(ctx, key); err != nil {
 		t.Fatal(err)
 	}
@@ -101,14 +115,15 @@ func TestSQLite(t *testing.T) {
 	}
 	exercise(t, st)
 	st.Close()
-	// The schema is created once; opening again keeps the history.
+	// The schema is created once; opening again keeps the history (the
+	// one run left by pruning).
 	st, err = Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	var n int
-	if err := st.DB().QueryRow(`SELECT count(*) FROM watch_runs`).Scan(&n); err != nil || n != 4 {
+	if err := st.DB().QueryRow(`SELECT count(*) FROM watch_runs`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d runs after reopening: %v", n, err)
 	}
 }
@@ -133,7 +148,7 @@ func TestPostgres(t *testing.T) {
 	}
 	defer st.Close()
 	var n int
-	if err := st.DB().QueryRow(`SELECT count(*) FROM watch_changes`).Scan(&n); err != nil || n != 2 {
-		t.Fatalf("%d changes after reopening: %v", n, err)
+	if err := st.DB().QueryRow(`SELECT count(*) FROM watch_runs`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d runs after reopening: %v", n, err)
 	}
 }
