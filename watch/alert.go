@@ -38,11 +38,10 @@ type alerter struct {
 	client  *http.Client
 	mu      sync.Mutex
 	pending map[string][]store.Change
-	kick    chan struct{}
 }
 
 func newAlerter(w *Watcher) *alerter {
-	return &alerter{w: w, client: &http.Client{Timeout: 15 * time.Second}, pending: map[string][]store.Change{}, kick: make(chan struct{}, 1)}
+	return &alerter{w: w, client: &http.Client{Timeout: 15 * time.Second}, pending: map[string][]store.Change{}}
 }
 
 // add queues changes for routes (every route when routes is empty); a
@@ -78,9 +77,6 @@ func (a *alerter) run(ctx context.Context) {
 		t := time.NewTimer(a.w.Config().GroupWindow.D())
 		select {
 		case <-t.C:
-			a.flush(ctx)
-		case <-a.kick:
-			t.Stop()
 			a.flush(ctx)
 		case <-ctx.Done():
 			t.Stop()
