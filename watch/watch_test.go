@@ -243,3 +243,45 @@ func TestStoreLock(t *testing.T) {
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// A webhook that answers 500, or never answers, is a counted failure
+// within the caller's deadline, not a hang.
+func TestWebhookFailures(t *testing.T) {
+	stall := make(chan struct{})
+	defer close(stall)
+	for _, c := range []struct {
+		name string
+		h    http.HandlerFunc
+	}{
+		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 500) }},
+		{"stalled", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // then the server notices the client leave
+			select {
+			case <-stall:
+			case <-r.Context().Done():
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hook := httptest.NewServer(c.h)
+			defer hook.Close()
+			cfg, err := ParseConfig("t.yaml", []byte("targets:\n  - url: smtp://127.0.0.1:2525\nalerts:\n  - name: h\n    webhook: "+hook.URL+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := New(context.Background(), cfg, &flaky{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Log = quiet()
+			w.alerts.add(nil, []store.Change{{Subject: "target:smtp://127.0.0.1:2525", Kind: Unreachable, Severity: "high", Message: "down"}})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			start := time.Now()
+			w.Flush(ctx)
+			if w.Metrics.AlertFails.Load() != 1 || w.Metrics.AlertsSent.Load() != 0 || time.Since(start) > 5*time.Second {
+				t.Fatalf("fails %d sent %d after %s", w.Metrics.AlertFails.Load(), w.Metrics.AlertsSent.Load(), time.Since(start))
+			}
+		})
+	}
+}
