@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"github.com/starttls-go/starttls"
 	"io"
 	"strconv"
 	"strings"
@@ -45,6 +46,8 @@ type pgSession struct {
 	user string
 	out  []byte // messages queued for one write
 }
+
+func init() { registerApp(postgresApp, starttls.Postgres) }
 
 func postgresApp(ctx context.Context, s *session) {
 	pg := &pgSession{s: s}

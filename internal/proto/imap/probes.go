@@ -1,0 +1,28 @@
+package imap
+
+import (
+	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
+)
+
+// IMAP as check probes it: the tags tell the pipelined NOOP (zz) from
+// our own (yy); untagged data answers neither.
+func init() {
+	registry.Register(&registry.Protocol{Name: "imap", Probes: registry.Probes{
+		Injection:    "zz NOOP\r\n",
+		Partial:      "zz NOOP",
+		Sentinel:     "yy NOOP\r\n",
+		Login:        login,
+		LoginInvited: loginInvited,
+		Judge: func(line string, _ int, _ bool) int {
+			switch {
+			case strings.HasPrefix(line, "yy "):
+				return registry.Ours
+			case strings.HasPrefix(line, "zz "):
+				return registry.Pipelined
+			}
+			return registry.Ignore
+		},
+	}})
+}
