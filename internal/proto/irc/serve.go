@@ -46,4 +46,3 @@ func app(ctx context.Context, s registry.Session) {
 		}
 	}
 }
-

@@ -44,4 +44,3 @@ func app(ctx context.Context, s registry.Session) {
 		}
 	}
 }
-

@@ -93,4 +93,3 @@ func quotedString(arg string) (string, error) {
 	}
 	return arg, nil
 }
-
