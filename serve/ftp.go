@@ -7,11 +7,7 @@ import (
 	"net"
 	"strings"
 	"time"
-
-	"github.com/starttls-go/starttls"
 )
-
-func init() { registerApp(ftpApp, starttls.FTP) }
 
 // ftpApp is FTP (RFC 959, 4217) inside TLS with an empty root directory:
 // login, PBSZ/PROT, PWD, TYPE, passive data connections (EPSV/PASV) for

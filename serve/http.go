@@ -6,11 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
-
-	"github.com/starttls-go/starttls"
 )
-
-func init() { registerApp(httpApp, starttls.HTTP) }
 
 // httpApp serves one connection with net/http: a page saying the
 // request came over TLS.

@@ -4,11 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
-
-	"github.com/starttls-go/starttls"
 )
-
-func init() { registerApp(imapApp, starttls.IMAP) }
 
 // imapApp is IMAP4rev1 (RFC 3501) with one empty INBOX, inside TLS.
 func imapApp(ctx context.Context, s *session) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/starttls-go/starttls"
 	"io"
 	"strings"
 	"time"
@@ -190,8 +189,6 @@ type ldapState struct {
 	s     *session
 	bound string // the DN of the last successful simple bind; "" anonymous
 }
-
-func init() { registerApp(ldapApp, starttls.LDAP) }
 
 func ldapApp(ctx context.Context, s *session) {
 	st := &ldapState{s: s}

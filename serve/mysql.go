@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/starttls-go/starttls"
 	"io"
 	"strconv"
 	"strings"
@@ -50,8 +49,6 @@ type mySession struct {
 	caps    uint32
 	version string
 }
-
-func init() { registerApp(mysqlApp, starttls.MySQL) }
 
 func mysqlApp(ctx context.Context, s *session) {
 	m := &mySession{s: s, version: s.c.Greeting}

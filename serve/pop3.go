@@ -3,11 +3,7 @@ package serve
 import (
 	"context"
 	"strings"
-
-	"github.com/starttls-go/starttls"
 )
-
-func init() { registerApp(pop3App, starttls.POP3) }
 
 // pop3App is POP3 (RFC 1939, CAPA RFC 2449, SASL RFC 5034) with an empty
 // maildrop, inside TLS.

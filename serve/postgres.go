@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"github.com/starttls-go/starttls"
 	"io"
 	"strconv"
 	"strings"
@@ -46,8 +45,6 @@ type pgSession struct {
 	user string
 	out  []byte // messages queued for one write
 }
-
-func init() { registerApp(postgresApp, starttls.Postgres) }
 
 func postgresApp(ctx context.Context, s *session) {
 	pg := &pgSession{s: s}

@@ -59,14 +59,23 @@ type Server struct {
 type app func(ctx context.Context, s *session)
 
 // apps are the applications that still live in this package, by base
-// protocol; each serve/NAME.go registers its own (registerApp). The
-// others come from their protocol's folder through internal/proto/registry.
-var apps = map[starttls.Protocol]app{}
-
-func registerApp(a app, ps ...starttls.Protocol) {
-	for _, p := range ps {
-		apps[p] = a
-	}
+// protocol; the others (ManageSieve, NNTP, IRC) come from their folder,
+// internal/proto/NAME, through internal/proto/registry. Protocols with
+// neither get a drain-and-close app so that every protocol with a server
+// half can still be served.
+var apps = map[starttls.Protocol]app{
+	starttls.SMTP:       smtpApp,
+	starttls.Submission: smtpApp,
+	starttls.LMTP:       smtpApp,
+	starttls.IMAP:       imapApp,
+	starttls.POP3:       pop3App,
+	starttls.FTP:        ftpApp,
+	starttls.HTTP:       httpApp,
+	starttls.XMPP:       xmppApp,
+	starttls.XMPPServer: xmppApp,
+	starttls.LDAP:       ldapApp,
+	starttls.Postgres:   postgresApp,
+	starttls.MySQL:      mysqlApp,
 }
 
 // appFor returns the application of base protocol p: its folder's, else

@@ -17,8 +17,6 @@ import (
 // maxMessage bounds one message's size.
 const maxMessage = 10 << 20
 
-func init() { registerApp(smtpApp, starttls.SMTP, starttls.Submission, starttls.LMTP) }
-
 // smtpApp is SMTP (RFC 5321), submission and LMTP (RFC 2033) inside TLS.
 // The library handed over a fresh session, so the pre-TLS EHLO is
 // forgotten and MAIL needs a new one (RFC 3207 §4.2).

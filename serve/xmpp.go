@@ -7,11 +7,7 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/starttls-go/starttls"
 )
-
-func init() { registerApp(xmppApp, starttls.XMPP, starttls.XMPPServer) }
 
 // xmppApp answers the stream a client restarts inside TLS (RFC 6120
 // §5.4.3.3): SASL PLAIN against Options.Users, the stream restart after

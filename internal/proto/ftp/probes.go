@@ -3,8 +3,6 @@
 package ftp
 
 import (
-	"strings"
-
 	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
@@ -14,15 +12,7 @@ func init() {
 	registry.Register(&registry.Protocol{Name: "ftp", Probes: registry.Probes{
 		Injection: "FEAT\r\n",
 		Sentinel:  "NOOP\r\n",
-		Judge: func(line string, replies int, _ bool) int {
-			switch first := replies == 0; {
-			case first && strings.HasPrefix(line, "200"): // NOOP; FEAT gets 211 or an error
-				return registry.Ours
-			case first && strings.HasPrefix(line, "211"):
-				return registry.Pipelined
-			}
-			return registry.Undecided
-		},
+		Judge:     registry.FirstReply(registry.Prefix("200"), registry.Prefix("211")),
 		ReplyEnds: smtp.ReplyEnds,
 	}})
 }

@@ -1,8 +1,6 @@
 package imap
 
 import (
-	"strings"
-
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
@@ -15,14 +13,6 @@ func init() {
 		Sentinel:     "yy NOOP\r\n",
 		Login:        login,
 		LoginInvited: loginInvited,
-		Judge: func(line string, _ int, _ bool) int {
-			switch {
-			case strings.HasPrefix(line, "yy "):
-				return registry.Ours
-			case strings.HasPrefix(line, "zz "):
-				return registry.Pipelined
-			}
-			return registry.Ignore
-		},
+		Judge:        registry.Marked(registry.Prefix("yy "), registry.Prefix("zz ")),
 	}})
 }

@@ -12,37 +12,29 @@ import (
 func app(ctx context.Context, s registry.Session) {
 	h := ":" + s.Hostname()
 	nick := "*"
-	for i := 0; i < 1000 && ctx.Err() == nil; i++ {
-		line, err := s.ReadLine()
-		if err != nil {
-			return
-		}
+	registry.Dialogue(ctx, s, func(line string) ([]string, bool) {
 		f := strings.Fields(line)
 		if len(f) == 0 {
-			continue
+			return nil, false
 		}
-		var reply []string
 		switch strings.ToUpper(f[0]) {
 		case "CAP":
 			if len(f) > 1 && strings.EqualFold(f[1], "LS") {
-				reply = []string{h + " CAP " + nick + " LS :multi-prefix"}
+				return []string{h + " CAP " + nick + " LS :multi-prefix"}, false
 			}
 		case "NICK":
 			if len(f) > 1 {
 				nick = strings.TrimPrefix(f[1], ":")
 			}
 		case "USER":
-			reply = []string{h + " 001 " + nick + " :Welcome over TLS, " + nick, h + " 376 " + nick + " :End of MOTD"}
+			return []string{h + " 001 " + nick + " :Welcome over TLS, " + nick, h + " 376 " + nick + " :End of MOTD"}, false
 		case "PING":
-			reply = []string{h + " PONG " + s.Hostname() + " :" + strings.TrimPrefix(strings.Join(f[1:], " "), ":")}
+			return []string{h + " PONG " + s.Hostname() + " :" + strings.TrimPrefix(strings.Join(f[1:], " "), ":")}, false
 		case "QUIT":
-			_ = s.Write("ERROR :Closing link")
-			return
+			return []string{"ERROR :Closing link"}, true
 		default:
-			reply = []string{h + " 421 " + nick + " " + f[0] + " :Unknown command"}
+			return []string{h + " 421 " + nick + " " + f[0] + " :Unknown command"}, false
 		}
-		if len(reply) > 0 && s.Write(reply...) != nil {
-			return
-		}
-	}
+		return nil, false
+	})
 }

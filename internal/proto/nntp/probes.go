@@ -14,15 +14,7 @@ func init() {
 		Injection: "DATE\r\n",
 		Sentinel:  "HELP\r\n",
 		Login:     login,
-		Judge: func(line string, replies int, _ bool) int {
-			switch first := replies == 0; {
-			case first && strings.HasPrefix(line, "100"):
-				return registry.Ours
-			case first && strings.HasPrefix(line, "111"):
-				return registry.Pipelined
-			}
-			return registry.Undecided
-		},
+		Judge:     registry.FirstReply(registry.Prefix("100"), registry.Prefix("111")),
 		// A 1xx reply goes on until a lone dot.
 		ReplyEnds: func(line string) bool { return line == "." || !strings.HasPrefix(line, "1") },
 	}, Serve: app})

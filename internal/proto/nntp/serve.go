@@ -13,34 +13,26 @@ func app(ctx context.Context, s registry.Session) {
 	if s.Implicit() && s.Write("200 "+s.Hostname()+" NNTP ready (posting not allowed here)") != nil {
 		return
 	}
-	for i := 0; i < 1000 && ctx.Err() == nil; i++ {
-		line, err := s.ReadLine()
-		if err != nil {
-			return
-		}
-		verb, _, _ := strings.Cut(line, " ")
-		var reply []string
-		switch strings.ToUpper(verb) {
-		case "CAPABILITIES":
-			reply = []string{"101 Capability list:", "VERSION 2", "READER", "LIST ACTIVE NEWSGROUPS", "."}
-		case "MODE":
-			reply = []string{"201 Reader mode, posting not allowed"}
-		case "DATE":
-			reply = []string{"111 " + time.Now().UTC().Format("20060102150405")}
-		case "LIST":
-			reply = []string{"215 Newsgroups follow", "."}
-		case "GROUP":
-			reply = []string{"411 No such newsgroup"}
-		case "STARTTLS":
-			reply = []string{"502 TLS already active"}
-		case "QUIT":
-			_ = s.Write("205 Bye")
-			return
-		default:
-			reply = []string{"500 Unknown command"}
-		}
-		if s.Write(reply...) != nil {
-			return
-		}
+	registry.Dialogue(ctx, s, answer)
+}
+
+func answer(line string) ([]string, bool) {
+	verb, _, _ := strings.Cut(line, " ")
+	switch strings.ToUpper(verb) {
+	case "CAPABILITIES":
+		return []string{"101 Capability list:", "VERSION 2", "READER", "LIST ACTIVE NEWSGROUPS", "."}, false
+	case "MODE":
+		return []string{"201 Reader mode, posting not allowed"}, false
+	case "DATE":
+		return []string{"111 " + time.Now().UTC().Format("20060102150405")}, false
+	case "LIST":
+		return []string{"215 Newsgroups follow", "."}, false
+	case "GROUP":
+		return []string{"411 No such newsgroup"}, false
+	case "STARTTLS":
+		return []string{"502 TLS already active"}, false
+	case "QUIT":
+		return []string{"205 Bye"}, true
 	}
+	return []string{"500 Unknown command"}, false
 }

@@ -16,8 +16,8 @@ package registry
 
 import (
 	"fmt"
-	"sort"
-	"sync"
+	"maps"
+	"slices"
 )
 
 // What a line read inside TLS tells the command-injection probe about
@@ -109,41 +109,23 @@ type Protocol struct {
 	ServeCapabilities []string
 }
 
-var (
-	mu     sync.RWMutex
-	byName = map[string]*Protocol{}
-)
+// byName is filled by the protocol folders' init functions and only
+// read afterwards, so it needs no lock.
+var byName = map[string]*Protocol{}
 
-// Register adds p; a second registration of a name is a programming
-// error and panics, as two folders would then disagree.
+// Register adds p; protocol folders call it from init. A second
+// registration of a name is a programming error and panics, as two
+// folders would then disagree.
 func Register(p *Protocol) {
-	mu.Lock()
-	defer mu.Unlock()
-	if p.Name == "" {
-		panic("registry: a protocol without a name")
-	}
-	if _, dup := byName[p.Name]; dup {
-		panic(fmt.Sprintf("registry: protocol %q registered twice", p.Name))
+	if _, dup := byName[p.Name]; dup || p.Name == "" {
+		panic(fmt.Sprintf("registry: protocol %q registered twice or unnamed", p.Name))
 	}
 	byName[p.Name] = p
 }
 
 // Lookup returns the description of the base protocol name, or nil when
 // no folder registered one.
-func Lookup(name string) *Protocol {
-	mu.RLock()
-	defer mu.RUnlock()
-	return byName[name]
-}
+func Lookup(name string) *Protocol { return byName[name] }
 
 // Names lists the registered protocols, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(byName))
-	for n := range byName {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return slices.Sorted(maps.Keys(byName)) }

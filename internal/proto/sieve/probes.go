@@ -24,24 +24,13 @@ func Status(line string) string {
 // told otherwise: its application takes AUTHENTICATE PLAIN, and a client
 // that sees no SASL inside TLS will not log in.
 func init() {
-	ends := func(line string) bool {
-		u := strings.ToUpper(line)
-		return strings.HasPrefix(u, "OK") || strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BAD")
-	}
 	registry.Register(&registry.Protocol{Name: "sieve", Probes: registry.Probes{
 		Injection: "NOOP\r\n",
 		Sentinel:  "XSENTINEL\r\n",
 		Login:     login,
-		Judge: func(line string, replies int, _ bool) int {
-			switch u := strings.ToUpper(line); {
-			case replies == 0 && strings.HasPrefix(u, "OK"): // NOOP; XSENTINEL gets NO or BAD
-				return registry.Pipelined
-			case replies == 0 && (strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BAD")):
-				return registry.Ours
-			}
-			return registry.Undecided
-		},
-		ReplyEnds: ends,
-		AfterTLS:  func(line string) bool { return strings.HasPrefix(strings.ToUpper(line), "OK") },
+		// NOOP gets OK; XSENTINEL gets NO or BAD.
+		Judge:     registry.FirstReply(registry.PrefixFold("NO", "BAD"), registry.PrefixFold("OK")),
+		ReplyEnds: registry.PrefixFold("OK", "NO", "BAD"),
+		AfterTLS:  registry.PrefixFold("OK"),
 	}, Serve: app, ServeCapabilities: []string{"SASL PLAIN"}})
 }

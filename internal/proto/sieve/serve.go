@@ -12,59 +12,48 @@ import (
 // library already re-sent the capabilities after TLS.
 func app(ctx context.Context, s registry.Session) {
 	authed := false
-	for i := 0; i < 1000 && ctx.Err() == nil; i++ {
-		line, err := s.ReadLine()
-		if err != nil {
-			return
-		}
+	registry.Dialogue(ctx, s, func(line string) ([]string, bool) {
 		verb, arg, _ := strings.Cut(line, " ")
-		var reply []string
 		switch v := strings.ToUpper(verb); {
 		case v == "CAPABILITY":
-			reply = []string{`"IMPLEMENTATION" "starttls-go"`, `"SASL" "PLAIN"`, `"SIEVE" "fileinto vacation"`, `"VERSION" "1.0"`, `OK "Capability completed"`}
+			return []string{`"IMPLEMENTATION" "starttls-go"`, `"SASL" "PLAIN"`, `"SIEVE" "fileinto vacation"`, `"VERSION" "1.0"`, `OK "Capability completed"`}, false
 		case v == "NOOP":
 			// RFC 5804 §2.11: a tag argument comes back as the TAG code;
 			// clients resynchronise on it after STARTTLS.
 			if tag, err := quotedString(arg); err == nil && tag != "" {
-				reply = []string{"OK (TAG " + strconv.Quote(tag) + `) "Done"`}
-			} else {
-				reply = []string{`OK "NOOP completed"`}
+				return []string{"OK (TAG " + strconv.Quote(tag) + `) "Done"`}, false
 			}
+			return []string{`OK "NOOP completed"`}, false
 		case v == "LOGOUT":
-			_ = s.Write(`OK "Logout completed"`)
-			return
+			return []string{`OK "Logout completed"`}, true
 		case v == "STARTTLS":
-			reply = []string{`NO "TLS already active"`}
+			return []string{`NO "TLS already active"`}, false
 		case v == "AUTHENTICATE":
 			mech, ir, _ := strings.Cut(arg, " ")
 			if n, ok := literal(ir); ok {
 				// {n+}: the initial response follows as n raw bytes (RFC 5804 §4).
+				var err error
 				if ir, err = s.ReadN(n); err != nil {
-					return
+					return nil, true
 				}
 			}
 			if !strings.EqualFold(strings.Trim(mech, `"`), "PLAIN") || ir == "" {
-				reply = []string{`NO "Only PLAIN with an initial response"`}
-				break
+				return []string{`NO "Only PLAIN with an initial response"`}, false
 			}
 			if u, p, ok := registry.PlainCredentials(strings.Trim(strings.TrimSpace(ir), `"`)); ok && s.CheckUser(u, p) {
-				authed, reply = true, []string{`OK "Logged in"`}
-			} else {
-				reply = []string{`NO "Authentication failed"`}
+				authed = true
+				return []string{`OK "Logged in"`}, false
 			}
+			return []string{`NO "Authentication failed"`}, false
 		case !authed:
-			reply = []string{`NO "Log in first"`}
+			return []string{`NO "Log in first"`}, false
 		case v == "LISTSCRIPTS":
-			reply = []string{`OK "Listscripts completed"`}
+			return []string{`OK "Listscripts completed"`}, false
 		case v == "HAVESPACE":
-			reply = []string{`OK`}
-		default:
-			reply = []string{`NO "Command not implemented"`}
+			return []string{`OK`}, false
 		}
-		if s.Write(reply...) != nil {
-			return
-		}
-	}
+		return []string{`NO "Command not implemented"`}, false
+	})
 }
 
 // maxLiteral bounds a client literal: an AUTHENTICATE initial

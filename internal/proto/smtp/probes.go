@@ -1,10 +1,6 @@
 package smtp
 
-import (
-	"strings"
-
-	"github.com/starttls-go/starttls/internal/proto/registry"
-)
+import "github.com/starttls-go/starttls/internal/proto/registry"
 
 // SMTP, submission and LMTP as check probes them: RSET pipelined after
 // STARTTLS, and our own EHLO (LHLO) inside TLS as the sentinel, whose
@@ -15,17 +11,10 @@ func init() {
 			Injection: "RSET\r\n",
 			Partial:   "RSET",
 			Sentinel:  p.hello + " starttls-check\r\n",
-			Judge:     judgeSentinel,
+			Judge:     registry.FirstReply(registry.Prefix("250-"), nil),
 			ReplyEnds: ReplyEnds,
 		}})
 	}
-}
-
-func judgeSentinel(line string, replies int, _ bool) int {
-	if replies == 0 && strings.HasPrefix(line, "250-") {
-		return registry.Ours
-	}
-	return registry.Undecided
 }
 
 // ReplyEnds reports whether line is the last line of a three-digit-code
