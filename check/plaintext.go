@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/internal/proto/imap"
 	"github.com/starttls-go/starttls/internal/proto/registry"
-	"github.com/starttls-go/starttls/internal/proto/sieve"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
@@ -121,14 +119,6 @@ const (
 	loginUndecided = registry.LoginUndecided // not tested, or the answer does not tell
 	loginRefused   = registry.LoginRefused   // refused without looking at the credentials
 	loginProcessed = registry.LoginProcessed // the credentials were taken (checked, or the password asked for)
-)
-
-// The judges of the logins the protocol folders run, under the names
-// this package's tests know them by.
-var (
-	judgeIMAPLogin = imap.JudgeLogin
-	judgeSieveAuth = sieve.JudgeAuth
-	sieveStatus    = sieve.Status
 )
 
 // loginOutcome is what the plaintext-login probe saw.
