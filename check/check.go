@@ -253,15 +253,8 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 			break
 		}
 	}
-	switch c.info.Base {
-	case starttls.IMAP:
-		if !before.Has("LOGINDISABLED") {
-			c.loginAdvertised = "the pre-TLS CAPABILITY lacks LOGINDISABLED: " + strings.Join(before, " ")
-		}
-	case starttls.POP3:
-		if before.Has("USER") {
-			c.loginAdvertised = "the pre-TLS CAPA lists USER"
-		}
+	if invited := probesOf(c.info.Base).LoginInvited; invited != nil {
+		c.loginAdvertised = invited(before.Has, before)
 	}
 	if c.info.Base == starttls.XMPP && before.Has("starttls") && !before.Has("starttls-required") {
 		// Without <required/> a client may go on with the stream in

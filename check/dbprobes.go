@@ -15,39 +15,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
-// MySQL has no go-ahead: after the SSLRequest the client starts TLS at
-// once, so the probe's plaintext HandshakeResponse sits exactly where an
-// attacker would put one, between the SSLRequest and the ClientHello
-// (security catalogue §(a)3). Its sequence id 2 is the one a login inside
-// TLS carries: a server that reads it from a plaintext buffer after the
-// handshake takes it for the client's real login.
-func mysqlPipelinedLogin() string {
-	caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection |
-		mysql.ClientPluginAuth | mysql.ClientSSL
-	p := binary.LittleEndian.AppendUint32(nil, caps)
-	p = binary.LittleEndian.AppendUint32(p, 1<<24)
-	p = append(p, 45) // utf8mb4_general_ci
-	p = append(p, make([]byte, 23)...)
-	p = append(p, "starttls-check\x00"...)
-	p = append(p, 0) // empty auth response: no password is ever sent
-	p = append(p, "mysql_native_password\x00"...)
-	n := len(p)
-	return string(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), 2}, p...))
-}
-
-// mysqlExecuted judges bytes the server sent inside TLS before the client
-// logged in: a correct server waits for the login, so any packet answers
-// the pipelined one, unless it is an ERR that refuses it as a malformed or
-// out-of-order packet rather than as a login (ER_HANDSHAKE_ERROR 1043,
-// ER_NET_PACKETS_OUT_OF_ORDER 1156).
-func mysqlExecuted(b []byte) bool {
-	if len(b) < 7 || b[4] != 0xff {
-		return len(b) > 0
-	}
-	code := binary.LittleEndian.Uint16(b[5:])
-	return code != 1043 && code != 1156
-}
-
 // recordingConn keeps the first bytes the server sent, so that a failed
 // dialogue or handshake can still be judged on what the server said.
 type recordingConn struct {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
@@ -18,12 +19,7 @@ import (
 // "yy", SMTP answers "RSETEHLO starttls-check" with an error instead of
 // the EHLO reply. An attacker's fragment would be completed by the
 // client's first command inside TLS.
-var partialProbes = map[starttls.Protocol]string{
-	starttls.SMTP:       "RSET",
-	starttls.Submission: "RSET",
-	starttls.LMTP:       "RSET",
-	starttls.IMAP:       "zz NOOP",
-}
+var partialProbes = probeTable(func(p registry.Probes) (string, bool) { return p.Partial, p.Partial != "" })
 
 // partialLine runs the partial-line variant; it returns the verdict and,
 // when the fragment was kept, the evidence.

@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/internal/proto/imap"
-	"github.com/starttls-go/starttls/internal/proto/pop3"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
@@ -66,6 +65,13 @@ func (p *plainConn) line() (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
+// Line and Send let the protocol folders' login probes use the session
+// (registry.LineConn).
+func (p *plainConn) Line() (string, error) { return p.line() }
+
+// Send writes s and CRLF.
+func (p *plainConn) Send(s string) error { return p.send(s) }
+
 func (p *plainConn) send(s string) error {
 	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
 	_, err := io.WriteString(p.conn, s+"\r\n")
@@ -74,24 +80,7 @@ func (p *plainConn) send(s string) error {
 
 // codeReply reads one reply of a three-digit-code protocol (SMTP, NNTP)
 // and returns its code and its lines joined by CRLF.
-func (p *plainConn) codeReply() (int, string, error) {
-	var lines []string
-	for i := 0; i < 100; i++ {
-		line, err := p.line()
-		if err != nil {
-			return 0, strings.Join(lines, "\r\n"), err
-		}
-		lines = append(lines, line)
-		code, more, _, err := smtp.ParseLine(line)
-		if err != nil {
-			return 0, strings.Join(lines, "\r\n"), err
-		}
-		if !more {
-			return code, strings.Join(lines, "\r\n"), nil
-		}
-	}
-	return 0, strings.Join(lines, "\r\n"), errors.New("a reply longer than 100 lines")
-}
+func (p *plainConn) codeReply() (int, string, error) { return smtp.ReadReply(p.line) }
 
 // expect sends cmd (unless empty) and requires a reply with code want.
 func (p *plainConn) expect(cmd string, want int) error {
@@ -127,9 +116,9 @@ func (c *run) smtpHello(p *plainConn) error {
 
 // How a server treated a login attempt made before TLS.
 const (
-	loginUndecided = iota // not tested, or the answer does not tell
-	loginRefused          // refused without looking at the credentials
-	loginProcessed        // the credentials were taken (checked, or the password asked for)
+	loginUndecided = registry.LoginUndecided // not tested, or the answer does not tell
+	loginRefused   = registry.LoginRefused   // refused without looking at the credentials
+	loginProcessed = registry.LoginProcessed // the credentials were taken (checked, or the password asked for)
 )
 
 // loginOutcome is what the plaintext-login probe saw.
@@ -138,6 +127,20 @@ type loginOutcome struct {
 	sent   string // the command, the password shown as <random>
 	reply  string
 	note   string // why the verdict is undecided
+}
+
+func fromLogin(l registry.Login) loginOutcome {
+	return loginOutcome{result: l.Result, sent: l.Sent, reply: l.Reply, note: l.Note}
+}
+
+// localLogins are the plaintext-login probes that need this package's
+// own state: SMTP's hello and its MX policy, the databases' raw packets.
+// Every other protocol's login comes from its folder (Probes.Login).
+var localLogins = map[starttls.Protocol]func(c *run, p *plainConn) loginOutcome{
+	starttls.SMTP:       (*run).smtpLogin,
+	starttls.Submission: (*run).smtpLogin,
+	starttls.MySQL:      func(_ *run, p *plainConn) loginOutcome { return mysqlLogin(p) },
+	starttls.Postgres:   func(_ *run, p *plainConn) loginOutcome { return postgresLogin(p) },
 }
 
 // randomPassword is a password no account can have: fresh random bytes
@@ -150,29 +153,19 @@ func randomPassword() string { return "x" + strings.ToLower(rand.Text()) }
 func (c *run) plaintextLogin(ctx context.Context) {
 	start := time.Now()
 	var try func(*plainConn) loginOutcome
-	switch c.info.Base {
-	case starttls.IMAP:
-		try = imapLogin
-	case starttls.POP3:
-		try = pop3Login
-	case starttls.SMTP, starttls.Submission:
-		if !c.submission() && !advertisesAuth(c.r.StartTLS.CapabilitiesBefore) {
+	if login := probesOf(c.info.Base).Login; login != nil {
+		try = func(p *plainConn) loginOutcome { return fromLogin(login(p, probeUser, randomPassword())) }
+	} else if local := localLogins[c.info.Base]; local != nil {
+		if (c.info.Base == starttls.SMTP || c.info.Base == starttls.Submission) &&
+			!c.submission() && !advertisesAuth(c.r.StartTLS.CapabilitiesBefore) {
 			// An MX that offers no AUTH before TLS gets no login attempt:
 			// a check of a domain's MX hosts must not look like a
 			// password-guessing client to someone else's mail server.
 			c.verdict("plaintext-login", "n/a (port 25, no AUTH advertised before TLS)", 0)
 			return
 		}
-		try = c.smtpLogin
-	case starttls.NNTP:
-		try = nntpLogin
-	case starttls.Sieve:
-		try = sieveLogin
-	case starttls.MySQL:
-		try = mysqlLogin
-	case starttls.Postgres:
-		try = postgresLogin
-	default:
+		try = func(p *plainConn) loginOutcome { return local(c, p) }
+	} else {
 		c.verdict("plaintext-login", "n/a", 0)
 		return
 	}
@@ -220,147 +213,6 @@ func (c *run) plaintextLoginFinding() {
 	case adv != "":
 		c.add(newFinding("plaintext-login", adv))
 	}
-}
-
-func imapLogin(p *plainConn) loginOutcome {
-	out := loginOutcome{sent: fmt.Sprintf("a LOGIN %q <random>", probeUser)}
-	g, err := imapLine(p)
-	switch {
-	case err != nil:
-		out.note = "greeting: " + err.Error()
-		return out
-	case g.Tag != "*" || g.Status != "OK":
-		out.note = "the greeting is not * OK"
-		return out
-	}
-	caps, err := imapCommand(p, "c CAPABILITY")
-	if err != nil {
-		out.note = "CAPABILITY: " + err.Error()
-		return out
-	}
-	disabled := false
-	for _, u := range caps.untagged {
-		if u.Status == "CAPABILITY" && starttls.Capabilities(strings.Fields(u.Text)).Has("LOGINDISABLED") {
-			disabled = true
-		}
-	}
-	r, err := imapCommand(p, fmt.Sprintf("a LOGIN %q %s", probeUser, randomPassword()))
-	_ = p.send("z LOGOUT")
-	if err != nil {
-		out.note = "LOGIN: " + err.Error()
-		return out
-	}
-	out.reply = r.line
-	out.result = judgeIMAPLogin(r.tagged, disabled)
-	return out
-}
-
-// judgeIMAPLogin classifies the tagged answer to LOGIN; disabled says the
-// server advertised LOGINDISABLED, which makes a bare NO the refusal RFC
-// 2595 §3.2 asks for.
-func judgeIMAPLogin(r imap.Response, disabled bool) int {
-	switch r.Status {
-	case "OK":
-		return loginProcessed
-	case "BAD":
-		return loginRefused
-	case "NO":
-		switch imapCode(r.Text) {
-		case "PRIVACYREQUIRED":
-			return loginRefused
-		case "AUTHENTICATIONFAILED", "AUTHORIZATIONFAILED", "EXPIRED", "CONTACTADMIN":
-			// RFC 5530: the server checked the credentials.
-			return loginProcessed
-		}
-		if disabled {
-			return loginRefused
-		}
-	}
-	return loginUndecided
-}
-
-// imapCode returns the response code at the start of text ("[CODE ...]").
-func imapCode(text string) string {
-	if !strings.HasPrefix(text, "[") {
-		return ""
-	}
-	code, _, _ := strings.Cut(strings.TrimPrefix(text, "["), "]")
-	code, _, _ = strings.Cut(code, " ")
-	return strings.ToUpper(code)
-}
-
-func imapLine(p *plainConn) (imap.Response, error) {
-	line, err := p.line()
-	if err != nil {
-		return imap.Response{}, err
-	}
-	return imap.ParseResponse(line)
-}
-
-type imapResult struct {
-	untagged []imap.Response
-	tagged   imap.Response
-	line     string
-}
-
-// imapCommand sends cmd and reads until its tagged answer.
-func imapCommand(p *plainConn, cmd string) (imapResult, error) {
-	var res imapResult
-	tag, _, _ := strings.Cut(cmd, " ")
-	if err := p.send(cmd); err != nil {
-		return res, err
-	}
-	for i := 0; i < 100; i++ {
-		line, err := p.line()
-		if err != nil {
-			return res, err
-		}
-		r, err := imap.ParseResponse(line)
-		if err != nil {
-			return res, err
-		}
-		switch r.Tag {
-		case "*":
-			res.untagged = append(res.untagged, r)
-		case "+":
-			// A continuation would take the credentials line by line;
-			// nothing is sent into it.
-			res.tagged, res.line = imap.Response{Tag: "+", Status: "+"}, line
-			return res, errors.New("the server asked for a continuation")
-		case tag:
-			res.tagged, res.line = r, line
-			return res, nil
-		}
-	}
-	return res, errors.New("no tagged answer in 100 lines")
-}
-
-func pop3Login(p *plainConn) loginOutcome {
-	out := loginOutcome{sent: "USER " + probeUser}
-	if line, err := p.line(); err != nil || !strings.HasPrefix(line, "+OK") {
-		out.note = fmt.Sprintf("greeting %q %v", line, err)
-		return out
-	}
-	if err := p.send(out.sent); err != nil {
-		out.note = err.Error()
-		return out
-	}
-	line, err := p.line()
-	_ = p.send("QUIT")
-	if err != nil {
-		out.note = "USER: " + err.Error()
-		return out
-	}
-	out.reply = line
-	ok, _, err := pop3.ParseStatus(line)
-	switch {
-	case err != nil:
-	case ok: // the server waits for the password in the clear
-		out.result = loginProcessed
-	default:
-		out.result = loginRefused
-	}
-	return out
 }
 
 // saslPlain is an AUTH PLAIN initial response (RFC 4616) for probeUser.
@@ -418,113 +270,6 @@ func judgeSMTPAuth(code int) int {
 		return loginRefused
 	}
 	return loginUndecided
-}
-
-func nntpLogin(p *plainConn) loginOutcome {
-	out := loginOutcome{sent: "AUTHINFO USER " + probeUser}
-	code, text, err := p.codeReply()
-	if err != nil || (code != 200 && code != 201) {
-		out.note = fmt.Sprintf("greeting %q %v", text, err)
-		return out
-	}
-	if err := p.send(out.sent); err != nil {
-		out.note = err.Error()
-		return out
-	}
-	code, text, err = p.codeReply()
-	_ = p.send("QUIT")
-	if err != nil {
-		out.note = "AUTHINFO: " + err.Error()
-		return out
-	}
-	out.reply = text
-	switch code {
-	case 281, 381: // RFC 4643 §2.3: accepted, or the password is wanted
-		out.result = loginProcessed
-	case 483, 502, 500, 501, 503: // RFC 4642 §2.2.2: 483 asks for TLS first
-		out.result = loginRefused
-	}
-	return out
-}
-
-func sieveLogin(p *plainConn) loginOutcome {
-	out := loginOutcome{sent: `AUTHENTICATE "PLAIN" ` + saslPlainShown}
-	var mechs []string
-	for i := 0; ; i++ {
-		line, err := p.line()
-		if err != nil || i == 100 {
-			out.note = fmt.Sprintf("capability greeting: %v", err)
-			return out
-		}
-		if status := sieveStatus(line); status != "" {
-			if status != "OK" {
-				out.note = fmt.Sprintf("greeting %q", line)
-				return out
-			}
-			break
-		}
-		if k, v, ok := strings.Cut(line, " "); ok && strings.EqualFold(strings.Trim(k, `"`), "SASL") {
-			mechs = strings.Fields(strings.ToUpper(strings.Trim(v, `"`)))
-		}
-	}
-	if err := p.send(`AUTHENTICATE "PLAIN" "` + saslPlain() + `"`); err != nil {
-		out.note = err.Error()
-		return out
-	}
-	for i := 0; i < 100; i++ {
-		line, err := p.line()
-		if err != nil {
-			out.note = "AUTHENTICATE: " + err.Error()
-			break
-		}
-		status := sieveStatus(line)
-		if status == "" {
-			continue // a literal's contents or a challenge
-		}
-		out.reply = line
-		out.result = judgeSieveAuth(status, line, mechs)
-		break
-	}
-	_ = p.send("LOGOUT")
-	return out
-}
-
-// sieveStatus returns OK, NO, BAD or BYE when line is a ManageSieve response.
-func sieveStatus(line string) string {
-	w, _, _ := strings.Cut(line, " ")
-	switch w = strings.ToUpper(w); w {
-	case "OK", "NO", "BAD", "BYE":
-		return w
-	}
-	return ""
-}
-
-// judgeSieveAuth classifies the answer to AUTHENTICATE before TLS; mechs
-// are the SASL mechanisms the greeting offered.
-func judgeSieveAuth(status, line string, mechs []string) int {
-	_, rest, _ := strings.Cut(line, " ")
-	code := ""
-	if strings.HasPrefix(rest, "(") {
-		code, _, _ = strings.Cut(strings.TrimPrefix(rest, "("), ")")
-		code, _, _ = strings.Cut(strings.ToUpper(code), " ")
-	}
-	switch {
-	case status == "OK":
-		return loginProcessed
-	case status == "BAD" || status == "BYE":
-		return loginRefused
-	case code == "ENCRYPT-NEEDED" || code == "AUTH-TOO-WEAK": // RFC 5804 §1.3
-		return loginRefused
-	case code != "":
-		return loginProcessed
-	}
-	// A bare NO: a refusal when PLAIN was not offered, a failed login when it was.
-	for _, m := range mechs {
-		if m == "PLAIN" {
-			return loginProcessed
-		}
-	}
-	return loginRefused
 }
 
 // plaintextMail sends MAIL FROM before TLS on a fresh SMTP session: a

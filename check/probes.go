@@ -2,7 +2,6 @@ package check
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,71 +12,44 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	_ "github.com/starttls-go/starttls/internal/proto/all"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
-// injectionProbes are harmless commands pipelined after the upgrade
-// command, by base protocol; a server that answers them inside TLS
-// executed plaintext that an attacker could have injected.
-var injectionProbes = map[starttls.Protocol]string{
-	starttls.SMTP:       "RSET\r\n",
-	starttls.Submission: "RSET\r\n",
-	starttls.LMTP:       "RSET\r\n",
-	starttls.IMAP:       "zz NOOP\r\n",
-	starttls.POP3:       "CAPA\r\n",
-	"nntp":              "DATE\r\n",
-	"sieve":             "NOOP\r\n",
-	"ftp":               "FEAT\r\n",
-	"irc":               "PING starttls-check\r\n",
-	"http":              "OPTIONS * HTTP/1.1\r\nHost: starttls-check\r\n\r\n",
-	// LDAP WhoAmI (RFC 4532) as messageID 2: any answer is a whole BER message.
-	"ldap": "\x30\x1e\x02\x01\x02\x77\x19\x80\x17" + "1.3.6.1.4.1.4203.1.11.3",
+// The probes' commands and judges come from each protocol's folder
+// (internal/proto/NAME/probes.go) through internal/proto/registry; these
+// maps are views of it by base protocol, built once.
+var (
+	injectionProbes     = probeTable(func(p registry.Probes) (string, bool) { return p.Injection, p.Injection != "" })
+	sentinels           = probeTable(func(p registry.Probes) (string, bool) { return p.Sentinel, p.Sentinel != "" })
+	upgradeNames        = probeTable(func(p registry.Probes) (string, bool) { return p.UpgradeName, p.UpgradeName != "" })
+	pipelinedNames      = probeTable(func(p registry.Probes) (string, bool) { return p.PipelinedName, p.PipelinedName != "" })
+	unsolicitedAfterTLS = probeTable(func(p registry.Probes) (func(string) bool, bool) { return p.AfterTLS, p.AfterTLS != nil })
+	// binaryProbes read the answer as bytes and tell whether it shows the
+	// pipelined request was executed.
+	binaryProbes = probeTable(func(p registry.Probes) (func([]byte) bool, bool) { return p.Executed, p.Executed != nil })
+)
+
+// probeTable maps every registered base protocol for which field reports
+// a value to that value.
+func probeTable[T any](field func(registry.Probes) (T, bool)) map[starttls.Protocol]T {
+	m := map[starttls.Protocol]T{}
+	for _, name := range registry.Names() {
+		if v, ok := field(registry.Lookup(name).Probes); ok {
+			m[starttls.Protocol(name)] = v
+		}
+	}
+	return m
 }
 
-// binaryProbes read the answer as bytes and tell whether it shows the
-// pipelined request was executed, as opposed to the server noticing it
-// and refusing inside TLS (PostgreSQL since CVE-2021-23214 reports
-// "received unencrypted data after SSL request"; slapd sends a Notice of
-// Disconnection; an XMPP server a stream error).
-var binaryProbes = map[starttls.Protocol]func(b []byte) (executed bool){
-	"ldap": func(b []byte) bool {
-		return !bytes.Contains(b, []byte("1.3.6.1.4.1.1466.20036"))
-	},
-	"xmpp":        func(b []byte) bool { return bytes.Contains(b, []byte("<iq")) },
-	"xmpp-server": func(b []byte) bool { return bytes.Contains(b, []byte("<iq")) },
-	// 'E' is an ErrorResponse; anything else ('R' authentication request)
-	// means the startup message was processed.
-	"postgres": func(b []byte) bool { return len(b) > 0 && b[0] != 'E' },
-	"mysql":    mysqlExecuted,
-}
-
-func init() {
-	// XMPP: a ping stanza; inside TLS the server must wait for a new stream.
-	ping := "<iq type='get' id='starttls-check'><ping xmlns='urn:xmpp:ping'/></iq>"
-	injectionProbes["xmpp"], injectionProbes["xmpp-server"] = ping, ping
-	// PostgreSQL: a StartupMessage pipelined after SSLRequest
-	// (CVE-2021-23214): a vulnerable server answers it inside TLS.
-	body := "\x00\x03\x00\x00user\x00starttls-check\x00\x00"
-	n := len(body) + 4
-	injectionProbes["postgres"] = string([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}) + body
-	injectionProbes["mysql"] = mysqlPipelinedLogin()
-}
-
-// upgradeNames name the upgrade command in evidence, where it is not a
-// STARTTLS line.
-var upgradeNames = map[starttls.Protocol]string{"mysql": "SSLRequest", "postgres": "SSLRequest", "http": "OPTIONS * with Upgrade: TLS/1.0"}
-
-var pipelinedNames = map[starttls.Protocol]string{
-	"mysql":    "a plaintext HandshakeResponse (user starttls-check, no password, sequence id 2)",
-	"postgres": "a StartupMessage (user starttls-check)",
-	"http":     "a second request (OPTIONS * with Host: starttls-check)",
-}
-
-// unsolicitedAfterTLS says how many lines a server legitimately sends
-// inside TLS before the client speaks (ManageSieve re-sends its
-// capabilities, ending with an OK line).
-var unsolicitedAfterTLS = map[starttls.Protocol]func(line string) (done bool){
-	"sieve": func(line string) bool { return strings.HasPrefix(strings.ToUpper(line), "OK") },
+// probesOf returns the registered probes of base protocol p (zero when
+// none are registered).
+func probesOf(p starttls.Protocol) registry.Probes {
+	if d := registry.Lookup(string(p)); d != nil {
+		return d.Probes
+	}
+	return registry.Probes{}
 }
 
 // injectionWait is how long the probe waits for an answer inside TLS; a
@@ -215,23 +187,11 @@ func linesUntilDeadline(conn *starttls.Conn, unsolicited func(string) bool) []st
 	return got
 }
 
-// Sentinels: a command the probe sends itself inside TLS right after the
+// Sentinels (the map sentinels above): a command the probe sends itself inside TLS right after the
 // handshake, so that a safe server's answer ends the wait at once (one
 // round trip instead of injectionWait). Its reply differs from that of
 // the pipelined probe, so the first reply tells which one the server
 // executed first.
-var sentinels = map[starttls.Protocol]string{
-	starttls.SMTP:       "EHLO starttls-check\r\n",
-	starttls.Submission: "EHLO starttls-check\r\n",
-	starttls.LMTP:       "LHLO starttls-check\r\n",
-	starttls.IMAP:       "yy NOOP\r\n",
-	starttls.POP3:       "XSENTINEL\r\n",
-	"nntp":              "HELP\r\n",
-	"sieve":             "XSENTINEL\r\n",
-	"ftp":               "NOOP\r\n",
-	"irc":               "PING starttls-sentinel\r\n",
-}
-
 func sendSentinel(conn *starttls.Conn, p starttls.Protocol) bool {
 	cmd, ok := sentinels[p]
 	if !ok {
@@ -285,83 +245,26 @@ func firstReplyIfPipelined(readLine func() (string, error), p starttls.Protocol,
 
 // What a line read inside TLS says about the sentinel.
 const (
-	sentinelUndecided = iota
-	sentinelOurs      // the first reply answers the sentinel: the pipelined probe was dropped
-	sentinelPipelined // the first reply answers the pipelined probe: executed
-	sentinelIgnore    // not a reply (IRC notices, IMAP untagged data)
+	sentinelUndecided = registry.Undecided
+	sentinelOurs      = registry.Ours      // the first reply answers the sentinel: the pipelined probe was dropped
+	sentinelPipelined = registry.Pipelined // the first reply answers the pipelined probe: executed
+	sentinelIgnore    = registry.Ignore    // not a reply (IRC notices, IMAP untagged data)
 )
 
-// judgeSentinel classifies line, read after replies complete replies.
-// capa says the server answered CAPA before TLS (POP3).
+// judgeSentinel classifies line, read after replies complete replies,
+// with the judge p's folder registered. capa says the server answered
+// CAPA before TLS (POP3).
 func judgeSentinel(p starttls.Protocol, line string, replies int, capa bool) int {
-	code := func(prefix string) bool { return strings.HasPrefix(line, prefix) }
-	first := replies == 0
-	switch p {
-	case starttls.SMTP, starttls.Submission, starttls.LMTP:
-		// Our EHLO gets a multi-line reply; the pipelined RSET a single line.
-		if first && code("250-") {
-			return sentinelOurs
-		}
-	case starttls.IMAP:
-		switch {
-		case code("yy "):
-			return sentinelOurs
-		case code("zz "):
-			return sentinelPipelined
-		}
-		return sentinelIgnore
-	case starttls.POP3:
-		switch {
-		case first && code("+OK"): // nothing answers XSENTINEL with +OK: CAPA was executed
-			return sentinelPipelined
-		case first && code("-ERR") && capa: // CAPA works here, so this -ERR is ours
-			return sentinelOurs
-		}
-	case "nntp":
-		switch {
-		case first && code("100"): // HELP
-			return sentinelOurs
-		case first && code("111"): // DATE
-			return sentinelPipelined
-		}
-	case "sieve":
-		switch u := strings.ToUpper(line); {
-		case first && strings.HasPrefix(u, "OK"): // NOOP; XSENTINEL gets NO or BAD
-			return sentinelPipelined
-		case first && (strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BAD")):
-			return sentinelOurs
-		}
-	case "ftp":
-		switch {
-		case first && code("200"): // NOOP; FEAT gets 211 or an error
-			return sentinelOurs
-		case first && code("211"):
-			return sentinelPipelined
-		}
-	case "irc":
-		switch {
-		case strings.Contains(line, "starttls-sentinel"):
-			return sentinelOurs
-		case strings.Contains(line, "starttls-check"):
-			return sentinelPipelined
-		}
-		return sentinelIgnore
+	if judge := probesOf(p).Judge; judge != nil {
+		return judge(line, replies, capa)
 	}
 	return sentinelUndecided
 }
 
 // replyEnds reports whether line is the last line of a reply.
 func replyEnds(p starttls.Protocol, line string) bool {
-	switch p {
-	case starttls.SMTP, starttls.Submission, starttls.LMTP, "ftp":
-		return len(line) < 4 || line[3] != '-'
-	case starttls.POP3:
-		return line == "." || strings.HasPrefix(line, "-ERR")
-	case "sieve":
-		u := strings.ToUpper(line)
-		return strings.HasPrefix(u, "OK") || strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BAD")
-	case "nntp":
-		return line == "." || !strings.HasPrefix(line, "1")
+	if ends := probesOf(p).ReplyEnds; ends != nil {
+		return ends(line)
 	}
 	return true
 }

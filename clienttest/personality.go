@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"net"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,12 @@ type personality struct {
 	// (ManageSieve re-sends its capabilities, RFC 5804 §2.2); the client
 	// speaks second inside TLS.
 	capsAfterTLS string
+	// wrap, when set, stands between the client and the serve
+	// application inside TLS, for what the application does not do.
+	wrap func(net.Conn) net.Conn
+	// farewell, when set, is sent after ok's answer to a quit verb
+	// (IMAP's untagged BYE and tagged OK).
+	farewell func(tag string) string
 }
 
 var personalities = map[starttls.Protocol]*personality{
@@ -94,6 +101,7 @@ var personalities = map[starttls.Protocol]*personality{
 		leaks:       []string{"LOGIN", "AUTHENTICATE", "SELECT", "EXAMINE", "LIST", "LSUB", "FETCH", "APPEND", "STATUS"},
 		ok:          func(tag, _ string) string { return tag + " OK done\r\n" },
 		quit:        []string{"LOGOUT"},
+		farewell:    func(tag string) string { return "* BYE\r\n" + tag + " OK LOGOUT completed\r\n" },
 		refusals: map[string]string{
 			"NO":  "{tag} NO TLS not available\r\n",
 			"BAD": "{tag} BAD Unknown command\r\n",
@@ -180,50 +188,7 @@ var personalities = map[starttls.Protocol]*personality{
 		inject:     func(string) string { return "101 Capability list:\r\nVERSION 2\r\nREADER\r\nAUTHINFO USER\r\n.\r\n" },
 		mechanisms: []string{"AUTHINFO USER SASL", "SASL PLAIN LOGIN"},
 	},
-	starttls.Sieve: {
-		capsInGreeting: true,
-		capsVerbs:      []string{"CAPABILITY"},
-		caps: func(_ string, offer bool, extra []string) string {
-			lines := []string{`"IMPLEMENTATION" "clienttest"`, `"SIEVE" "fileinto vacation"`}
-			for _, e := range extra {
-				if !strings.HasPrefix(e, `"`) {
-					e = strconv.Quote(e)
-				}
-				lines = append(lines, e)
-			}
-			if offer {
-				lines = append(lines, `"STARTTLS"`)
-			}
-			return strings.Join(append(lines, `"VERSION" "1.0"`, `OK "clienttest ready"`), "\r\n") + "\r\n"
-		},
-		upgradeVerb: "STARTTLS",
-		goAhead:     func(string) string { return "OK \"Begin TLS negotiation now\"\r\n" },
-		leaks:       []string{"AUTHENTICATE", "PUTSCRIPT", "GETSCRIPT", "LISTSCRIPTS"},
-		ok: func(_, verb string) string {
-			switch verb {
-			case "NOOP":
-				return "OK \"NOOP completed\"\r\n"
-			case "LOGOUT":
-				return "OK \"Logout completed\"\r\n"
-			case "AUTHENTICATE":
-				return "NO \"Authentication failed\"\r\n"
-			}
-			return "NO \"Command not implemented\"\r\n"
-		},
-		quit: []string{"LOGOUT"},
-		refusals: map[string]string{
-			"NO":  "NO \"TLS not available\"\r\n",
-			"BYE": "BYE \"going away\"\r\n",
-		},
-		// The forged answer is the capability list the client awaits inside TLS.
-		inject:       func(string) string { return sieveCapsAfterTLS },
-		mechanisms:   []string{`"SASL" "PLAIN LOGIN"`},
-		capsAfterTLS: sieveCapsAfterTLS,
-	},
 }
-
-const sieveCapsAfterTLS = `"IMPLEMENTATION" "clienttest"` + "\r\n" + `"SASL" "PLAIN"` + "\r\n" +
-	`"SIEVE" "fileinto vacation"` + "\r\n" + `"VERSION" "1.0"` + "\r\n" + `OK "TLS negotiation successful"` + "\r\n"
 
 func nntpOK(verb string) string {
 	switch verb {

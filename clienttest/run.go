@@ -544,8 +544,8 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 			return
 		case containsFold(pers.quit, verb):
 			write(pers.ok(tag, verb))
-			if base == starttls.IMAP {
-				write("* BYE\r\n" + tag + " OK LOGOUT completed\r\n")
+			if pers.farewell != nil {
+				write(pers.farewell(tag))
 			}
 			return
 		default:
@@ -597,75 +597,11 @@ func upgraded(ctx context.Context, conn net.Conn, br *bufio.Reader, base starttl
 		}
 	}
 	var app net.Conn = rc
-	if base == starttls.Sieve {
-		app = &sieveConn{Conn: rc, br: bufio.NewReader(rc)}
+	if wrap := personalities[base].wrap; wrap != nil {
+		app = wrap(rc)
 	}
 	sc := &starttls.Conn{Conn: app, Protocol: base, TLS: tc}
 	serve.ServeConn(ctx, sc, serve.Options{Protocol: base, TLSConfig: cfg, MailDir: dir, IdleTimeout: 5 * time.Second, Hostname: "mail.test"})
-}
-
-// sieveConn stands between the client and the serve application for
-// ManageSieve and does two things that application does not: it answers
-// "NOOP <tag>" with the TAG response code (RFC 5804 §2.11) — clients such
-// as sieve-connect send NOOP "STARTTLS-RESYNC-CAPA" right after TLS and
-// wait for that tag — and it turns a client's non-synchronising literal
-// ({n+}, §4) into a quoted string, the only form the application parses.
-type sieveConn struct {
-	net.Conn
-	br      *bufio.Reader
-	pending []byte
-}
-
-func (c *sieveConn) Read(p []byte) (int, error) {
-	for len(c.pending) == 0 {
-		line, err := c.br.ReadString('\n')
-		if err == nil {
-			line, err = c.foldLiterals(line)
-		}
-		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		if err == nil && strings.EqualFold(verb, "NOOP") && strings.HasPrefix(arg, `"`) {
-			if _, err := io.WriteString(c.Conn, "OK (TAG "+arg+") \"Done\"\r\n"); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		c.pending = []byte(line)
-		if err != nil {
-			if len(line) == 0 {
-				return 0, err
-			}
-			break
-		}
-	}
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
-	return n, nil
-}
-
-// foldLiterals replaces each trailing {n+} of line by the n bytes that
-// follow, quoted, and appends the rest of the command line.
-func (c *sieveConn) foldLiterals(line string) (string, error) {
-	for i := 0; i < 16; i++ {
-		body := strings.TrimRight(line, "\r\n")
-		open := strings.LastIndexByte(body, '{')
-		if open < 0 || !strings.HasSuffix(body, "+}") {
-			return line, nil
-		}
-		n, err := strconv.Atoi(body[open+1 : len(body)-2])
-		if err != nil || n < 0 || n > 64<<10 {
-			return line, nil
-		}
-		lit := make([]byte, n)
-		if _, err := io.ReadFull(c.br, lit); err != nil {
-			return line, err
-		}
-		rest, err := c.br.ReadString('\n')
-		if err != nil {
-			return line, err
-		}
-		line = body[:open] + strconv.Quote(string(lit)) + rest
-	}
-	return line, nil
 }
 
 // prefixConn reads bytes already buffered before the connection's own.

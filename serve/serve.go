@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	_ "github.com/starttls-go/starttls/internal/proto/all"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // Options configure one server.
@@ -57,8 +58,11 @@ type Server struct {
 // app is a post-TLS application for one base protocol.
 type app func(ctx context.Context, s *session)
 
-// apps by base protocol; protocols without one get a drain-and-close app so
-// that every protocol with a server half can still be served.
+// apps are the applications that still live in this package, by base
+// protocol; the others (ManageSieve, NNTP, IRC) come from their folder,
+// internal/proto/NAME, through internal/proto/registry. Protocols with
+// neither get a drain-and-close app so that every protocol with a server
+// half can still be served.
 var apps = map[starttls.Protocol]app{
 	starttls.SMTP:       smtpApp,
 	starttls.Submission: smtpApp,
@@ -66,15 +70,21 @@ var apps = map[starttls.Protocol]app{
 	starttls.IMAP:       imapApp,
 	starttls.POP3:       pop3App,
 	starttls.FTP:        ftpApp,
-	starttls.NNTP:       nntpApp,
-	starttls.Sieve:      sieveApp,
-	starttls.IRC:        ircApp,
 	starttls.HTTP:       httpApp,
 	starttls.XMPP:       xmppApp,
 	starttls.XMPPServer: xmppApp,
 	starttls.LDAP:       ldapApp,
 	starttls.Postgres:   postgresApp,
 	starttls.MySQL:      mysqlApp,
+}
+
+// appFor returns the application of base protocol p: its folder's, else
+// this package's, else nil.
+func appFor(p starttls.Protocol) app {
+	if d := registry.Lookup(string(p)); d != nil && d.Serve != nil {
+		return func(ctx context.Context, s *session) { d.Serve(ctx, lineSession{s}) }
+	}
+	return apps[p]
 }
 
 // Start listens and serves in the background until ctx ends or Close.
@@ -109,17 +119,17 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := apps[info.Base]
+	a := appFor(info.Base)
 	if a == nil {
 		a = drainApp
 	}
 	caps := o.Capabilities
-	if info.Base == starttls.Sieve && caps == nil {
-		// The capabilities re-sent inside TLS (RFC 5804 §2.2) come from
-		// the server half, and the app takes AUTHENTICATE PLAIN: a client
-		// that sees no SASL there will not log in. Required drops it
-		// before TLS.
-		caps = []string{"SASL PLAIN"}
+	if d := registry.Lookup(string(info.Base)); d != nil && caps == nil {
+		// ManageSieve: the capabilities re-sent inside TLS (RFC 5804
+		// §2.2) come from the server half, and the app takes
+		// AUTHENTICATE PLAIN: a client that sees no SASL there will not
+		// log in. Required drops it before TLS.
+		caps = d.ServeCapabilities
 	}
 	srv := &starttls.Server{
 		Protocol: o.Protocol,
@@ -160,7 +170,7 @@ func ServeConn(ctx context.Context, c *starttls.Conn, o Options) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := apps[info.Base]
+	a := appFor(info.Base)
 	if a == nil {
 		a = drainApp
 	}
@@ -249,17 +259,7 @@ func (s *session) checkUser(user, pass string) bool {
 }
 
 // plainCreds decodes a SASL PLAIN response (RFC 4616).
-func plainCreds(b64 string) (user, pass string, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
-	if err != nil {
-		return "", "", false
-	}
-	parts := strings.Split(string(raw), "\x00")
-	if len(parts) != 3 {
-		return "", "", false
-	}
-	return parts[1], parts[2], true
-}
+var plainCreds = registry.PlainCredentials
 
 // drainApp reads and discards until the client goes quiet or leaves.
 func drainApp(ctx context.Context, s *session) {
@@ -281,5 +281,5 @@ var mailSeq struct {
 // only the drain-and-close fallback).
 func HasApp(p starttls.Protocol) bool {
 	info, err := starttls.Lookup(p)
-	return err == nil && info.Server && apps[info.Base] != nil
+	return err == nil && info.Server && appFor(info.Base) != nil
 }

@@ -7,6 +7,7 @@
 package smtp
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -73,4 +74,25 @@ func Multiline(code int, lines []string) []string {
 		out[i] = strconv.Itoa(code) + sep + l
 	}
 	return out
+}
+
+// ReadReply reads one whole reply with line, at most 100 lines, and
+// returns its code and its lines joined by CRLF (SMTP, FTP, NNTP).
+func ReadReply(line func() (string, error)) (int, string, error) {
+	var lines []string
+	for i := 0; i < 100; i++ {
+		l, err := line()
+		if err != nil {
+			return 0, strings.Join(lines, "\r\n"), err
+		}
+		lines = append(lines, l)
+		code, more, _, err := ParseLine(l)
+		if err != nil {
+			return 0, strings.Join(lines, "\r\n"), err
+		}
+		if !more {
+			return code, strings.Join(lines, "\r\n"), nil
+		}
+	}
+	return 0, strings.Join(lines, "\r\n"), errors.New("a reply longer than 100 lines")
 }

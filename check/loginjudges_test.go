@@ -1,0 +1,14 @@
+package check
+
+import (
+	"github.com/starttls-go/starttls/internal/proto/imap"
+	"github.com/starttls-go/starttls/internal/proto/sieve"
+)
+
+// The judges of the logins that moved to their protocol's folder, under
+// the names this package's tests know them by.
+var (
+	judgeIMAPLogin = imap.JudgeLogin
+	judgeSieveAuth = sieve.JudgeAuth
+	sieveStatus    = sieve.Status
+)
