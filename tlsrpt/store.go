@@ -5,12 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite" (pure Go)
+
+	"github.com/starttls-go/starttls/internal/sqldb"
 )
 
 // Dialects accepted by OpenDB and Summarize.
@@ -146,17 +147,7 @@ func rebind(dialect, query string) string {
 	if dialect != Postgres {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for _, c := range query {
-		if c == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return sqldb.Rebind(query)
 }
 
 // Save stores a validated report with all its policies and failure

@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite" (pure Go)
+
+	"github.com/starttls-go/starttls/internal/sqldb"
 )
 
 // dialect holds what differs between SQLite and PostgreSQL.
@@ -179,17 +180,7 @@ func (s *SQL) q(query string) string {
 	if !s.d.dollar {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return sqldb.Rebind(query)
 }
 
 func ms(t time.Time) int64 {
