@@ -297,21 +297,26 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 
 // smtpRun returns the length of the complete lines at the start of buf
 // none of which starts with "250-" (they need no filtering), counting (with
-// count) the replies that end among them: one pass, one IndexByte a line.
+// count) the replies that end among them. The common line (anything but a
+// reply line) costs one IndexByte and one comparison: only a line starting
+// with a digit from 2 to 9 can be a reply line (codes 200 to 999), so only
+// such a line is parsed.
 func smtpRun(buf []byte, q *cmdQueue, count bool) int {
 	n := 0
 	for n < len(buf) {
 		rest := buf[n:]
-		if len(rest) >= 4 && rest[0] == '2' && rest[1] == '5' && rest[2] == '0' && rest[3] == '-' {
-			break
-		}
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			break
 		}
-		if c := rest[0]; count && c >= '2' && c <= '9' { // replyCode wants 200 to 999
-			if code, more, ok := replyCode(trimEOL(rest[:i+1])); ok && !more {
-				q.answered(code)
+		if c := rest[0]; c >= '2' && c <= '9' {
+			if len(rest) >= 4 && c == '2' && rest[1] == '5' && rest[2] == '0' && rest[3] == '-' {
+				break
+			}
+			if count {
+				if code, more, ok := replyCode(trimEOL(rest[:i+1])); ok && !more {
+					q.answered(code)
+				}
 			}
 		}
 		n += i + 1

@@ -192,3 +192,58 @@ func FuzzSMTPData(f *testing.F) {
 	f.Add("..\r\n.\r.\n\n.\n")
 	f.Fuzz(func(t *testing.T, body string) { checkData(t, body) })
 }
+
+// smtpRunRef is the straightforward form of smtpRun (every line parsed):
+// the fast one must agree with it on where the run ends and on the replies
+// it counts, so that skipping lines that cannot be replies weakens nothing.
+func smtpRunRef(buf []byte, q *cmdQueue) int {
+	n := 0
+	for {
+		i := bytes.IndexByte(buf[n:], '\n')
+		if i < 0 {
+			return n
+		}
+		line := buf[n : n+i+1]
+		code, more, ok := replyCode(trimEOL(line))
+		if ok && code == 250 && more {
+			return n
+		}
+		if ok && !more {
+			q.answered(code)
+		}
+		n += i + 1
+	}
+}
+
+func checkSMTPRun(t *testing.T, in string) {
+	t.Helper()
+	fast, ref := newCmdQueue(nil), newCmdQueue(nil)
+	for range 64 {
+		fast.push(kindSingle)
+		ref.push(kindSingle)
+	}
+	n, want := smtpRun([]byte(in), fast, true), smtpRunRef([]byte(in), ref)
+	if n != want || fast.last != ref.last || len(fast.kinds) != len(ref.kinds) {
+		t.Fatalf("%q: run %d, last %d, %d left; want %d, %d, %d", in, n, fast.last, len(fast.kinds), want, ref.last, len(ref.kinds))
+	}
+	if m := smtpRun([]byte(in), newCmdQueue(nil), false); m != want {
+		t.Fatalf("%q: run %d without counting, want %d", in, m, want)
+	}
+}
+
+func TestSMTPRun(t *testing.T) {
+	for _, in := range []string{
+		"", "x", "\n", "250-", "250-x\r\n", "250 x\r\n250-y\r\n", "QUJD\r\n250 done\r\n354 go\r\n",
+		"199 x\r\n200 y\r\n999\r\n1000 z\r\n25\r\n250\n", "2500-x\r\n250x\r\n", "abc\r\n250 ok\r\npartial 250",
+		"220-a\r\n220 b\r\n250-c\r\n250 d\r\n", "550 no\n\n\r\n", "250 \r\n250-\r\n",
+	} {
+		checkSMTPRun(t, in)
+	}
+	checkSMTPRun(t, string(benchChunk)+"250 blob done\r\n250-x\r\n")
+}
+
+func FuzzSMTPRun(f *testing.F) {
+	f.Add("QUJD\r\n250 done\r\n250-x\r\n")
+	f.Add("220-a\r\n220 b\r\n354 go\n250")
+	f.Fuzz(checkSMTPRun)
+}
