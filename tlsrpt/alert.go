@@ -1,12 +1,8 @@
 package tlsrpt
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -22,9 +18,6 @@ const (
 	AlertPolicyError = "policy-error"
 )
 
-// AlertSchema identifies the webhook's JSON body.
-const AlertSchema = "starttls.tlsrpt-alert/v1"
-
 // Alert is one thing worth telling an administrator.
 type Alert struct {
 	Kind         string  `json:"kind"`
@@ -38,18 +31,17 @@ type Alert struct {
 	Message      string  `json:"message"`
 }
 
-// Alerter decides on alerts for each newly stored report and sends them
-// as one JSON POST to a webhook.
+// Alerter decides on alerts for each newly stored report and hands
+// them to Send (RoutesSender: watch's alert routes, webhook and mail).
 type Alerter struct {
-	// WebhookURL receives {"schema": AlertSchema, "alerts": [...]}.
-	WebhookURL string
+	// Send delivers the alerts of one report; nil only evaluates.
+	Send func(ctx context.Context, alerts []Alert) error
 	// FailureRate is the threshold (0.05 = 5 %); 0 disables that rule.
 	FailureRate float64
 	// MinSessions is how many sessions a policy needs before its rate
 	// counts (default 10), so that one failure in two sessions is not news.
 	MinSessions int64
-	Client      *http.Client
-	// Notify, when set, is called with the alerts too (tests, other routes).
+	// Notify, when set, is called with the alerts too (tests).
 	Notify func([]Alert)
 }
 
@@ -62,10 +54,12 @@ func (a *Alerter) Check(ctx context.Context, s *Store, rep *Report) error {
 	if a.Notify != nil {
 		a.Notify(alerts)
 	}
-	if a.WebhookURL == "" {
+	if a.Send == nil {
 		return nil
 	}
-	return a.post(ctx, alerts)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	return a.Send(ctx, alerts)
 }
 
 // Evaluate applies the rules without sending anything.
@@ -116,32 +110,4 @@ func (a *Alerter) Evaluate(ctx context.Context, s *Store, rep *Report) ([]Alert,
 		}
 	}
 	return out, nil
-}
-
-func (a *Alerter) post(ctx context.Context, alerts []Alert) error {
-	body, err := json.Marshal(map[string]any{"schema": AlertSchema, "alerts": alerts})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	c := a.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook: %s answered %s", a.WebhookURL, resp.Status)
-	}
-	return nil
 }

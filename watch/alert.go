@@ -62,13 +62,21 @@ func (a *alerter) add(routes []string, changes []store.Change) {
 		if len(routes) > 0 && !want[r.Name] {
 			continue
 		}
-		for _, c := range changes {
-			sev, _ := check.ParseSeverity(c.Severity)
-			if c.Recovery || sev >= r.minSeverity {
-				a.pending[r.Name] = append(a.pending[r.Name], c)
-			}
+		a.pending[r.Name] = append(a.pending[r.Name], r.filter(changes)...)
+	}
+}
+
+// filter keeps the changes at or above the route's min_severity and the
+// recoveries.
+func (r Route) filter(changes []store.Change) []store.Change {
+	var out []store.Change
+	for _, c := range changes {
+		sev, _ := check.ParseSeverity(c.Severity)
+		if c.Recovery || sev >= r.minSeverity {
+			out = append(out, c)
 		}
 	}
+	return out
 }
 
 // run flushes every GroupWindow and once more when ctx ends.

@@ -46,6 +46,20 @@ type Config struct {
 	Targets          []Target `yaml:"targets"`
 	Domains          []Domain `yaml:"domains"`
 	Alerts           []Route  `yaml:"alerts"`
+	TLSRPT           TLSRPT   `yaml:"tlsrpt"`
+}
+
+// TLSRPT holds the alert rules of `starttls tlsrpt serve|fetch --alerts`,
+// which sends along this file's routes.
+type TLSRPT struct {
+	// FailureRate is the failed fraction of a policy's sessions in one
+	// report above which it alerts; default 0.05, 1 disables the rule.
+	FailureRate float64 `yaml:"failure_rate"`
+	// MinSessions is how many sessions a policy needs in a report before
+	// its rate counts; default 10.
+	MinSessions int64 `yaml:"min_sessions"`
+	// Alerts names the routes (default every route).
+	Alerts []string `yaml:"alerts"`
 }
 
 // Target is a server watched with check.
@@ -245,6 +259,12 @@ func (c *Config) defaults() {
 	if c.Jitter == 0 {
 		c.Jitter = 0.1
 	}
+	if c.TLSRPT.FailureRate == 0 {
+		c.TLSRPT.FailureRate = 0.05
+	}
+	if c.TLSRPT.MinSessions == 0 {
+		c.TLSRPT.MinSessions = 10
+	}
 }
 
 func validDepth(d string) bool { return d == check.Quick || d == check.Session || d == check.Full }
@@ -298,6 +318,17 @@ func (c *Config) validate(v *validator) {
 	routes := map[string]bool{}
 	for i := range c.Alerts {
 		c.Alerts[i].validate(v, i, routes)
+	}
+	if r := c.TLSRPT.FailureRate; r < 0 || r > 1 {
+		v.fail("must be a fraction between 0 and 1 (0.05 = 5 %)", "tlsrpt", "failure_rate")
+	}
+	if c.TLSRPT.MinSessions < 0 {
+		v.fail("must not be negative", "tlsrpt", "min_sessions")
+	}
+	for j, n := range c.TLSRPT.Alerts {
+		if !routes[n] {
+			v.fail(fmt.Sprintf("no alert route named %q", n), "tlsrpt", "alerts", j)
+		}
 	}
 	seen := map[string]bool{}
 	for i := range c.Targets {

@@ -40,6 +40,9 @@ func TestParseConfig(t *testing.T) {
 	if got := strings.Join(c.Subjects(), " "); got != "target:smtp://mx.example.org:25 target:imap://imap.example.org:143 domain:example.org" {
 		t.Fatalf("subjects %q", got)
 	}
+	if c.TLSRPT.FailureRate != 0.05 || c.TLSRPT.MinSessions != 10 || c.TLSRPT.Alerts != nil {
+		t.Fatalf("tlsrpt defaults %+v", c.TLSRPT)
+	}
 	if c.Alerts[0].Mail.server.Port != 587 {
 		t.Fatalf("mail server %+v", c.Alerts[0].Mail.server)
 	}
@@ -58,6 +61,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"mail server", "alerts:\n  - name: x\n    mail:\n      server: imap://x\n      from: a@b\n      to: [c@d]\n", "c.yaml:4: alerts[0].mail.server: want smtp"},
 		{"recipient", "alerts:\n  - name: x\n    mail:\n      server: smtp://x\n      from: a@b\n      to: [c@d, \"e>f@g\"]\n", "c.yaml:6: alerts[0].mail.to[1]"},
 		{"domain", "domains:\n  - domain: \"exa mple.org\"\n", "c.yaml:2: domains[0].domain"},
+		{"tlsrpt rate", "tlsrpt:\n  failure_rate: 5\n", "c.yaml:2: tlsrpt.failure_rate: must be a fraction"},
+		{"tlsrpt route", "alerts:\n  - name: ops\n    webhook: https://h.test/\ntlsrpt:\n  alerts: [ops, pager]\n", `c.yaml:5: tlsrpt.alerts[1]: no alert route named "pager"`},
 		{"jitter", "jitter: 2\n", "c.yaml:1: jitter"},
 		{"empty", "", "empty configuration"},
 		{"not yaml", "targets: [\n", "c.yaml"},

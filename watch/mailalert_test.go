@@ -137,3 +137,42 @@ func TestMailAlertRefused(t *testing.T) {
 		})
 	}
 }
+
+// Routes, the sender `starttls tlsrpt` uses, mails through the same code
+// as the watcher: one message per Send, and a refused password or an
+// unknown route name is an error.
+func TestWatchRoutesMail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tc := []store.Change{{Subject: "tlsrpt:example.org", At: t0, Kind: "tlsrpt-policy-error", Severity: "high",
+		Message: "c.test reports sts-policy-fetch-error for example.org", Detail: map[string]any{"organization": "c.test"}}}
+	w, maildir := mailRoute(t, "s3cret", true)
+	r, err := NewRoutes(w.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Send(ctx, nil, tc); err != nil {
+		t.Fatal(err)
+	}
+	msgs := messages(t, maildir)
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: [starttls watch] 1 change(s): c.test reports sts-policy-fetch-error for example.org") ||
+		!strings.Contains(msgs[0], "[HIGH] c.test reports sts-policy-fetch-error") || r.Sent() != 1 {
+		t.Fatalf("%d messages, sent %d: %v", len(msgs), r.Sent(), msgs)
+	}
+	if err := r.Send(ctx, []string{"pager"}, tc); err == nil || !strings.Contains(err.Error(), `no alert route named "pager"`) {
+		t.Errorf("unknown route: %v", err)
+	}
+	// Nothing at or above min_severity: no message.
+	if err := r.Send(ctx, nil, nil); err != nil || len(messages(t, maildir)) != 1 {
+		t.Errorf("empty send: %v, %d messages", err, len(messages(t, maildir)))
+	}
+
+	w, maildir = mailRoute(t, "wrong", true)
+	if r, err = NewRoutes(w.Config()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Send(ctx, nil, tc); err == nil || !strings.Contains(err.Error(), "route ops: mail:") || !strings.Contains(err.Error(), "535") ||
+		len(messages(t, maildir)) != 0 || r.Failed() != 1 {
+		t.Errorf("refused: %v, %d messages, failed %d", err, len(messages(t, maildir)), r.Failed())
+	}
+}

@@ -66,11 +66,12 @@ func (f *imapFlags) mailbox() (tlsrpt.Mailbox, error) {
 }
 
 func newTLSRPTServeCmd() *cobra.Command {
-	var smtpAddr, httpsAddr, certFile, keyFile, dbDSN, hostname, webhook string
+	var smtpAddr, httpsAddr, certFile, keyFile, dbDSN, hostname string
 	var domains, rcpts []string
 	var requireTLS, verbose bool
 	var maxSize int
-	var perMinute, alertRate float64
+	var perMinute float64
+	var al tlsrptAlertFlags
 	var interval time.Duration
 	var im imapFlags
 	cmd := &cobra.Command{
@@ -90,7 +91,8 @@ tlsrpt_reports, tlsrpt_policies, tlsrpt_failures and tlsrpt_quarantine.
            --imap-processed, the rest to --imap-quarantine.
 
 Alerts (failure rate above --alert-rate, a new failure type, sts-policy-fetch-error or
-tlsa-invalid) are POSTed as JSON to --webhook.`,
+tlsa-invalid) go along the alert routes of a watch configuration (--alerts watch.yml:
+webhook and/or mail, as for starttls watch) or to one --webhook.`,
 		Example: `  starttls tlsrpt serve --smtp 127.0.0.1:2525 --domain reports.example.org \
       --cert cert.pem --key key.pem --db tlsrpt.db
   starttls tlsrpt serve --https :8443 --cert cert.pem --key key.pem --db postgres://tlsrpt@db/tlsrpt
@@ -114,6 +116,10 @@ tlsa-invalid) are POSTed as JSON to --webhook.`,
 			if smtpAddr != "" && len(domains) == 0 && len(rcpts) == 0 {
 				return exitWith(exitUsage, errors.New("--smtp needs --domain or --rcpt (the rua addresses to accept)"))
 			}
+			alerter, err := al.alerter(cmd)
+			if err != nil {
+				return exitWith(exitUsage, err)
+			}
 			var mb tlsrpt.Mailbox
 			if im.url != "" {
 				var err error
@@ -133,10 +139,7 @@ tlsa-invalid) are POSTed as JSON to --webhook.`,
 				return exitWith(exitConnect, err)
 			}
 			defer st.Close()
-			col := &tlsrpt.Collector{Store: st, Logger: logger}
-			if webhook != "" {
-				col.Alerts = &tlsrpt.Alerter{WebhookURL: webhook, FailureRate: alertRate}
-			}
+			col := &tlsrpt.Collector{Store: st, Logger: logger, Alerts: alerter}
 			limits := tlsrpt.Limits{PerMinute: perMinute}
 			g, gctx := errgroup.WithContext(ctx)
 			out := cmd.OutOrStdout()
@@ -186,8 +189,7 @@ tlsa-invalid) are POSTed as JSON to --webhook.`,
 	fl.BoolVar(&requireTLS, "require-tls", false, "refuse MAIL before STARTTLS")
 	fl.IntVar(&maxSize, "max-size", tlsrpt.MaxMessageBytes, "largest message (SMTP SIZE) in bytes")
 	fl.Float64Var(&perMinute, "rate", 30, "new connections or requests per minute per client IP")
-	fl.StringVar(&webhook, "webhook", "", "POST alerts as JSON to this URL")
-	fl.Float64Var(&alertRate, "alert-rate", 0.05, "alert when a report's failure rate for a policy is above this fraction")
+	al.add(cmd)
 	fl.DurationVar(&interval, "imap-interval", 5*time.Minute, "how often to empty the --imap mailbox")
 	fl.BoolVarP(&verbose, "verbose", "v", false, "log every report received")
 	im.add(cmd)
@@ -223,17 +225,22 @@ func newTLSRPTFetchCmd() *cobra.Command {
 	var dbDSN string
 	var asJSON bool
 	var im imapFlags
+	var al tlsrptAlertFlags
 	cmd := &cobra.Command{
 		Use:   "fetch --imap URL --db FILE|URL [flags]",
 		Short: "Empty an IMAP mailbox of TLS-RPT reports once (for cron)",
 		Example: `  TLSRPT_IMAP_PASSWORD=secret starttls tlsrpt fetch --imap imaps://tlsrpt@mail.example.org/INBOX --db tlsrpt.db
-  starttls tlsrpt fetch --imap imap://tlsrpt@mail.example.org/INBOX --imap-password-file pw --db tlsrpt.db`,
+  starttls tlsrpt fetch --imap imap://tlsrpt@mail.example.org/INBOX --imap-password-file pw --db tlsrpt.db --alerts watch.yml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if im.url == "" {
 				return exitWith(exitUsage, errors.New("--imap is required"))
 			}
 			mb, err := im.mailbox()
+			if err != nil {
+				return exitWith(exitUsage, err)
+			}
+			alerter, err := al.alerter(cmd)
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}
@@ -246,7 +253,7 @@ func newTLSRPTFetchCmd() *cobra.Command {
 			defer st.Close()
 			ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 			defer cancel()
-			stats, err := (&tlsrpt.Collector{Store: st}).Fetch(ctx, mb)
+			stats, err := (&tlsrpt.Collector{Store: st, Alerts: alerter, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))}).Fetch(ctx, mb)
 			if asJSON {
 				if werr := writeJSON(cmd.OutOrStdout(), stats); werr != nil {
 					return werr
@@ -264,6 +271,7 @@ func newTLSRPTFetchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dbDSN, "db", "tlsrpt.db", "SQLite file or postgres:// URL")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON")
 	im.add(cmd)
+	al.add(cmd)
 	return cmd
 }
 

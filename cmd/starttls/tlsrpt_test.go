@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/tlsrpt"
 	"github.com/starttls-go/starttls/tlsrpt/tlsrpttest"
+	"github.com/starttls-go/starttls/watch"
 )
 
 // resetTLSRPTFlags puts the tlsrpt subcommands' flags back to their
@@ -114,6 +117,57 @@ func TestTLSRPTUsageErrors(t *testing.T) {
 	}
 }
 
+// --alerts takes a watch configuration: a missing or invalid file, one
+// without routes, or --alerts with --webhook is a usage error naming the cause.
+func TestTLSRPTAlertsUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pw := write("pw", "x\n")
+	good := write("good.yml", "alerts:\n  - name: ops\n    webhook: http://127.0.0.1:9/\n")
+	for _, c := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"--alerts", filepath.Join(dir, "missing.yml")}, "no such file"},
+		{[]string{"--alerts", write("bad.yml", "alerts:\n  - name: ops\n    webhook: ftp://x\n")}, "bad.yml:3: alerts[0].webhook"},
+		{[]string{"--alerts", write("none.yml", "interval: 5m\n")}, "no alert routes"},
+		{[]string{"--alerts", write("rate.yml", "alerts:\n  - name: ops\n    webhook: http://127.0.0.1:9/\ntlsrpt:\n  failure_rate: -1\n")}, "tlsrpt.failure_rate"},
+		{[]string{"--alerts", good, "--webhook", "http://127.0.0.1:9/"}, "not both"},
+		{[]string{"--webhook", "gopher://x"}, "--webhook:3: alerts[0].webhook"},
+		{[]string{"--alerts", good, "--alert-rate", "2"}, "--alert-rate 2"},
+	} {
+		for _, sub := range []string{"serve", "fetch"} {
+			args := append([]string{"tlsrpt", sub, "--imap", "imaps://u@127.0.0.1:9/INBOX", "--imap-password-file", pw, "--db", filepath.Join(dir, "x.db")}, c.extra...)
+			if code, _, errs := runTLSRPT(t, args...); code != exitUsage || !strings.Contains(errs, c.want) {
+				t.Errorf("%v: exit %d (%s), want %q", c.extra, code, errs, c.want)
+			}
+		}
+	}
+}
+
+// alertHook is an httptest webhook collecting watch alerts.
+func alertHook(t *testing.T) (string, func() []watch.Alert) {
+	var mu sync.Mutex
+	var got []watch.Alert
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var al watch.Alert
+		if err := json.NewDecoder(r.Body).Decode(&al); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		mu.Lock()
+		got = append(got, al)
+		mu.Unlock()
+	}))
+	t.Cleanup(h.Close)
+	return h.URL, func() []watch.Alert { mu.Lock(); defer mu.Unlock(); return append([]watch.Alert(nil), got...) }
+}
+
 // serve end to end: SMTP with STARTTLS (Go's net/smtp) and an HTTPS POST
 // land in the database that summary then reads.
 func TestTLSRPTServeCommand(t *testing.T) {
@@ -135,10 +189,11 @@ func TestTLSRPTServeCommand(t *testing.T) {
 	rootCmd.SetOut(pw)
 	rootCmd.SetErr(io.Discard)
 	ctx, cancel := context.WithCancel(context.Background())
+	hookURL, alerts := alertHook(t)
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, []string{"tlsrpt", "serve", "--smtp", "127.0.0.1:0", "--https", "127.0.0.1:0", "--domain", "reports.test",
-			"--cert", certFile, "--key", keyFile, "--db", db})
+			"--cert", certFile, "--key", keyFile, "--db", db, "--webhook", hookURL})
 		pw.Close()
 	}()
 	defer func() {
@@ -189,6 +244,12 @@ func TestTLSRPTServeCommand(t *testing.T) {
 	_, _ = w.Write(msg)
 	if err := w.Close(); err != nil {
 		t.Fatalf("DATA: %v", err)
+	}
+	// --webhook is a one-route watch configuration: the report's new
+	// failure type arrived before the end of DATA was acknowledged.
+	if got := alerts(); len(got) != 1 || got[0].Schema != watch.AlertSchema || got[0].Route != "webhook" || len(got[0].Changes) != 1 ||
+		got[0].Changes[0].Kind != "tlsrpt-new-failure-type" || got[0].Changes[0].Detail["result_type"] != "certificate-expired" {
+		t.Errorf("webhook got %+v", got)
 	}
 	if err := c.Mail("noreply@google.com"); err != nil {
 		t.Fatal(err)
@@ -243,12 +304,23 @@ func TestTLSRPTFetchCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	hookURL, alerts := alertHook(t)
+	cfg := filepath.Join(dir, "watch.yml")
+	if err := os.WriteFile(cfg, []byte("alerts:\n  - name: ops\n    webhook: "+hookURL+"\n  - name: quiet\n    webhook: http://127.0.0.1:9/\ntlsrpt:\n  alerts: [ops]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	db := filepath.Join(dir, "f.db")
-	args := []string{"tlsrpt", "fetch", "--imap", url, "--imap-password-file", pw, "--imap-ca", dc.CAFile, "--db", db, "--json"}
+	args := []string{"tlsrpt", "fetch", "--imap", url, "--imap-password-file", pw, "--imap-ca", dc.CAFile, "--db", db, "--json", "--alerts", cfg}
 	code, out, errs := runTLSRPT(t, args...)
 	var st tlsrpt.FetchStats
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st != (tlsrpt.FetchStats{Messages: 2, Stored: 1, NotReports: 1}) {
 		t.Fatalf("exit %d %+v\n%s%s\n%s", code, st, out, errs, dc.Log())
+	}
+	// The stored report's new failure type went along the ops route only
+	// (the quiet route's port 9 would have failed and been logged).
+	if got := alerts(); len(got) != 1 || got[0].Route != "ops" || len(got[0].Changes) != 1 || got[0].Changes[0].Kind != "tlsrpt-new-failure-type" ||
+		got[0].Changes[0].Detail["result_type"] != "sts-policy-invalid" || strings.Contains(errs, "tlsrpt alert") {
+		t.Errorf("webhook got %+v, stderr %s", got, errs)
 	}
 	// Without the CA the server's certificate is not trusted: exit 3.
 	if code, _, errs := runTLSRPT(t, "tlsrpt", "fetch", "--imap", url, "--imap-password-file", pw, "--db", db); code != exitConnect || !strings.Contains(errs, "certificate") {

@@ -97,6 +97,10 @@ type Change struct {
 	Message  string    `json:"message"`
 	// Recovery marks the end of a condition announced earlier.
 	Recovery bool `json:"recovery,omitempty"`
+	// Detail carries the fields of an alert that did not come from a
+	// run (a TLS-RPT report's sender, policy, rate) to the webhook; it is
+	// not stored.
+	Detail map[string]any `json:"detail,omitempty"`
 }
 
 // Run is one completed run as stored.
