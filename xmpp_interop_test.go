@@ -346,7 +346,7 @@ func s2sListen(t *testing.T) (net.Listener, string) {
 		}
 		errs = append(errs, err.Error())
 	}
-	t.Skipf("no loopback address with port 5269 free: %s", strings.Join(errs, "; "))
+	peer.Unavailable(t, "no loopback address with port 5269 free: "+strings.Join(errs, "; "))
 	return nil, ""
 }
 

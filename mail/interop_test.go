@@ -116,11 +116,7 @@ func firstMatching(s string, prefixes ...string) string {
 func crossCheckPostfix(t *testing.T, e *mailtest.Env, o Options) {
 	bins := peer.Require(t, "posttls-finger", "unshare")
 	if e.DNS.Resolver53 == "" {
-		msg := "no loopback address with a free port 53 (or not root): posttls-finger cannot reach the test resolver"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		peer.Unavailable(t, "no loopback address with a free port 53 (or not root): posttls-finger cannot reach the test resolver")
 	}
 	rc := filepath.Join(t.TempDir(), "resolv.conf")
 	ns, _, _ := net.SplitHostPort(e.DNS.Resolver53)

@@ -254,7 +254,7 @@ func TestImplicit(t *testing.T) {
 // Byte integrity: 100 MiB each way through the proxy hash the same.
 func TestByteIntegrity(t *testing.T) {
 	if testing.Short() {
-		t.Skip("large transfer")
+		t.Skip("100 MiB each way: not with -short")
 	}
 	pki := newTestPKI(t)
 	be := startBackend(t, "smtp", false)

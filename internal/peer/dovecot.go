@@ -46,7 +46,7 @@ func StartDovecot(t testing.TB, o DovecotOptions) *Dovecot {
 		Require(t, "lmtp")
 	}
 	if os.Geteuid() != 0 {
-		unavailable(t, "a private Dovecot instance needs root (it switches to its own users)")
+		Unavailable(t, "a private Dovecot instance needs root (it switches to its own users)")
 	}
 	dcUser, err := user.Lookup("dovecot")
 	if err != nil {

@@ -28,7 +28,7 @@ func StartINN(t testing.TB) *INN {
 	t.Helper()
 	bins := Require(t, "nnrpd", "makedbz", "makehistory")
 	if os.Geteuid() != 0 {
-		unavailable(t, "a private nnrpd instance needs root (it switches to the news user)")
+		Unavailable(t, "a private nnrpd instance needs root (it switches to the news user)")
 	}
 	news, err := user.Lookup("news")
 	if err != nil {

@@ -134,7 +134,7 @@ func stubResolver(t testing.TB) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:53")
 	if err != nil {
-		unavailable(t, fmt.Sprintf("a stub resolver needs 127.0.0.1:53: %v", err))
+		Unavailable(t, fmt.Sprintf("a stub resolver needs 127.0.0.1:53: %v", err))
 	}
 	t.Cleanup(func() { pc.Close() })
 	go func() {

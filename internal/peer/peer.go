@@ -58,9 +58,9 @@ func Require(t testing.TB, binaries ...string) map[string]string {
 	return paths
 }
 
-// unavailable skips the test with the reason, except under CI (CI=true),
+// Unavailable skips the test with the reason, except under CI (CI=true),
 // where the set-up is expected to provide everything and it fails.
-func unavailable(t testing.TB, msg string) {
+func Unavailable(t testing.TB, msg string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)

@@ -65,7 +65,7 @@ func StartPostfix(t testing.TB, o PostfixOptions) *Postfix {
 	t.Helper()
 	bins := Require(t, "postfix", "postconf")
 	if os.Geteuid() != 0 {
-		unavailable(t, "a private Postfix instance needs root (its daemons switch to the postfix user)")
+		Unavailable(t, "a private Postfix instance needs root (its daemons switch to the postfix user)")
 	}
 	pfUser, err := user.Lookup("postfix")
 	if err != nil {

@@ -134,7 +134,7 @@ func (p *Prosody) start(t testing.TB, bin string, o ProsodyOptions) (stop func()
 	if o.DialOut {
 		if os.Geteuid() != 0 {
 			cancel()
-			unavailable(t, "Prosody dialing out needs root (unshare -m for a loopback-only resolv.conf)")
+			Unavailable(t, "Prosody dialing out needs root (unshare -m for a loopback-only resolv.conf)")
 		}
 		resolv := filepath.Join(dir, "resolv.conf")
 		writeFile(t, resolv, "nameserver 127.0.0.1\n", 0o644)

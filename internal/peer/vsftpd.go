@@ -34,7 +34,7 @@ func startVSFTPD(t testing.TB, implicit bool) *VSFTPD {
 	t.Helper()
 	bins := Require(t, "vsftpd")
 	if os.Geteuid() != 0 {
-		unavailable(t, "a private vsftpd instance needs root")
+		Unavailable(t, "a private vsftpd instance needs root")
 	}
 	dir := tempDir(t, "vsftpd")
 	pki := newPKI(t, dir, "mail.test")
