@@ -3,11 +3,6 @@ package check
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -111,55 +106,12 @@ func TestVulnPassiveLegacyGoServer(t *testing.T) {
 // port; it is killed when the test ends.
 func opensslServer(t *testing.T, leaf *certs.Leaf, args ...string) string {
 	t.Helper()
-	bin := peer.Require(t, "openssl")["openssl"]
 	dir := t.TempDir()
 	certFile, keyFile, err := leaf.WriteFiles(dir, "server")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", peer.FreePort(t))
-	all := append([]string{"s_server", "-accept", addr, "-cert", certFile, "-key", keyFile, "-quiet"}, args...)
-	cmd := exec.Command(bin, all...)
-	stdin, err := cmd.StdinPipe() // s_server stops at EOF on stdin
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "s_server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("openssl s_server (pid %d) did not exit", cmd.Process.Pid)
-		}
-		stdin.Close()
-		logf.Close()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("openssl %s exited: %s", strings.Join(all, " "), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("openssl s_server not listening on %s: %s", addr, log)
-		}
-	}
+	return peer.SServer(t, dir, "s_server", certFile, keyFile, append([]string{"-quiet"}, args...)...)
 }
 
 // TestVulnPassiveOpenSSL runs the hello-sending probes against OpenSSL:

@@ -52,21 +52,29 @@ func StartOpenSSLServer(t testing.TB, o OpenSSLServerOptions) *OpenSSLServer {
 	// session open (a probe waiting for a reply inside TLS) would hold up
 	// every other, so the front hands each connection to an idle one of a
 	// pool of identical instances.
-	sh := Require(t, "sh")["sh"]
 	free := make(chan string, sServerPool)
 	for i := 0; i < sServerPool; i++ {
-		backend := addr(FreePort(t))
-		args := append([]string{"s_server", "-accept", backend, "-cert", leafFile, "-key", pki.KeyFile,
-			"-cert_chain", pki.CAFile}, o.Args...)
-		// s_server stops at EOF on its stdin (it reads commands there), so
-		// stdin is a pipe that stays open; the process group stops at cleanup.
-		cmd := "sleep 86400 | exec \"$0\" \"$@\""
-		d := startDaemon(t, dir, fmt.Sprintf("s_server%d", i), sh, append([]string{"-c", cmd, bins["openssl"]}, args...)...)
-		d.ready(t, backend)
-		free <- backend
+		free <- SServer(t, dir, fmt.Sprintf("s_server%d", i), leafFile, pki.KeyFile,
+			append([]string{"-cert_chain", pki.CAFile}, o.Args...)...)
 	}
 	s.Addr = startPGFront(t, free)
 	return s
+}
+
+// SServer starts one bare `openssl s_server` with the certificate and key
+// files and args on a free 127.0.0.1 port, its log in dir/name.log, and
+// returns its address once it listens; it stops at cleanup.
+func SServer(t testing.TB, dir, name, certFile, keyFile string, args ...string) string {
+	t.Helper()
+	bins := Require(t, "openssl", "sh")
+	backend := addr(FreePort(t))
+	all := append([]string{"s_server", "-accept", backend, "-cert", certFile, "-key", keyFile}, args...)
+	// s_server stops at EOF on its stdin (it reads commands there), so
+	// stdin is a pipe that stays open; the process group stops at cleanup.
+	cmd := "sleep 86400 | exec \"$0\" \"$@\""
+	d := startDaemon(t, dir, name, bins["sh"], append([]string{"-c", cmd, bins["openssl"]}, all...)...)
+	d.ready(t, backend)
+	return backend
 }
 
 // firstPEM returns the first PEM block of a file.

@@ -7,13 +7,8 @@ package probetest
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,59 +114,10 @@ func GoReadingServer(t *testing.T, cfg *tls.Config, states chan<- tls.Connection
 // and returns a dialer for it. The process is killed when the test ends.
 func OpenSSLServer(t *testing.T, leaf *certs.Leaf, args ...string) Dialer {
 	t.Helper()
-	bin := peer.Require(t, "openssl")["openssl"]
 	dir := t.TempDir()
 	certFile, keyFile, err := leaf.WriteFiles(dir, "server")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := peer.FreePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	all := append([]string{"s_server", "-accept", addr, "-cert", certFile, "-key", keyFile, "-quiet"}, args...)
-	cmd := exec.Command(bin, all...)
-	// A stdin that never ends: s_server treats EOF on stdin as "close".
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "s_server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("openssl s_server (pid %d) did not exit", cmd.Process.Pid)
-		}
-		stdin.Close()
-		logf.Close()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("openssl %s exited: %s", strings.Join(all, " "), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("openssl s_server not listening on %s: %s", addr, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return TCPDialer(addr)
+	return TCPDialer(peer.SServer(t, dir, "s_server", certFile, keyFile, append([]string{"-quiet"}, args...)...))
 }
