@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // hangupServer plays an SMTP server that upgrades, answers the post-TLS
@@ -17,18 +18,7 @@ import (
 // It sends what it read after TLS to got.
 func hangupServer(t *testing.T, pki *testPKI, release <-chan struct{}, got chan<- string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		say := func(w interface{ Write([]byte) (int, error) }, s string) { _, _ = w.Write([]byte(s)) }
 		say(c, "220 localhost ESMTP\r\n")
@@ -47,8 +37,7 @@ func hangupServer(t *testing.T, pki *testPKI, release <-chan struct{}, got chan<
 		got <- strings.TrimSpace(line)
 		<-release
 		say(tc, "221 bye\r\n")
-	}()
-	return ln.Addr().String()
+	})
 }
 
 func dialHangup(t *testing.T, pki *testPKI, addr string) *starttls.Conn {
@@ -123,18 +112,7 @@ func TestHangupReportsWriteError(t *testing.T) {
 // command it reads inside TLS, answering EHLO with post-TLS capabilities.
 func firstAfterTLS(t *testing.T, pki *testPKI, got chan<- string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		_, _ = c.Write([]byte("220 localhost ESMTP\r\n"))
 		_, _ = br.ReadString('\n')
@@ -163,8 +141,7 @@ func firstAfterTLS(t *testing.T, pki *testPKI, got chan<- string) string {
 				return
 			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // SkipCapabilityQuery leaves the EHLO inside TLS to the caller, and the

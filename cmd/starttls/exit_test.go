@@ -185,6 +185,14 @@ func (s *syncBuffer) String() string {
 // returns its address and what it printed on stderr by then.
 func startServe(t *testing.T, args ...string) (addr, stderr string) {
 	t.Helper()
+	return startListening(t, append([]string{"serve"}, args...)...)
+}
+
+// startListening runs a long-running command in-process until the test
+// ends (it must then exit 0) and returns the address of its first
+// "listening on ADDR" line on stdout and what it printed on stderr by then.
+func startListening(t *testing.T, args ...string) (addr, stderr string) {
+	t.Helper()
 	var out, errb syncBuffer
 	rootCmd.SetIn(strings.NewReader(""))
 	rootCmd.SetOut(&out)
@@ -194,17 +202,17 @@ func startServe(t *testing.T, args ...string) (addr, stderr string) {
 	code := -1
 	go func() {
 		defer close(done)
-		code = runContext(ctx, append([]string{"serve"}, args...))
+		code = runContext(ctx, args)
 	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
 			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, errb.String())
+				t.Errorf("%s exited %d: %s", args[0], code, errb.String())
 			}
 		case <-time.After(10 * time.Second):
-			t.Error("serve did not stop")
+			t.Errorf("%s did not stop", args[0])
 		}
 		resetFlags()
 	})
@@ -216,11 +224,11 @@ func startServe(t *testing.T, args ...string) (addr, stderr string) {
 		}
 		select {
 		case <-done:
-			t.Fatalf("serve exited %d: %s", code, errb.String())
+			t.Fatalf("%s exited %d: %s", args[0], code, errb.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("serve did not listen: %s", errb.String())
+	t.Fatalf("%s did not listen: %s", args[0], errb.String())
 	return "", ""
 }
 

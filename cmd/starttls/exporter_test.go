@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/starttls-go/starttls"
 )
@@ -17,43 +15,8 @@ import (
 // and returns its base URL.
 func startExporter(t *testing.T, args ...string) string {
 	t.Helper()
-	var out, errb syncBuffer
-	rootCmd.SetIn(strings.NewReader(""))
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&errb)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	code := -1
-	go func() {
-		defer close(done)
-		code = runContext(ctx, append([]string{"exporter", "--listen", "127.0.0.1:0"}, args...))
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-			if code != 0 {
-				t.Errorf("exporter exited %d: %s", code, errb.String())
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("exporter did not stop")
-		}
-		resetFlags()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if rest, ok := strings.CutPrefix(out.String(), "listening on "); ok {
-			addr, _, _ := strings.Cut(rest, " ")
-			return "http://" + addr
-		}
-		select {
-		case <-done:
-			t.Fatalf("exporter exited %d: %s", code, errb.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("exporter did not listen: %s", errb.String())
-	return ""
+	addr, _ := startListening(t, append([]string{"exporter", "--listen", "127.0.0.1:0"}, args...)...)
+	return "http://" + addr
 }
 
 func get(t *testing.T, url string) (int, string) {

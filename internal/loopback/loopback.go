@@ -5,29 +5,56 @@ package loopback
 
 import (
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
 
 // Serve listens on 127.0.0.1, runs handle on every accepted connection in
 // its own goroutine with deadline set on the connection (so that no fake
-// outlives its test), closes each connection after handle returns and the
-// listener when the test ends. It returns the listening address.
+// outlives its test), and closes each connection after handle returns.
+// When the test ends it closes the listener and every open connection and
+// waits for the handlers. It returns the listening address.
 func Serve(t testing.TB, deadline time.Duration, handle func(net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		open = map[net.Conn]bool{}
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
+			wg.Add(1)
 			go func() {
-				defer c.Close()
+				defer wg.Done()
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+				}()
 				_ = c.SetDeadline(time.Now().Add(deadline))
 				handle(c)
 			}()

@@ -9,11 +9,11 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/internal/peer"
 )
 
@@ -53,33 +53,7 @@ func Leaf(t *testing.T, kt certs.KeyType) *certs.Leaf {
 // each connection, with a 10 s deadline, closing it afterwards.
 func serve(t *testing.T, handle func(net.Conn)) Dialer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
-	})
-	return TCPDialer(l.Addr().String())
+	return TCPDialer(loopback.Serve(t, 10*time.Second, handle))
 }
 
 // GoServer serves TLS with cfg on a loopback port until the test ends; each
