@@ -21,6 +21,13 @@ func Serve(t testing.TB, deadline time.Duration, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ServeListener(t, l, deadline, handle)
+	return l.Addr().String()
+}
+
+// ServeListener is Serve on a listener of the caller's (an address of its
+// choosing); it owns l and closes it when the test ends.
+func ServeListener(t testing.TB, l net.Listener, deadline time.Duration, handle func(net.Conn)) {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -60,5 +67,4 @@ func Serve(t testing.TB, deadline time.Duration, handle func(net.Conn)) string {
 			}()
 		}
 	}()
-	return l.Addr().String()
 }

@@ -7,9 +7,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // OpenSSLServer is `openssl s_server` behind a PostgreSQL SSLRequest front:
@@ -100,47 +101,9 @@ const sServerPool = 6
 // backend from free (10 s at most to get one), which goes back at the end.
 func startPGFront(t testing.TB, free chan string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		open = map[net.Conn]bool{}
-	)
-	// At cleanup the sessions still spliced are cut, not waited for.
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			open[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				pgFront(c, free)
-				mu.Lock()
-				delete(open, c)
-				mu.Unlock()
-			}()
-		}
-	}()
-	return l.Addr().String()
+	// pgFront sets its own deadlines per phase; the sessions still
+	// spliced at cleanup are cut, not waited for.
+	return loopback.Serve(t, time.Minute, func(c net.Conn) { pgFront(c, free) })
 }
 
 // pgFront serves one connection; every phase has a deadline and the splice

@@ -15,6 +15,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/serve"
 )
@@ -83,70 +84,34 @@ func serveRequireTLS(t testing.TB, ctx context.Context, l net.Listener, leaf *ce
 	ctx, cancel := context.WithCancel(ctx)
 	cfg := &starttls.ServerConfig{TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}},
 		Policy: starttls.Required, Hostname: "mx.requiretls.mail.test", PhaseTimeout: 10 * time.Second}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := l.Accept()
+	t.Cleanup(cancel)
+	// The deadline bounds the whole session, also a client that never speaks.
+	loopback.ServeListener(t, l, 30*time.Second, func(raw net.Conn) {
+		c, err := starttls.Accept(ctx, raw, starttls.SMTP, cfg)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for i := 0; i < 100; i++ {
+			line, err := c.ReadLine()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			open[raw] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					raw.Close()
-					mu.Lock()
-					delete(open, raw)
-					mu.Unlock()
-				}()
-				// Bounds the whole session, also a client that never speaks.
-				_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
-				c, err := starttls.Accept(ctx, raw, starttls.SMTP, cfg)
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				for i := 0; i < 100; i++ {
-					line, err := c.ReadLine()
-					if err != nil {
-						return
-					}
-					verb, _, _ := strings.Cut(line, " ")
-					reply := "502 5.5.2 not implemented here"
-					switch strings.ToUpper(verb) {
-					case "EHLO":
-						reply = "250-" + cfg.Hostname + "\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 REQUIRETLS"
-					case "HELO", "NOOP", "RSET":
-						reply = "250 2.0.0 ok"
-					case "QUIT":
-						_, _ = io.WriteString(c, "221 2.0.0 bye\r\n")
-						return
-					}
-					if _, err := io.WriteString(c, reply+"\r\n"); err != nil {
-						return
-					}
-				}
-			}()
+			verb, _, _ := strings.Cut(line, " ")
+			reply := "502 5.5.2 not implemented here"
+			switch strings.ToUpper(verb) {
+			case "EHLO":
+				reply = "250-" + cfg.Hostname + "\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 REQUIRETLS"
+			case "HELO", "NOOP", "RSET":
+				reply = "250 2.0.0 ok"
+			case "QUIT":
+				_, _ = io.WriteString(c, "221 2.0.0 bye\r\n")
+				return
+			}
+			if _, err := io.WriteString(c, reply+"\r\n"); err != nil {
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		l.Close()
-		// A session waiting for its next command would hold wg until its
-		// deadline.
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
 }
 
