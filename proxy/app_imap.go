@@ -36,7 +36,7 @@ func imapFilterCaps(line []byte) []byte {
 	if !(line[0] == '*' && line[1] == ' ') && bytes.IndexByte(line[:min(len(line), 64)], '[') < 0 {
 		return line // neither an untagged response nor one with a response code
 	}
-	upper := bytes.ToUpper(line)
+	upper := asciiUpper(line) // same length as line, so its indices are line's
 	if bytes.HasPrefix(upper, []byte("* CAPABILITY ")) {
 		return append(line[:len("* CAPABILITY")], dropTokens(line[len("* CAPABILITY"):], imapHidden)...)
 	}
@@ -53,6 +53,20 @@ func imapFilterCaps(line []byte) []byte {
 	out := append([]byte(nil), line[:start]...)
 	out = append(out, dropTokens(line[start:end], imapHidden)...)
 	return append(out, line[end:]...)
+}
+
+// asciiUpper upper-cases ASCII letters only: bytes.ToUpper turns invalid
+// UTF-8 into longer replacement runes, and the indices found in its result
+// would then not fit the original line.
+func asciiUpper(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // dropTokens removes space-separated tokens (case-insensitive) and keeps

@@ -54,6 +54,9 @@ func TestIMAPDown(t *testing.T) {
 			"* 1 FETCH (BODY[] {23}\r\n" + lit + ")\r\n* CAPABILITY X\r\n"},
 		{"literal+ and two literals", "* X {3+}\r\nabc {5}\r\n* CAP)\r\n* CAPABILITY STARTTLS\r\n", "* X {3+}\r\nabc {5}\r\n* CAP)\r\n* CAPABILITY\r\n"},
 		{"other lines", "* 3 EXISTS\r\na OK STARTTLS is fine in text\r\n", "* 3 EXISTS\r\na OK STARTTLS is fine in text\r\n"},
+		// invalid UTF-8 before the code: a Unicode upper-case would shift the indices
+		{"invalid utf-8", "a\xff\xfe OK [CAPABILITY STARTTLS X] \xff\r\n", "a\xff\xfe OK [CAPABILITY X] \xff\r\n"},
+		{"invalid utf-8 untagged", "* capability \xffSTARTTLS starttls\r\n", "* capability \xffSTARTTLS\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := runDown(imapDown, tc.in, nil); got != tc.want {
