@@ -139,6 +139,19 @@ webhook and/or mail, as for starttls watch) or to one --webhook.`,
 				return exitWith(exitConnect, err)
 			}
 			defer st.Close()
+			if alerter != nil {
+				// Alerts leave from an outbox: a stalled route must not
+				// hold the reporting MTA's DATA or POST open.
+				box := tlsrpt.NewOutbox(alerter.Send, 0, 0, logger)
+				alerter.Send = box.Send
+				defer func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					if err := box.Close(ctx); err != nil {
+						logger.Warn("tlsrpt alerts still queued at exit are lost", "err", err)
+					}
+				}()
+			}
 			col := &tlsrpt.Collector{Store: st, Logger: logger, Alerts: alerter}
 			limits := tlsrpt.Limits{PerMinute: perMinute}
 			g, gctx := errgroup.WithContext(ctx)

@@ -246,8 +246,12 @@ func TestTLSRPTServeCommand(t *testing.T) {
 		t.Fatalf("DATA: %v", err)
 	}
 	// --webhook is a one-route watch configuration: the report's new
-	// failure type arrived before the end of DATA was acknowledged.
-	if got := alerts(); len(got) != 1 || got[0].Schema != watch.AlertSchema || got[0].Route != "webhook" || len(got[0].Changes) != 1 ||
+	// failure type follows the acknowledged DATA from serve's outbox.
+	var got []watch.Alert
+	for end := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		got = alerts()
+	}
+	if len(got) != 1 || got[0].Schema != watch.AlertSchema || got[0].Route != "webhook" || len(got[0].Changes) != 1 ||
 		got[0].Changes[0].Kind != "tlsrpt-new-failure-type" || got[0].Changes[0].Detail["result_type"] != "certificate-expired" {
 		t.Errorf("webhook got %+v", got)
 	}
