@@ -18,6 +18,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/proto/imap"
 )
 
 // testPKI is a CA and a server certificate for localhost/127.0.0.1 on disk.
@@ -254,7 +255,7 @@ func (b *fakeBackend) imap(c net.Conn, br *bufio.Reader) {
 		}
 		line = strings.TrimRight(line, "\r\n")
 		b.record(line)
-		if n, ok := imapLiteral([]byte(line)); ok { // recorded as "literal: ..."
+		if n, ok := imap.Literal(line); ok { // recorded as "literal: ..."
 			if !strings.HasSuffix(line, "+}") {
 				w("+ go ahead\r\n")
 			}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // Mode is what a listener does.
@@ -153,7 +154,7 @@ type Server struct {
 
 type listener struct {
 	cfg    Listener
-	app    *app
+	app    *registry.ProxyApp
 	info   starttls.ProtocolInfo
 	ln     net.Listener
 	server *tls.Config // terminate, implicit
@@ -258,7 +259,7 @@ func prepare(c Listener) (*listener, error) {
 		if c.Mode == Terminate && !info.Server {
 			return nil, fail("proto %s has no STARTTLS server half", c.Protocol)
 		}
-		if c.Mode == Terminate && a.noStartTLS {
+		if c.Mode == Terminate && a.NoStartTLS {
 			return nil, fail("proto %s: mode terminate is not supported (use implicit)", c.Protocol)
 		}
 		var tc *tls.Config
@@ -278,7 +279,7 @@ func prepare(c Listener) (*listener, error) {
 		}
 		l.server = tc
 	case Originate:
-		if !a.originate {
+		if !a.Originate {
 			return nil, fail("proto %s: mode originate is not supported", c.Protocol)
 		}
 		var tc *tls.Config
@@ -432,7 +433,7 @@ func (s *Server) admit(l *listener, conn net.Conn) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			l.app.refuse(l, conn)
+			l.refuse(conn)
 		}()
 		return
 	}

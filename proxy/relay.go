@@ -8,154 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/relayq"
 )
-
-// cmdQueue carries the kinds of the client's commands from the up
-// direction to the down direction (POP3 responses depend on the command;
-// SMTP replies are counted, one per command line, RFC 5321 §4.2). A
-// command is queued before it is written to the backend, so its response
-// always finds it.
-//
-// Inside TLS (client set) the proxy answers a repeated upgrade command
-// itself: up waits until the backend has answered every command before
-// it, then writes to the client under out, which down holds except while
-// it waits for the backend between two responses, everything flushed.
-type cmdQueue struct {
-	mu      sync.Mutex
-	cond    sync.Cond // on mu: a response began (POP3) or ended (SMTP), or down stopped
-	kinds   []int
-	last    int  // the code of the last complete SMTP reply
-	stopped bool // down has returned
-	rcpts   int  // LMTP: recipients accepted for the current message (down only)
-
-	client io.Writer // the client's side, when the proxy answers upgrade commands
-	out    sync.Mutex
-	direct io.Writer // the client's side under down's buffer (nil: always through it)
-}
-
-func newCmdQueue(client io.Writer) *cmdQueue {
-	q := &cmdQueue{client: client}
-	q.cond.L = &q.mu
-	return q
-}
-
-// maxQueued bounds the commands waiting for responses; beyond it the
-// oldest are forgotten (responses then read as single lines).
-const maxQueued = 4096
-
-func (q *cmdQueue) push(k int) {
-	q.mu.Lock()
-	if len(q.kinds) >= maxQueued {
-		q.kinds = q.kinds[1:]
-	}
-	q.kinds = append(q.kinds, k)
-	q.mu.Unlock()
-}
-
-func (q *cmdQueue) pop() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	defer q.cond.Broadcast()
-	if len(q.kinds) == 0 {
-		return kindSingle
-	}
-	k := q.kinds[0]
-	q.kinds = q.kinds[1:]
-	return k
-}
-
-// answered ends the oldest command's SMTP reply. LMTP answers a message
-// once per accepted recipient (RFC 2033 §4.2).
-func (q *cmdQueue) answered(code int) {
-	q.mu.Lock()
-	q.last = code
-	head := kindSingle
-	if len(q.kinds) > 0 {
-		head = q.kinds[0]
-	}
-	q.mu.Unlock()
-	switch head {
-	case kindMail:
-		q.rcpts = 0
-	case kindRcpt:
-		if code/100 == 2 {
-			q.rcpts++
-		}
-	case kindMessage:
-		if q.rcpts--; q.rcpts > 0 {
-			return
-		}
-		q.rcpts = 0
-	}
-	q.pop()
-}
-
-// settle waits until every queued command has its response and returns
-// the last SMTP reply code; ok is false once down has stopped.
-func (q *cmdQueue) settle() (last int, ok bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.kinds) > 0 && !q.stopped {
-		q.cond.Wait()
-	}
-	return q.last, !q.stopped
-}
-
-// reply answers the client in the proxy's name, after the backend's
-// responses to the commands before (io.EOF once the backend is gone).
-func (q *cmdQueue) reply(s string) error {
-	if _, ok := q.settle(); !ok {
-		return io.EOF
-	}
-	q.out.Lock()
-	defer q.out.Unlock()
-	_, err := io.WriteString(q.client, s)
-	return err
-}
-
-// between is down's pause between two responses: it flushes dst and, when
-// the proxy may answer the client itself, lets it while waiting for the
-// backend.
-func (q *cmdQueue) between(dst *bufio.Writer, src *bufio.Reader) error {
-	if err := dst.Flush(); err != nil {
-		return err
-	}
-	if q.client == nil {
-		return nil
-	}
-	q.out.Unlock()
-	_, err := src.Peek(1)
-	q.out.Lock()
-	return err
-}
-
-// writeRun sends p, a run of lines that needs no filtering, after what
-// dst holds: in one write where that fits, else p straight from the
-// caller's buffer (no copy). Either way nothing stays buffered, so a
-// TLS record per read reaches the client at once.
-func (q *cmdQueue) writeRun(dst *bufio.Writer, p []byte) error {
-	if q.direct == nil || (dst.Buffered() > 0 && len(p) <= dst.Available()) {
-		_, _ = dst.Write(p)
-		return dst.Flush()
-	}
-	if err := dst.Flush(); err != nil {
-		return err
-	}
-	_, err := q.direct.Write(p)
-	return err
-}
-
-// stop ends down's turn for good: waiters wake, out is free.
-func (q *cmdQueue) stop() {
-	q.mu.Lock()
-	q.stopped = true
-	q.mu.Unlock()
-	q.cond.Broadcast()
-	q.out.Unlock()
-}
 
 // errIdle ends a session without traffic in either direction.
 var errIdle = errors.New("idle timeout")
@@ -263,17 +120,6 @@ func (cw *countWriter) flushCount() {
 	}
 }
 
-// Relay buffers: a TLS record holds at most 16 KiB.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
-// copyPlain copies until EOF or an error; EOF is not an error.
-func copyPlain(dst io.Writer, src io.Reader) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
-	return err
-}
-
 func isTimeout(err error) bool {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
@@ -305,20 +151,18 @@ func (s *session) relay(client net.Conn, clientR io.Reader, backend net.Conn, do
 
 	// Inside TLS the proxy answers a repeated upgrade command itself.
 	var answer io.Writer
-	if _, ok := client.(*tls.Conn); ok && l.app.up != nil {
+	if _, ok := client.(*tls.Conn); ok && l.app.Up != nil {
 		answer = downW
 	}
-	q := newCmdQueue(answer)
-	q.direct = downW
-	q.out.Lock() // down's until it stops (the greeting first, in implicit mode)
+	q := relayq.NewQueue(answer, downW) // out is down's until it stops (the greeting first, in implicit mode)
 	upDone := make(chan error, 1)
 	go func() {
 		var err error
-		if l.app.up != nil {
+		if l.app.Up != nil {
 			br := bufio.NewReaderSize(upR, 16<<10)
-			err = l.app.up(upW, br, q)
+			err = l.app.Up(upW, br, q)
 		} else {
-			err = copyPlain(upW, upR)
+			err = relayq.CopyPlain(upW, upR)
 		}
 		if cw, ok := backend.(closeWriter); ok && (err == nil || err == io.EOF) {
 			_ = cw.CloseWrite()
@@ -329,24 +173,24 @@ func (s *session) relay(client net.Conn, clientR io.Reader, backend net.Conn, do
 	}()
 
 	var downErr error
-	if l.app.down != nil {
+	if l.app.Down != nil {
 		bw := bufio.NewWriterSize(downW, 16<<10)
 		if len(prefix) > 0 {
-			if err := l.app.down(bw, bufio.NewReader(bytes.NewReader(prefix)), q); err != io.EOF {
+			if err := l.app.Down(bw, bufio.NewReader(bytes.NewReader(prefix)), q); err != io.EOF {
 				downErr = err
 			}
 		}
 		if downErr == nil {
-			downErr = l.app.down(bw, down, q)
+			downErr = l.app.Down(bw, down, q)
 		}
 	} else {
 		if _, err := downW.Write(prefix); err != nil {
 			downErr = err
 		} else {
-			downErr = copyPlain(downW, down)
+			downErr = relayq.CopyPlain(downW, down)
 		}
 	}
-	q.stop() // before waiting for up, which may wait for down
+	q.Stop() // before waiting for up, which may wait for down
 	if downErr == io.EOF {
 		downErr = nil
 	}

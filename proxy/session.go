@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/relayq"
 )
 
 // session is one client connection.
@@ -114,9 +115,9 @@ func (s *session) terminate() (up, down int64, reason string) {
 		return 0, 0, reason
 	}
 	defer s.srv.untrack(backend)
-	if c.TLS == nil && s.l.app.handoff != nil {
+	if c.TLS == nil && s.l.app.Handoff != nil {
 		_ = backend.SetDeadline(time.Now().Add(t.Connect))
-		if err := s.l.app.handoff(backend, br, c); err != nil {
+		if err := s.l.app.Handoff(backend, br, c.ClientName); err != nil {
 			_ = backend.Close()
 			s.tellClient(clientConn, nil, ReasonBackendProto)
 			return 0, 0, ReasonBackendProto
@@ -191,7 +192,7 @@ func (s *session) originate() (up, down int64, reason string) {
 	s.tls = &st
 	s.srv.metrics.Handshake(name, st, remote.Timings.Handshake)
 	s.srv.metrics.Latency(name, PhaseBackend, time.Since(bs))
-	if h := s.l.app.hello; h != nil {
+	if h := s.l.app.Hello; h != nil {
 		_ = s.client.SetWriteDeadline(time.Now().Add(t.Connect))
 		if _, err := io.WriteString(s.client, h(s.l.cfg.Hostname)); err != nil {
 			_ = remote.Close()
@@ -251,17 +252,17 @@ func (s *session) dialBackend(secure bool) (conn net.Conn, br *bufio.Reader, ir 
 	// 32 KiB reads, as io.Copy's: half the read calls of a record-sized
 	// buffer, and what arrives goes out as two full TLS records.
 	br = bufio.NewReaderSize(ir, 32<<10)
-	if g := s.l.app.greeting; g != nil {
+	if g := s.l.app.Greeting; g != nil {
 		raw, ok, err := g(br)
 		if err != nil {
 			s.log.Warn("backend greeting failed", "backend", s.l.cfg.Backend, "err", err)
-			if errors.Is(err, errBackendProto) {
+			if errors.Is(err, relayq.ErrBackendProto) {
 				return fail(ReasonBackendProto, nil)
 			}
 			return fail(ReasonBackendDown, nil)
 		}
 		if !ok {
-			s.log.Warn("backend refused the session", "backend", s.l.cfg.Backend, "greeting", string(trimEOL(raw)))
+			s.log.Warn("backend refused the session", "backend", s.l.cfg.Backend, "greeting", string(relayq.TrimEOL(raw)))
 			return fail(ReasonBackendDown, raw)
 		}
 		greeting = raw
@@ -274,8 +275,8 @@ func (s *session) dialBackend(secure bool) (conn net.Conn, br *bufio.Reader, ir 
 // refusal) before closing.
 func (s *session) tellClient(c net.Conn, backendSaid []byte, reason string) {
 	msg := string(backendSaid)
-	if msg == "" && s.l.app.unavailable != nil && reason != ReasonShutdown {
-		msg = s.l.app.unavailable(s.l.cfg.Hostname)
+	if msg == "" && s.l.app.Unavailable != nil && reason != ReasonShutdown {
+		msg = s.l.app.Unavailable(s.l.cfg.Hostname)
 	}
 	if msg == "" {
 		return
@@ -288,11 +289,11 @@ func (s *session) tellClient(c net.Conn, backendSaid []byte, reason string) {
 }
 
 // refuse answers a connection over a limit and closes it.
-func (a *app) refuse(l *listener, conn net.Conn) {
+func (l *listener) refuse(conn net.Conn) {
 	defer conn.Close()
-	if l.cfg.Mode == Implicit || a.tooMany == "" {
+	if l.cfg.Mode == Implicit || l.app.TooMany == "" {
 		return
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, _ = io.WriteString(conn, a.tooMany)
+	_, _ = io.WriteString(conn, l.app.TooMany)
 }

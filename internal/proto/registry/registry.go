@@ -1,7 +1,7 @@
 // Package registry maps a base protocol name ("smtp", "sieve", ...) to
 // what the module's tools know about that protocol beyond its dialogue:
 // the probes check sends to it, the application serve runs behind it and
-// the defaults serve runs it with. Each
+// the defaults serve runs it with, and the proxy's filters. Each
 // protocol registers its own description from its folder under
 // internal/proto (internal/proto/sieve/probes.go, ...), in an init
 // function, the way zgrab2 modules register themselves; the package
@@ -9,9 +9,9 @@
 // all. check and serve look a protocol up here instead of switching on
 // its name.
 //
-// It imports nothing of the module, so that any codec package can
-// register without an import cycle; names are plain strings, the values
-// of starttls.Protocol.
+// It imports nothing of the module but internal/relayq (which imports
+// nothing of it), so that any codec package can register without an
+// import cycle; names are plain strings, the values of starttls.Protocol.
 package registry
 
 import (
@@ -107,6 +107,9 @@ type Protocol struct {
 	// user gives none (ManageSieve: "SASL PLAIN", as its application
 	// takes AUTHENTICATE PLAIN).
 	ServeCapabilities []string
+	// Proxy is the proxy's application; nil where the proxy does not
+	// relay the protocol. Folders set it with RegisterProxy.
+	Proxy *ProxyApp
 }
 
 // byName is filled by the protocol folders' init functions and only
@@ -119,6 +122,9 @@ var byName = map[string]*Protocol{}
 func Register(p *Protocol) {
 	if _, dup := byName[p.Name]; dup || p.Name == "" {
 		panic(fmt.Sprintf("registry: protocol %q registered twice or unnamed", p.Name))
+	}
+	if a := proxies[p.Name]; a != nil {
+		p.Proxy = a
 	}
 	byName[p.Name] = p
 }

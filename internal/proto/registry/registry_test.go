@@ -132,3 +132,30 @@ func TestPlainCredentials(t *testing.T) {
 		}
 	}
 }
+
+// A folder's proxy application reaches its protocol whichever of the two
+// init functions runs first; a second one for a name panics.
+func TestRegisterProxyEitherOrder(t *testing.T) {
+	defer func() {
+		for _, n := range []string{"registry-test-a", "registry-test-b"} {
+			delete(byName, n)
+			delete(proxies, n)
+		}
+	}()
+	a := &ProxyApp{TooMany: "busy"}
+	RegisterProxy(a, "registry-test-a")
+	Register(&Protocol{Name: "registry-test-a"})
+	Register(&Protocol{Name: "registry-test-b"})
+	RegisterProxy(a, "registry-test-b")
+	for _, n := range []string{"registry-test-a", "registry-test-b"} {
+		if Lookup(n).Proxy != a {
+			t.Errorf("%s: proxy application not attached", n)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second proxy application did not panic")
+		}
+	}()
+	RegisterProxy(&ProxyApp{}, "registry-test-a")
+}

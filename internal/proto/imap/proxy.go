@@ -1,4 +1,4 @@
-package proxy
+package imap
 
 import (
 	"bufio"
@@ -6,39 +6,59 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
+	"github.com/starttls-go/starttls/internal/relayq"
 )
 
-func imapGreeting(br *bufio.Reader) ([]byte, bool, error) {
-	b, err := readLine(br)
+// The proxy's IMAP application: the greeting reader, the response filter
+// that hides STARTTLS and LOGINDISABLED from capabilities, and the command
+// filter that answers a repeated "tag STARTTLS" inside TLS.
+func init() {
+	registry.RegisterProxy(&registry.ProxyApp{
+		Greeting:    proxyGreeting,
+		Down:        proxyDown,
+		Up:          proxyUp,
+		Unavailable: func(string) string { return "* BYE [UNAVAILABLE] Backend unreachable\r\n" },
+		TooMany:     "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+		Hello: func(h string) string {
+			return "* OK " + h + " IMAP4rev1 ready (TLS to the server by starttls proxy)\r\n"
+		},
+		Originate: true,
+	}, "imap")
+}
+
+func proxyGreeting(br *bufio.Reader) ([]byte, bool, error) {
+	b, err := relayq.ReadLine(br)
 	if err != nil {
 		return nil, false, err
 	}
-	l := strings.ToUpper(string(trimEOL(b)))
+	l := strings.ToUpper(string(relayq.TrimEOL(b)))
 	switch {
 	case strings.HasPrefix(l, "* OK"), strings.HasPrefix(l, "* PREAUTH"):
 		return append([]byte(nil), b...), true, nil
 	case strings.HasPrefix(l, "* BYE"):
 		return append([]byte(nil), b...), false, nil
 	}
-	return nil, false, fmt.Errorf("%w: greeting %q", errBackendProto, trimEOL(b))
+	return nil, false, fmt.Errorf("%w: greeting %q", relayq.ErrBackendProto, relayq.TrimEOL(b))
 }
 
-// imapHidden are the capabilities that make no sense through the proxy
+// proxyHidden are the capabilities that make no sense through the proxy
 // after TLS: STARTTLS, and LOGINDISABLED (the client is on TLS now).
-var imapHidden = []string{"STARTTLS", "LOGINDISABLED"}
+var proxyHidden = []string{"STARTTLS", "LOGINDISABLED"}
 
-// imapFilterCaps rewrites "* CAPABILITY ..." lines and [CAPABILITY ...]
+// proxyFilterCaps rewrites "* CAPABILITY ..." lines and [CAPABILITY ...]
 // response codes without the hidden capabilities; other lines are returned as they are.
-func imapFilterCaps(line []byte) []byte {
+func proxyFilterCaps(line []byte) []byte {
 	if len(line) < 2 {
 		return line
 	}
 	if !(line[0] == '*' && line[1] == ' ') && bytes.IndexByte(line[:min(len(line), 64)], '[') < 0 {
 		return line // neither an untagged response nor one with a response code
 	}
-	upper := asciiUpper(line) // same length as line, so its indices are line's
+	upper := proxyASCIIUpper(line) // same length as line, so its indices are line's
 	if bytes.HasPrefix(upper, []byte("* CAPABILITY ")) {
-		return append(line[:len("* CAPABILITY")], dropTokens(line[len("* CAPABILITY"):], imapHidden)...)
+		return append(line[:len("* CAPABILITY")], proxyDropTokens(line[len("* CAPABILITY"):], proxyHidden)...)
 	}
 	i := bytes.Index(upper, []byte("[CAPABILITY "))
 	if i < 0 || i > 64 { // the code follows the tag and status right away
@@ -51,14 +71,14 @@ func imapFilterCaps(line []byte) []byte {
 	}
 	end += start
 	out := append([]byte(nil), line[:start]...)
-	out = append(out, dropTokens(line[start:end], imapHidden)...)
+	out = append(out, proxyDropTokens(line[start:end], proxyHidden)...)
 	return append(out, line[end:]...)
 }
 
-// asciiUpper upper-cases ASCII letters only: bytes.ToUpper turns invalid
+// proxyASCIIUpper upper-cases ASCII letters only: bytes.ToUpper turns invalid
 // UTF-8 into longer replacement runes, and the indices found in its result
 // would then not fit the original line.
-func asciiUpper(b []byte) []byte {
+func proxyASCIIUpper(b []byte) []byte {
 	out := make([]byte, len(b))
 	for i, c := range b {
 		if 'a' <= c && c <= 'z' {
@@ -69,9 +89,9 @@ func asciiUpper(b []byte) []byte {
 	return out
 }
 
-// dropTokens removes space-separated tokens (case-insensitive) and keeps
+// proxyDropTokens removes space-separated tokens (case-insensitive) and keeps
 // a leading space for each token kept.
-func dropTokens(b []byte, drop []string) []byte {
+func proxyDropTokens(b []byte, drop []string) []byte {
 	var out []byte
 	for _, tok := range bytes.Fields(b) {
 		hidden := false
@@ -88,10 +108,10 @@ func dropTokens(b []byte, drop []string) []byte {
 	return out
 }
 
-// imapLiteral returns the size of a literal announced at the end of a line
+// proxyLiteral returns the size of a literal announced at the end of a line
 // ({N}, {N+}, ~{N}).
-func imapLiteral(line []byte) (int64, bool) {
-	line = trimEOL(line)
+func proxyLiteral(line []byte) (int64, bool) {
+	line = relayq.TrimEOL(line)
 	if len(line) < 3 || line[len(line)-1] != '}' {
 		return 0, false
 	}
@@ -116,9 +136,9 @@ func imapLiteral(line []byte) (int64, bool) {
 	return n, true
 }
 
-// imapDown relays responses, filtering capabilities and passing literals
+// proxyDown relays responses, filtering capabilities and passing literals
 // through untouched.
-func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
+func proxyDown(dst *bufio.Writer, src *bufio.Reader, q *relayq.Queue) error {
 	midLine := false // inside a line (after a literal or a long chunk)
 	var tail []byte  // the end of a long line, for literal detection
 	for {
@@ -127,14 +147,14 @@ func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 				if err := dst.Flush(); err != nil {
 					return err
 				}
-			} else if err := q.between(dst, src); err != nil {
+			} else if err := q.Between(dst, src); err != nil {
 				return err
 			}
 		}
 		b, err := src.ReadSlice('\n')
 		if err != nil && err != bufio.ErrBufferFull {
 			if !midLine { // a last line cut short is filtered like the others
-				b = imapFilterCaps(b)
+				b = proxyFilterCaps(b)
 			}
 			dst.Write(b)
 			dst.Flush()
@@ -147,8 +167,8 @@ func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 			continue
 		}
 		if !midLine {
-			t := trimEOL(b)
-			if line := imapFilterCaps(t); len(line) != len(t) {
+			t := relayq.TrimEOL(b)
+			if line := proxyFilterCaps(t); len(line) != len(t) {
 				dst.Write(line)
 				dst.WriteString("\r\n")
 			} else {
@@ -160,7 +180,7 @@ func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 		}
 		midLine = false
 		tail = tail[:0]
-		if n, ok := imapLiteral(b); ok {
+		if n, ok := proxyLiteral(b); ok {
 			if _, err := io.CopyN(dst, src, n); err != nil {
 				dst.Flush()
 				return err
@@ -170,12 +190,12 @@ func imapDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 	}
 }
 
-// imapUp relays the client's commands. Inside TLS it answers "tag
+// proxyUp relays the client's commands. Inside TLS it answers "tag
 // STARTTLS" itself (tagged: no need to wait for other responses); literals
 // pass unread.
-func imapUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
-	if q.client == nil {
-		return copyPlain(dst, src)
+func proxyUp(dst io.Writer, src *bufio.Reader, q *relayq.Queue) error {
+	if !q.Answers() {
+		return relayq.CopyPlain(dst, src)
 	}
 	bw := bufio.NewWriterSize(dst, 16<<10)
 	midLine := false // inside a line (after a literal or a long chunk)
@@ -198,11 +218,11 @@ func imapUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
 			tail = append(tail[:0], b[max(0, len(b)-24):]...)
 			continue
 		}
-		if tag, cmd, _ := bytes.Cut(trimEOL(b), []byte(" ")); !midLine && len(tag) > 0 && isKeywordBytes(cmd, "STARTTLS") {
+		if tag, cmd, _ := bytes.Cut(relayq.TrimEOL(b), []byte(" ")); !midLine && len(tag) > 0 && relayq.IsKeyword(cmd, "STARTTLS") {
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			if err := q.reply(string(tag) + " BAD TLS already active\r\n"); err != nil {
+			if err := q.Reply(string(tag) + " BAD TLS already active\r\n"); err != nil {
 				return err
 			}
 			continue
@@ -213,8 +233,8 @@ func imapUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
 		}
 		midLine = false
 		tail = tail[:0]
-		if n, ok := imapLiteral(b); ok {
-			if err := copyN(bw, src, n); err != nil {
+		if n, ok := proxyLiteral(b); ok {
+			if err := relayq.CopyN(bw, src, n); err != nil {
 				bw.Flush()
 				return err
 			}

@@ -1,4 +1,4 @@
-package proxy
+package smtp
 
 import (
 	"bufio"
@@ -7,53 +7,80 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/internal/proto/smtp"
+	"github.com/starttls-go/starttls/internal/proto/registry"
+	"github.com/starttls-go/starttls/internal/relayq"
 )
 
-func smtpGreeting(br *bufio.Reader) ([]byte, bool, error) {
+// The proxy's SMTP application: the greeting reader, the EHLO filter
+// that removes STARTTLS from the backend's replies, and the command
+// filter that answers a repeated STARTTLS inside TLS. LMTP is the same
+// but for the replies to a message, one per accepted recipient.
+func init() {
+	app := &registry.ProxyApp{
+		Greeting:    proxyGreeting,
+		Down:        proxyDown,
+		Up:          proxyUp,
+		Unavailable: func(h string) string { return "421 4.3.0 " + h + " Service not available, backend unreachable\r\n" },
+		TooMany:     "421 4.7.0 Too many connections, try again later\r\n",
+		Hello:       func(h string) string { return "220 " + h + " ESMTP ready (TLS to the server by starttls proxy)\r\n" },
+		Handoff:     proxyHandoff,
+		Originate:   true,
+	}
+	lmtp := *app
+	lmtp.Up = proxyLMTPUp
+	registry.RegisterProxy(app, "smtp", "submission")
+	registry.RegisterProxy(&lmtp, "lmtp")
+}
+
+// A backend greeting is bounded.
+const (
+	proxyMaxGreetingLines = 100
+	proxyMaxGreetingBytes = 64 << 10
+)
+
+func proxyGreeting(br *bufio.Reader) ([]byte, bool, error) {
 	var out []byte
-	for i := 0; i < maxGreetingLines; i++ {
-		b, err := readLine(br)
+	for i := 0; i < proxyMaxGreetingLines; i++ {
+		b, err := relayq.ReadLine(br)
 		if err != nil {
 			return nil, false, err
 		}
 		out = append(out, b...)
-		if len(out) > maxGreetingBytes {
-			return nil, false, fmt.Errorf("%w: greeting longer than %d bytes", errBackendProto, maxGreetingBytes)
+		if len(out) > proxyMaxGreetingBytes {
+			return nil, false, fmt.Errorf("%w: greeting longer than %d bytes", relayq.ErrBackendProto, proxyMaxGreetingBytes)
 		}
-		code, more, _, err := smtp.ParseLine(string(trimEOL(b)))
+		code, more, _, err := ParseLine(string(relayq.TrimEOL(b)))
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: %v", errBackendProto, err)
+			return nil, false, fmt.Errorf("%w: %v", relayq.ErrBackendProto, err)
 		}
 		if !more {
 			return out, code == 220, nil
 		}
 	}
-	return nil, false, fmt.Errorf("%w: greeting longer than %d lines", errBackendProto, maxGreetingLines)
+	return nil, false, fmt.Errorf("%w: greeting longer than %d lines", relayq.ErrBackendProto, proxyMaxGreetingLines)
 }
 
-// smtpHandoff sends the client's EHLO (given to the proxy before it chose
+// proxyHandoff sends the client's EHLO (given to the proxy before it chose
 // plaintext) to the backend and swallows the reply.
-func smtpHandoff(w io.Writer, br *bufio.Reader, c *starttls.Conn) error {
-	if c.ClientName == "" {
+func proxyHandoff(w io.Writer, br *bufio.Reader, clientName string) error {
+	if clientName == "" {
 		return nil
 	}
-	if _, err := io.WriteString(w, "EHLO "+c.ClientName+"\r\n"); err != nil {
+	if _, err := io.WriteString(w, "EHLO "+clientName+"\r\n"); err != nil {
 		return err
 	}
-	_, _, err := smtpGreeting(br) // same shape: one reply
+	_, _, err := proxyGreeting(br) // same shape: one reply
 	return err
 }
 
-// smtpDown relays replies and removes STARTTLS lines from multi-line 250
+// proxyDown relays replies and removes STARTTLS lines from multi-line 250
 // replies (the EHLO reply), rewriting the separators so that the reply
 // stays well formed. It holds back at most one line.
-func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
+func proxyDown(dst *bufio.Writer, src *bufio.Reader, q *relayq.Queue) error {
 	var held []byte // the previous kept line of a multi-line 250 reply, without EOL
 	inReply, midLine := false, false
-	count := q.client != nil // replies are counted for smtpUp
-	longCode := 0            // the code of a long last line of a reply
+	count := q.Answers() // replies are counted for proxyUp
+	longCode := 0        // the code of a long last line of a reply
 	writeHeld := func(sep byte) {
 		held[3] = sep
 		dst.Write(held)
@@ -66,7 +93,7 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 				if err := dst.Flush(); err != nil {
 					return err
 				}
-			} else if err := q.between(dst, src); err != nil {
+			} else if err := q.Between(dst, src); err != nil {
 				return err
 			}
 		} else if !inReply && !midLine {
@@ -74,8 +101,8 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 			// reply go out in one piece, written from src's buffer straight to
 			// the client: one read, one write (one TLS record), no copy.
 			buf, _ := src.Peek(src.Buffered())
-			if n := smtpRun(buf, q, count); n > 0 {
-				if err := q.writeRun(dst, buf[:n]); err != nil {
+			if n := proxyRun(buf, q, count); n > 0 {
+				if err := q.WriteRun(dst, buf[:n]); err != nil {
 					return err
 				}
 				_, _ = src.Discard(n)
@@ -109,13 +136,13 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 				inReply = false
 			}
 			if count && !midLine {
-				if code, more, ok := replyCode(b[:min(4, len(b))]); ok && !more {
+				if code, more, ok := proxyReplyCode(b[:min(4, len(b))]); ok && !more {
 					longCode = code
 				}
 			}
 			dst.Write(b)
 			if count && complete && longCode != 0 {
-				q.answered(longCode)
+				q.Answered(longCode)
 				longCode = 0
 			}
 			midLine = !complete
@@ -125,8 +152,8 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 			}
 			continue
 		}
-		line := trimEOL(b)
-		code, more, ok := replyCode(line)
+		line := relayq.TrimEOL(b)
+		code, more, ok := proxyReplyCode(line)
 		if inReply && (!ok || code != 250 || len(line) < 4) {
 			// Not a continuation of the reply: it ends as the backend sent it.
 			writeHeld(held[3])
@@ -140,7 +167,7 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 			inReply = true
 		case !inReply:
 			dst.Write(b)
-		case isKeywordBytes(line[4:], "STARTTLS"):
+		case relayq.IsKeyword(line[4:], "STARTTLS"):
 			if !more {
 				writeHeld(' ')
 				inReply = false
@@ -154,18 +181,18 @@ func smtpDown(dst *bufio.Writer, src *bufio.Reader, q *cmdQueue) error {
 			}
 		}
 		if count && ok && !more {
-			q.answered(code)
+			q.Answered(code)
 		}
 	}
 }
 
-// smtpRun returns the length of the complete lines at the start of buf
+// proxyRun returns the length of the complete lines at the start of buf
 // none of which starts with "250-" (they need no filtering), counting (with
 // count) the replies that end among them. The common line (anything but a
 // reply line) costs one IndexByte and one comparison: only a line starting
 // with a digit from 2 to 9 can be a reply line (codes 200 to 999), so only
 // such a line is parsed.
-func smtpRun(buf []byte, q *cmdQueue, count bool) int {
+func proxyRun(buf []byte, q *relayq.Queue, count bool) int {
 	n := 0
 	for n < len(buf) {
 		rest := buf[n:]
@@ -178,8 +205,8 @@ func smtpRun(buf []byte, q *cmdQueue, count bool) int {
 				break
 			}
 			if count {
-				if code, more, ok := replyCode(trimEOL(rest[:i+1])); ok && !more {
-					q.answered(code)
+				if code, more, ok := proxyReplyCode(relayq.TrimEOL(rest[:i+1])); ok && !more {
+					q.Answered(code)
 				}
 			}
 		}
@@ -188,21 +215,21 @@ func smtpRun(buf []byte, q *cmdQueue, count bool) int {
 	return n
 }
 
-// smtpUp relays the client's commands. Inside TLS it answers STARTTLS
+// proxyUp relays the client's commands. Inside TLS it answers STARTTLS
 // itself, in its turn among the backend's replies; message contents (DATA,
 // BDAT) and SASL responses pass unread.
-func smtpUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
-	return smtpRelayUp(dst, src, q, false)
+func proxyUp(dst io.Writer, src *bufio.Reader, q *relayq.Queue) error {
+	return proxyRelayUp(dst, src, q, false)
 }
 
-// lmtpUp is smtpUp for LMTP, whose replies to a message are counted per recipient.
-func lmtpUp(dst io.Writer, src *bufio.Reader, q *cmdQueue) error {
-	return smtpRelayUp(dst, src, q, true)
+// proxyLMTPUp is proxyUp for LMTP, whose replies to a message are counted per recipient.
+func proxyLMTPUp(dst io.Writer, src *bufio.Reader, q *relayq.Queue) error {
+	return proxyRelayUp(dst, src, q, true)
 }
 
-func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error {
-	if q.client == nil {
-		return copyPlain(dst, src)
+func proxyRelayUp(dst io.Writer, src *bufio.Reader, q *relayq.Queue, lmtp bool) error {
+	if !q.Answers() {
+		return relayq.CopyPlain(dst, src)
 	}
 	// Commands only: message bodies go from src's buffer straight to dst.
 	bw := bufio.NewWriterSize(dst, 4<<10)
@@ -213,22 +240,22 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 			}
 		}
 		b, err := src.ReadSlice('\n')
-		line := trimEOL(b)
-		if err == nil && isKeywordBytes(line, "STARTTLS") {
+		line := relayq.TrimEOL(b)
+		if err == nil && relayq.IsKeyword(line, "STARTTLS") {
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			if err := q.reply("503 5.5.1 TLS already active\r\n"); err != nil {
+			if err := q.Reply("503 5.5.1 TLS already active\r\n"); err != nil {
 				return err
 			}
 			continue
 		}
-		data, auth, chunk, kind, message := false, false, int64(-1), kindSingle, kindSingle
+		data, auth, chunk, kind, message := false, false, int64(-1), relayq.KindSingle, relayq.KindSingle
 		if lmtp {
-			message = kindMessage
+			message = relayq.KindMessage
 		}
 		if err == nil {
-			data, auth = isKeywordBytes(line, "DATA"), isKeywordBytes(line, "AUTH")
+			data, auth = relayq.IsKeyword(line, "DATA"), relayq.IsKeyword(line, "AUTH")
 			f := bytes.Fields(line)
 			if len(f) >= 2 && bytes.EqualFold(f[0], []byte("BDAT")) {
 				if n, perr := strconv.ParseInt(string(f[1]), 10, 64); perr == nil && n >= 0 {
@@ -240,20 +267,20 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 			}
 			switch {
 			case !lmtp:
-			case isKeywordBytes(line, "MAIL"):
-				kind = kindMail
-			case isKeywordBytes(line, "RCPT"):
-				kind = kindRcpt
+			case relayq.IsKeyword(line, "MAIL"):
+				kind = relayq.KindMail
+			case relayq.IsKeyword(line, "RCPT"):
+				kind = relayq.KindRcpt
 			}
 		}
-		q.push(kind)
-		if err := passLine(bw, src, b, err); err != nil {
+		q.Push(kind)
+		if err := proxyPassLine(bw, src, b, err); err != nil {
 			bw.Flush()
 			return err
 		}
 		switch {
 		case chunk >= 0:
-			if err := copyN(bw, src, chunk); err != nil {
+			if err := relayq.CopyN(bw, src, chunk); err != nil {
 				bw.Flush()
 				return err
 			}
@@ -261,9 +288,9 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			if code, ok := q.settle(); ok && code == 354 {
-				q.push(message)                            // the reply (LMTP: replies) to the whole message
-				if err := smtpData(dst, src); err != nil { // bw was flushed above
+			if code, ok := q.Settle(); ok && code == 354 {
+				q.Push(message)                             // the reply (LMTP: replies) to the whole message
+				if err := proxyData(dst, src); err != nil { // bw was flushed above
 					bw.Flush()
 					return err
 				}
@@ -274,12 +301,12 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 				if err := bw.Flush(); err != nil {
 					return err
 				}
-				if code, ok := q.settle(); !ok || code != 334 {
+				if code, ok := q.Settle(); !ok || code != 334 {
 					break
 				}
 				b, err := src.ReadSlice('\n')
-				q.push(kindSingle)
-				if err := passLine(bw, src, b, err); err != nil {
+				q.Push(relayq.KindSingle)
+				if err := proxyPassLine(bw, src, b, err); err != nil {
 					bw.Flush()
 					return err
 				}
@@ -288,12 +315,12 @@ func smtpRelayUp(dst io.Writer, src *bufio.Reader, q *cmdQueue, lmtp bool) error
 	}
 }
 
-// smtpData copies a message up to and including its end line "." (CRLF
+// proxyData copies a message up to and including its end line "." (CRLF
 // or bare LF). What arrives is written at once as it arrived, up to the end
 // line: one read, one write, no line held back; the scan carries its state
 // across reads, so an end line cut in two is still found.
-func smtpData(dst io.Writer, src *bufio.Reader) error {
-	st := dataBOL
+func proxyData(dst io.Writer, src *bufio.Reader) error {
+	st := proxyDataBOL
 	for {
 		if src.Buffered() == 0 {
 			if _, err := src.Peek(1); err != nil {
@@ -301,7 +328,7 @@ func smtpData(dst io.Writer, src *bufio.Reader) error {
 			}
 		}
 		buf, _ := src.Peek(src.Buffered())
-		n, end := scanData(buf, &st)
+		n, end := proxyScanData(buf, &st)
 		if _, err := dst.Write(buf[:n]); err != nil {
 			return err
 		}
@@ -314,60 +341,60 @@ func smtpData(dst io.Writer, src *bufio.Reader) error {
 
 // Where a message body's scan stands between reads.
 const (
-	dataMid   = iota // inside a line
-	dataBOL          // at the beginning of a line
-	dataDot          // after a "." at the beginning of a line
-	dataDotCR        // after ".\r" at the beginning of a line
+	proxyDataMid   = iota // inside a line
+	proxyDataBOL          // at the beginning of a line
+	proxyDataDot          // after a "." at the beginning of a line
+	proxyDataDotCR        // after ".\r" at the beginning of a line
 )
 
-// scanData returns how much of buf belongs to the message (n) and whether
+// proxyScanData returns how much of buf belongs to the message (n) and whether
 // that includes its end line.
-func scanData(buf []byte, st *int) (n int, end bool) {
+func proxyScanData(buf []byte, st *int) (n int, end bool) {
 	for i := 0; i < len(buf); {
 		switch *st {
-		case dataMid:
+		case proxyDataMid:
 			// Look for dots rather than line ends: base64 parts, most of a
 			// mail's bytes, have none, so one vectorised IndexByte covers the
 			// buffer (bytes.Index of "\n." costs an IndexByte per line).
 			j := bytes.IndexByte(buf[i:], '.')
 			if j < 0 {
 				if buf[len(buf)-1] == '\n' {
-					*st = dataBOL
+					*st = proxyDataBOL
 				}
 				return len(buf), false
 			}
 			// A dot at buf[0] in this state follows a byte of the previous
 			// read that was not a line end.
 			if i += j; i > 0 && buf[i-1] == '\n' {
-				*st = dataDot
+				*st = proxyDataDot
 			}
 			i++
-		case dataBOL:
+		case proxyDataBOL:
 			if buf[i] == '.' {
 				i++
-				*st = dataDot
+				*st = proxyDataDot
 			} else {
-				*st = dataMid
+				*st = proxyDataMid
 			}
-		case dataDot, dataDotCR:
+		case proxyDataDot, proxyDataDotCR:
 			switch {
 			case buf[i] == '\n':
-				*st = dataBOL
+				*st = proxyDataBOL
 				return i + 1, true
-			case buf[i] == '\r' && *st == dataDot:
+			case buf[i] == '\r' && *st == proxyDataDot:
 				i++
-				*st = dataDotCR
+				*st = proxyDataDotCR
 			default:
-				*st = dataMid
+				*st = proxyDataMid
 			}
 		}
 	}
 	return len(buf), false
 }
 
-// passLine writes b, the first chunk of a line read with ReadSlice (err
+// proxyPassLine writes b, the first chunk of a line read with ReadSlice (err
 // its error), and the rest of the line.
-func passLine(dst io.Writer, src *bufio.Reader, b []byte, err error) error {
+func proxyPassLine(dst io.Writer, src *bufio.Reader, b []byte, err error) error {
 	for {
 		if _, werr := dst.Write(b); werr != nil {
 			return werr
@@ -379,9 +406,9 @@ func passLine(dst io.Writer, src *bufio.Reader, b []byte, err error) error {
 	}
 }
 
-// replyCode parses the code of an SMTP reply line (without EOL) without
+// proxyReplyCode parses the code of an SMTP reply line (without EOL) without
 // allocating: "250-x" gives 250, more; "250" alone is a last line.
-func replyCode(line []byte) (code int, more bool, ok bool) {
+func proxyReplyCode(line []byte) (code int, more bool, ok bool) {
 	if len(line) < 3 {
 		return 0, false, false
 	}

@@ -1,0 +1,8 @@
+package ldap
+
+import "github.com/starttls-go/starttls/internal/proto/registry"
+
+// The proxy relays LDAP's bytes as they are: STARTTLS is the first
+// exchange, and after it the client's first message starts the backend's
+// session.
+func init() { registry.RegisterProxy(&registry.ProxyApp{Originate: true}, "ldap") }
