@@ -107,6 +107,9 @@ type Protocol struct {
 	// user gives none (ManageSieve: "SASL PLAIN", as its application
 	// takes AUTHENTICATE PLAIN).
 	ServeCapabilities []string
+	// ClientTest is how clienttest's scenario server plays the protocol
+	// (nil: clienttest does not speak it); set by RegisterClientTest.
+	ClientTest *ClientTest
 }
 
 // byName is filled by the protocol folders' init functions and only
@@ -119,6 +122,10 @@ var byName = map[string]*Protocol{}
 func Register(p *Protocol) {
 	if _, dup := byName[p.Name]; dup || p.Name == "" {
 		panic(fmt.Sprintf("registry: protocol %q registered twice or unnamed", p.Name))
+	}
+	if ct := pendingCT[p.Name]; ct != nil {
+		p.ClientTest = ct
+		delete(pendingCT, p.Name)
 	}
 	byName[p.Name] = p
 }
