@@ -5,11 +5,16 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // judge turns what the server saw into a verdict with evidence.
 func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string) {
-	pers := personalityOf(base)
+	ct := clientTestOf(base)
+	pers := ct.Line
+	if pers == nil {
+		pers = &registry.CTLine{} // a dialect: no capability verbs, nothing re-sent
+	}
 	if !ob.connected {
 		return Inconclusive, "the client never connected"
 	}
@@ -25,10 +30,10 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 			own = append(own, l)
 		}
 	}
-	if leak, ok := firstLeak(pers, referred, false); ok {
+	if leak, ok := firstLeak(ct, referred, false); ok {
 		return Fail, fmt.Sprintf("followed the referral to a server without STARTTLS and sent %q there in plaintext", redact(leak))
 	}
-	if leak, ok := firstLeak(pers, own, false); ok && s.kind != kindControl {
+	if leak, ok := firstLeak(ct, own, false); ok && s.kind != kindControl {
 		return Fail, fmt.Sprintf("sent %q in plaintext", redact(leak))
 	}
 	done := ob.handshake == "completed"
@@ -37,7 +42,7 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		if done && len(inTLS) > 0 {
 			return Pass, fmt.Sprintf("upgraded and sent %d commands inside TLS", len(inTLS))
 		}
-		if leak, ok := firstLeak(pers, own, false); ok && !done {
+		if leak, ok := firstLeak(ct, own, false); ok && !done {
 			return Fail, fmt.Sprintf("did not complete STARTTLS with an honest server (handshake %s) and sent %q in plaintext", ob.handshake, redact(leak))
 		}
 		return Fail, "did not complete STARTTLS with an honest server (handshake " + ob.handshake + ")"
@@ -45,12 +50,12 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		if done {
 			return Pass, "upgraded anyway"
 		}
-		return Pass, "sent nothing sensitive in plaintext (commands: " + plainVerbs(pers, own) + ")"
+		return Pass, "sent nothing sensitive in plaintext (commands: " + plainVerbs(ct, own) + ")"
 	case kindInject:
-		if d := dialects[base]; d != nil && d.injectMarker != "" {
+		if d := ct.Dialect; d != nil && d.InjectMarker != "" {
 			for _, l := range own {
-				if strings.Contains(l.Text, d.injectMarker) {
-					return Fail, fmt.Sprintf("acted on the injected bytes: echoed their token %s in %q", d.injectMarker, redact(l.Text))
+				if strings.Contains(l.Text, d.InjectMarker) {
+					return Fail, fmt.Sprintf("acted on the injected bytes: echoed their token %s in %q", d.InjectMarker, redact(l.Text))
 				}
 			}
 			if done {
@@ -69,13 +74,13 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 				early = append(early, l.Text)
 			}
 		}
-		if pers.capsAfterTLS != "" {
+		if pers.CapsAfterTLS != "" {
 			// The server speaks first inside TLS: a command that needs the
 			// capabilities (not a NOOP or CAPABILITY to resynchronise)
 			// before the server sent its own answers the injected list.
 			for _, l := range early {
-				_, verb, _ := splitCommand(pers, l)
-				if verb != "NOOP" && !containsFold(pers.capsVerbs, verb) {
+				_, verb, _ := splitCommand(ct, l)
+				if verb != "NOOP" && !containsFold(pers.CapsVerbs, verb) {
 					return Fail, fmt.Sprintf("acted on the injected capabilities: sent %q inside TLS before the server had sent its own", redact(l))
 				}
 			}
@@ -90,17 +95,17 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 			return Pass, "did not upgrade (handshake " + ob.handshake + ")"
 		}
 		for _, l := range inTLS {
-			_, verb, _ := splitCommand(pers, l.Text)
-			if containsFold(pers.capsVerbs, verb) {
+			_, verb, _ := splitCommand(ct, l.Text)
+			if containsFold(pers.CapsVerbs, verb) {
 				return Pass, fmt.Sprintf("asked for capabilities again inside TLS (%q)", l.Text)
 			}
-			if pers.capsAfterTLS != "" && containsFold(pers.leaks, verb) {
+			if pers.CapsAfterTLS != "" && containsFold(ct.Leaks, verb) {
 				if ob.firstTLSSent.IsZero() || l.AtMS < ms(ob.firstTLSSent.Sub(ob.start)) {
 					return Fail, fmt.Sprintf("sent %q inside TLS before the server had re-sent its capabilities: it trusted the pre-TLS list", redact(l.Text))
 				}
 				return Pass, "waited for the capabilities the server re-sent inside TLS"
 			}
-			if containsFold(pers.leaks, verb) {
+			if containsFold(ct.Leaks, verb) {
 				return Fail, fmt.Sprintf("sent %q inside TLS without asking for capabilities again: it trusted the pre-TLS list", redact(l.Text))
 			}
 		}
@@ -126,29 +131,29 @@ func judge(base starttls.Protocol, s Scenario, ob *observation) (Verdict, string
 		return Pass, "sent nothing sensitive in plaintext"
 	case kindReferral:
 		if len(referred) > 0 {
-			return Pass, "followed the referral but sent nothing sensitive there (commands: " + plainVerbs(pers, referred) + ")"
+			return Pass, "followed the referral but sent nothing sensitive there (commands: " + plainVerbs(ct, referred) + ")"
 		}
 		if done {
 			return Pass, "did not follow the referral; upgraded on the first server"
 		}
-		return Pass, "did not follow the referral (commands: " + plainVerbs(pers, own) + ")"
+		return Pass, "did not follow the referral (commands: " + plainVerbs(ct, own) + ")"
 	}
 	return Inconclusive, "unknown scenario kind"
 }
 
-func firstLeak(pers *personality, lines []Line, inTLS bool) (string, bool) {
+func firstLeak(ct *registry.ClientTest, lines []Line, inTLS bool) (string, bool) {
 	for _, l := range lines {
 		if l.TLS != inTLS {
 			continue
 		}
-		if isLeak(pers, l.Text) {
+		if isLeak(ct, l.Text) {
 			return l.Text, true
 		}
 	}
 	return "", false
 }
 
-func plainVerbs(pers *personality, lines []Line) string {
+func plainVerbs(ct *registry.ClientTest, lines []Line) string {
 	var v []string
 	for _, l := range lines {
 		if l.TLS {
@@ -160,8 +165,8 @@ func plainVerbs(pers *personality, lines []Line) string {
 			v = append(v, "(TLS ClientHello)")
 			break
 		}
-		_, verb, _ := splitCommand(pers, l.Text)
-		if f := strings.Fields(l.Text); pers.named && len(f) > 0 {
+		_, verb, _ := splitCommand(ct, l.Text)
+		if f := strings.Fields(l.Text); ct.Dialect != nil && len(f) > 0 {
 			verb = f[0]
 		}
 		v = append(v, verb)
@@ -188,12 +193,12 @@ func redact(line string) string {
 }
 
 // isLeak tells whether a plaintext message carries credentials or data.
-func isLeak(pers *personality, text string) bool {
-	if pers.leak != nil {
-		return pers.leak(text)
+func isLeak(ct *registry.ClientTest, text string) bool {
+	if ct.Leak != nil {
+		return ct.Leak(text)
 	}
-	_, verb, _ := splitCommand(pers, text)
-	return containsFold(pers.leaks, verb)
+	_, verb, _ := splitCommand(ct, text)
+	return containsFold(ct.Leaks, verb)
 }
 
 // judgeScreen looks for the server's ESC byte in what the client printed

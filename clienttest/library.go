@@ -4,18 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/internal/proto/ldap"
-	"github.com/starttls-go/starttls/internal/proto/mysql"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // LibraryClient is this module's own client as a test subject: it
@@ -46,18 +40,11 @@ func LibraryClient(proto starttls.Protocol) func(ctx context.Context, addr, caFi
 			_ = c.Quit(ctx)
 			return err
 		}
-		login := map[starttls.Protocol]string{
-			starttls.SMTP:       "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")),
-			starttls.Submission: "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")),
-			starttls.IMAP:       "L1 LOGIN user secret",
-			starttls.POP3:       "USER user",
-			starttls.FTP:        "USER user",
-			starttls.NNTP:       "AUTHINFO USER user",
-			starttls.Sieve:      `AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + `"`,
-		}[proto]
-		if login == "" {
+		ct := loginOf(proto)
+		if ct == nil || ct.LoginLine == "" {
 			return fmt.Errorf("no login command for %s", proto)
 		}
+		login := ct.LoginLine
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write([]byte(login + "\r\n")); err != nil {
 			return err
@@ -68,41 +55,20 @@ func LibraryClient(proto starttls.Protocol) func(ctx context.Context, addr, caFi
 	}
 }
 
+// loginOf is the ClientTest whose login LibraryClient sends for proto.
+func loginOf(proto starttls.Protocol) *registry.ClientTest {
+	base, err := baseOf(proto)
+	if err != nil {
+		return nil
+	}
+	return clientTestOf(base)
+}
+
 // binaryLogin is the first message a client of proto sends inside TLS
-// with credentials in it.
+// with credentials in it, for protocols that are not a line per command.
 func binaryLogin(proto starttls.Protocol) ([]byte, bool) {
-	switch proto {
-	case starttls.Postgres:
-		body := binary.BigEndian.AppendUint32(nil, 3<<16)
-		body = append(body, "user\x00user\x00database\x00db\x00\x00"...)
-		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body)+4)), body...), true
-	case starttls.MySQL:
-		caps := mysql.ClientProtocol41 | mysql.ClientSecureConnection | mysql.ClientSSL
-		p := binary.LittleEndian.AppendUint32(nil, caps)
-		p = binary.LittleEndian.AppendUint32(p, 1<<24)
-		p = append(p, 45)
-		p = append(p, make([]byte, 23)...)
-		p = append(p, "user\x00\x00"...)
-		return mysql.Packet(2, p), true
-	case starttls.LDAP:
-		b := cryptobyte.NewBuilder(nil)
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1Int64(2)
-			b.AddASN1(cbasn1.Tag(0x40|ldap.BindRequest).Constructed(), func(b *cryptobyte.Builder) {
-				b.AddASN1Int64(3)
-				b.AddASN1OctetString([]byte("cn=user"))
-				b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("secret")) })
-			})
-		})
-		return b.BytesOrPanic(), true
-	case starttls.XMPP:
-		return []byte("<auth xmlns='" + nsXMPPSASL + "' mechanism='PLAIN'>" +
-			base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + "</auth>"), true
-	case starttls.IRC:
-		return []byte("PASS secret\r\nNICK user\r\nUSER user 0 * :user\r\nCAP END\r\n"), true
-	case starttls.HTTP:
-		return []byte("GET / HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic " +
-			base64.StdEncoding.EncodeToString([]byte("user:secret")) + "\r\n\r\n"), true
+	if ct := loginOf(proto); ct != nil && ct.LoginRaw != nil {
+		return ct.LoginRaw, true
 	}
 	return nil, false
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // Options configure a run.
@@ -138,11 +139,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // sorted; submission and lmtp are played as smtp.
 func Protocols() []starttls.Protocol {
 	out := []starttls.Protocol{starttls.Submission, starttls.LMTP}
-	for p := range personalities {
-		out = append(out, p)
-	}
-	for p := range dialects {
-		out = append(out, p)
+	for _, name := range registry.Names() {
+		if registry.Lookup(name).ClientTest != nil {
+			out = append(out, starttls.Protocol(name))
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -167,7 +167,7 @@ func baseOf(proto starttls.Protocol) (starttls.Protocol, error) {
 	if base == starttls.Submission || base == starttls.LMTP {
 		base = starttls.SMTP
 	}
-	if info.Implicit || personalityOf(base) == nil {
+	if info.Implicit || clientTestOf(base) == nil {
 		return "", fmt.Errorf("clienttest speaks %s, not %s", spoken(), proto)
 	}
 	return base, nil
@@ -187,8 +187,8 @@ func runOne(ctx context.Context, o Options, base starttls.Protocol, p *pki, s Sc
 	ob := &observation{start: start, handshake: "not started"}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	if s.plan.referral {
-		addr, err := referralServer(ctx, ob)
+	if s.plan.referral != nil {
+		addr, err := referralServer(ctx, ob, s.plan.referral)
 		if err != nil {
 			return Result{Scenario: s, Verdict: Inconclusive, Evidence: err.Error()}
 		}
@@ -360,8 +360,8 @@ func Serve(ctx context.Context, l net.Listener, proto starttls.Protocol, scenari
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
 			sc := *s
-			if sc.plan.referral {
-				addr, err := referralServer(cctx, ob)
+			if sc.plan.referral != nil {
+				addr, err := referralServer(cctx, ob, sc.plan.referral)
 				if err != nil {
 					return
 				}

@@ -7,10 +7,12 @@ package clienttest
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // Verdict of one scenario.
@@ -55,29 +57,24 @@ type Scenario struct {
 	Expect  string `json:"expect"`  // what a safe client does
 	kind    kind
 	plan    plan
-	// only limits the scenario to these base protocols (nil: all).
-	only []starttls.Protocol
-	// lineOnly limits it to the line protocols of personalities: the
-	// others have no greeting to garble or no line to cut.
-	lineOnly bool
 }
 
 // plan is what the scenario server does differently from an honest one.
 type plan struct {
-	greeting   string   // replaces the greeting
-	noOffer    bool     // the upgrade is not listed in capabilities
-	extraCaps  []string // added to the pre-TLS capabilities
-	mechanisms bool     // advertise plaintext authentication mechanisms
-	capsFail   string   // answer to the extended capability query (SMTP EHLO) instead of capabilities
-	refuse     string   // refusal key in personality.refusals
-	refuseText string   // the answer to the upgrade command, "{tag}" replaced
-	inject     bool     // append personality.inject to the go-ahead
-	partial    bool     // inject a line without its CRLF
-	earlyOK    bool     // append a go-ahead for the predicted tag to the capability reply
+	greeting   string            // replaces the greeting
+	noOffer    bool              // the upgrade is not listed in capabilities
+	extraCaps  []string          // added to the pre-TLS capabilities
+	mechanisms bool              // advertise plaintext authentication mechanisms
+	answers    map[string]string // replace the reply to these verbs (SMTP: EHLO refused)
+	refuse     string            // refusal key in the protocol's Refusals
+	refuseText string            // the answer to the upgrade command, "{tag}" replaced
+	inject     bool              // append the protocol's Inject to the go-ahead
+	partial    bool              // inject a line without its CRLF
+	earlyOK    bool              // append a go-ahead for the predicted tag to the capability reply
 	cert       certKind
 	// referral starts a second, plaintext-only server; "{referral}" in
 	// the greeting becomes its address.
-	referral bool
+	referral *registry.CTReferral
 }
 
 // Scenarios lists every scenario for a protocol, the control first; none
@@ -87,52 +84,51 @@ func Scenarios(proto starttls.Protocol) []Scenario {
 	if err != nil {
 		return nil
 	}
-	d := dialects[base]
-	var out []Scenario
-	for _, s := range catalogue() {
-		if s.only != nil && !slices.Contains(s.only, base) || s.lineOnly && d != nil {
-			continue
-		}
-		if d != nil {
-			if s.kind == kindInject && d.noGoAhead {
-				continue
-			}
-			if s.Name == "strip-capability" && d.stripSummary != "" {
-				s.Summary = d.stripSummary
-			}
-		}
-		out = append(out, s)
-	}
-	return out
+	return catalogue(clientTestOf(base))
 }
 
-func catalogue() []Scenario {
-	// Protocols whose capabilities carry authentication mechanisms.
-	mail := []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.NNTP, starttls.Sieve}
-	out := []Scenario{
-		{Name: "control", kind: kindControl, plan: plan{cert: certGood},
-			Summary: "an honest server offering STARTTLS with a trusted certificate",
-			Expect:  "upgrade and carry on inside TLS (if this fails, the run does not count)"},
-		{Name: "strip-capability", kind: kindStrip, plan: plan{noOffer: true},
-			Summary: "STARTTLS is not advertised (stripped by an attacker)",
-			Expect:  "abort without sending credentials or mail"},
-		{Name: "strip-mechanisms", kind: kindStrip, only: mail,
-			plan:    plan{noOffer: true, mechanisms: true},
-			Summary: "no STARTTLS, many plaintext authentication mechanisms advertised",
-			Expect:  "abort without authenticating in plaintext"},
-		{Name: "inject-after-go-ahead", kind: kindInject, plan: plan{inject: true, cert: certGood},
-			Summary: "the go-ahead is followed, in the same segment, by a forged answer to the first command inside TLS",
-			Expect:  "abort, or discard the injected bytes and wait for the real answer inside TLS"},
-		{Name: "inject-partial-line", kind: kindInject, lineOnly: true, plan: plan{inject: true, partial: true, cert: certGood},
-			Summary: "the go-ahead is followed by a fragment of a line without CRLF",
-			Expect:  "abort, or discard the fragment"},
-		{Name: "tamper-capabilities", kind: kindTamper, only: mail, plan: plan{extraCaps: []string{"X-TAMPERED"}, cert: certGood},
-			Summary: "pre-TLS capabilities carry extra, attacker-chosen entries",
-			Expect:  "ask for capabilities again inside TLS (ManageSieve: wait for the list the server re-sends) before authenticating"},
-		{Name: "malformed-greeting", kind: kindStrip, lineOnly: true, plan: plan{greeting: "hello there\r\n"},
-			Summary: "a greeting that does not follow the protocol (CVE-2020-28896 class)",
-			Expect:  "abort; TLS enforcement still applies"},
+// kinds maps registry.CTScenario.Kind to how the scenario is judged.
+var kinds = map[string]kind{"strip": kindStrip, "early-ok": kindEarlyOK, "referral": kindReferral, "spoof": kindSpoof}
+
+// catalogue is the common scenarios that apply to ct, then its own, then
+// one per refusal it knows.
+func catalogue(ct *registry.ClientTest) []Scenario {
+	line, d := ct.Line, ct.Dialect
+	// Line protocols have a greeting to garble and lines to cut; mail
+	// protocols' capabilities carry authentication mechanisms.
+	mail := line != nil && len(line.Mechanisms) > 0
+	var out []Scenario
+	add := func(ok bool, s Scenario) {
+		if ok {
+			out = append(out, s)
+		}
 	}
+	add(true, Scenario{Name: "control", kind: kindControl, plan: plan{cert: certGood},
+		Summary: "an honest server offering STARTTLS with a trusted certificate",
+		Expect:  "upgrade and carry on inside TLS (if this fails, the run does not count)"})
+	strip := Scenario{Name: "strip-capability", kind: kindStrip, plan: plan{noOffer: true},
+		Summary: "STARTTLS is not advertised (stripped by an attacker)",
+		Expect:  "abort without sending credentials or mail"}
+	if d != nil && d.StripSummary != "" {
+		strip.Summary = d.StripSummary
+	}
+	add(true, strip)
+	add(mail, Scenario{Name: "strip-mechanisms", kind: kindStrip,
+		plan:    plan{noOffer: true, mechanisms: true},
+		Summary: "no STARTTLS, many plaintext authentication mechanisms advertised",
+		Expect:  "abort without authenticating in plaintext"})
+	add(d == nil || !d.NoGoAhead, Scenario{Name: "inject-after-go-ahead", kind: kindInject, plan: plan{inject: true, cert: certGood},
+		Summary: "the go-ahead is followed, in the same segment, by a forged answer to the first command inside TLS",
+		Expect:  "abort, or discard the injected bytes and wait for the real answer inside TLS"})
+	add(line != nil, Scenario{Name: "inject-partial-line", kind: kindInject, plan: plan{inject: true, partial: true, cert: certGood},
+		Summary: "the go-ahead is followed by a fragment of a line without CRLF",
+		Expect:  "abort, or discard the fragment"})
+	add(mail, Scenario{Name: "tamper-capabilities", kind: kindTamper, plan: plan{extraCaps: []string{"X-TAMPERED"}, cert: certGood},
+		Summary: "pre-TLS capabilities carry extra, attacker-chosen entries",
+		Expect:  "ask for capabilities again inside TLS (ManageSieve: wait for the list the server re-sends) before authenticating"})
+	add(line != nil, Scenario{Name: "malformed-greeting", kind: kindStrip, plan: plan{greeting: "hello there\r\n"},
+		Summary: "a greeting that does not follow the protocol (CVE-2020-28896 class)",
+		Expect:  "abort; TLS enforcement still applies"})
 	for _, c := range []struct {
 		k    certKind
 		what string
@@ -142,83 +138,31 @@ func catalogue() []Scenario {
 			Summary: "STARTTLS succeeds, then the server presents " + c.what,
 			Expect:  "reject the handshake; send nothing inside TLS"})
 	}
-	out = append(out,
-		Scenario{Name: "legacy-downgrade", kind: kindStrip, only: []starttls.Protocol{starttls.SMTP}, plan: plan{capsFail: "502 5.5.2 EHLO not implemented\r\n"},
-			Summary: "EHLO is refused, leaving only HELO (no extensions, no STARTTLS)",
-			Expect:  "abort without sending mail or credentials"},
-		Scenario{Name: "preauth", kind: kindStrip, only: []starttls.Protocol{starttls.IMAP},
-			plan:    plan{greeting: "* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] logged in as alice\r\n"},
-			Summary: "an IMAP PREAUTH greeting: the session starts authenticated, STARTTLS is impossible",
-			Expect:  "abort without selecting or fetching anything"},
-		Scenario{Name: "early-tagged-ok", kind: kindEarlyOK, only: []starttls.Protocol{starttls.IMAP}, plan: plan{earlyOK: true, cert: certGood},
-			Summary: "a tagged OK for the predicted STARTTLS tag arrives before the client sends STARTTLS",
-			Expect:  "treat it as a protocol error, not as the go-ahead"},
-	)
-	// IMAP referrals (RFC 2221): the greeting sends the client to a second
-	// server, under the attacker's control, that offers no STARTTLS.
-	for _, r := range []struct{ name, greeting string }{
-		{"referral-ok", "* OK [REFERRAL imap://user@{referral}/] mailbox moved\r\n"},
-		{"referral-bye", "* BYE [REFERRAL imap://user@{referral}/] server moved\r\n"},
-	} {
-		out = append(out, Scenario{Name: r.name, kind: kindReferral, only: []starttls.Protocol{starttls.IMAP},
-			plan:    plan{greeting: r.greeting, referral: true, cert: certGood},
-			Summary: fmt.Sprintf("the greeting %q refers the client to a second server without STARTTLS", strings.TrimSpace(r.greeting)),
-			Expect:  "not follow the referral, or never send LOGIN/AUTHENTICATE to the referred server in plaintext"})
+	for _, cs := range ct.Scenarios {
+		k, ok := kinds[cs.Kind]
+		if !ok {
+			k = -1 // judged inconclusive: "unknown scenario kind"
+		}
+		s := Scenario{Name: cs.Name, Summary: cs.Summary, Expect: cs.Expect, kind: k,
+			plan: plan{greeting: cs.Greeting, answers: cs.Answers, refuseText: cs.RefuseText, earlyOK: cs.EarlyOK, cert: certGood}}
+		if cs.Referral {
+			s.plan.referral = ct.Referral
+		}
+		out = append(out, s)
 	}
-	// UI spoofing: server text the client may show its user carries
-	// terminal escapes (clear the screen, red text, set the window title).
-	out = append(out,
-		Scenario{Name: "spoof-alert-escape", kind: kindSpoof, only: []starttls.Protocol{starttls.IMAP},
-			plan:    plan{greeting: "* OK [ALERT] " + escapeBait + "\r\n", cert: certGood},
-			Summary: "the pre-TLS greeting is an [ALERT] with terminal escape sequences; STARTTLS is then honest",
-			Expect:  "never reproduce the raw ESC byte in its output (strip or escape control characters)"},
-		Scenario{Name: "spoof-error-escape", kind: kindSpoof, only: []starttls.Protocol{starttls.POP3},
-			plan:    plan{refuseText: "-ERR " + escapeBait + "\r\n"},
-			Summary: "STLS is answered by -ERR with terminal escape sequences",
-			Expect:  "abort without credentials; never reproduce the raw ESC byte in its output"},
-		Scenario{Name: "spoof-error-escape", kind: kindSpoof, only: []starttls.Protocol{starttls.SMTP},
-			plan:    plan{refuseText: "454 4.7.0 " + escapeBait + "\r\n"},
-			Summary: "STARTTLS is answered by 454 with terminal escape sequences",
-			Expect:  "abort without credentials; never reproduce the raw ESC byte in its output"},
-	)
-	// One scenario per refusal the protocol knows.
-	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve} {
-		for _, key := range sortedKeys(personalities[p].refusals) {
+	if line != nil {
+		for _, key := range slices.Sorted(maps.Keys(line.Refusals)) {
 			out = append(out, Scenario{Name: "refuse-" + strings.ToLower(strings.TrimPrefix(key, "-")), kind: kindStrip,
-				only: []starttls.Protocol{p}, plan: plan{refuse: key},
-				Summary: fmt.Sprintf("STARTTLS is advertised but answered with %q", strings.TrimSpace(strings.ReplaceAll(personalities[p].refusals[key], "{tag}", "a1"))),
+				plan:    plan{refuse: key},
+				Summary: fmt.Sprintf("STARTTLS is advertised but answered with %q", strings.TrimSpace(strings.ReplaceAll(line.Refusals[key], "{tag}", "a1"))),
 				Expect:  "abort without sending credentials or mail"})
 		}
-	}
-	for _, p := range sortedProtocols(dialects) {
-		for _, key := range sortedKeys(dialects[p].refusals) {
-			out = append(out, Scenario{Name: "refuse-" + key, kind: kindStrip,
-				only: []starttls.Protocol{p}, plan: plan{refuse: key},
-				Summary: dialects[p].refusals[key],
+	} else {
+		for _, key := range slices.Sorted(maps.Keys(d.Refusals)) {
+			out = append(out, Scenario{Name: "refuse-" + key, kind: kindStrip, plan: plan{refuse: key},
+				Summary: d.Refusals[key],
 				Expect:  "abort without sending credentials or data"})
 		}
 	}
 	return out
-}
-
-// escapeBait sets the window title, clears the screen and prints a red
-// phishing line: what a terminal does with it when a client echoes it raw.
-const escapeBait = "\x1b]0;Mail: account locked\x07\x1b[2J\x1b[1;31mAccount locked: log in again at https://login.example.test\x1b[0m"
-
-func sortedProtocols(m map[starttls.Protocol]*dialect) []starttls.Protocol {
-	keys := make([]starttls.Protocol, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	_ "github.com/starttls-go/starttls/internal/proto/all" // every protocol's ClientTest
+	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/serve"
 )
 
@@ -65,10 +67,10 @@ func newPKI(dir string) (*pki, error) {
 	return p, nil
 }
 
-// referralServer listens for a client that follows a referral: a plaintext
-// IMAP server offering AUTH=PLAIN and no STARTTLS, recording what it is
-// sent, until ctx ends. It returns the address to refer to.
-func referralServer(ctx context.Context, ob *observation) (string, error) {
+// referralServer listens for a client that follows a referral: ref's
+// plaintext server, offering authentication and no STARTTLS, recording
+// what it is sent, until ctx ends. It returns the address to refer to.
+func referralServer(ctx context.Context, ob *observation, ref *registry.CTReferral) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -84,9 +86,8 @@ func referralServer(ctx context.Context, ob *observation) (string, error) {
 				defer conn.Close()
 				stop := context.AfterFunc(ctx, func() { conn.Close() })
 				defer stop()
-				pers := personalities[starttls.IMAP]
 				br := bufio.NewReader(conn)
-				_, _ = io.WriteString(conn, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] referred server ready\r\n")
+				_, _ = io.WriteString(conn, ref.Greeting)
 				for i := 0; i < 50; i++ {
 					_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 					raw, err := br.ReadString('\n')
@@ -95,18 +96,8 @@ func referralServer(ctx context.Context, ob *observation) (string, error) {
 					}
 					line := strings.TrimRight(raw, "\r\n")
 					ob.addReferred(line)
-					tag, verb, _ := splitCommand(pers, line)
-					reply := tag + " NO not here\r\n"
-					switch verb {
-					case "CAPABILITY":
-						reply = "* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + " OK done\r\n"
-					case "AUTHENTICATE":
-						reply = "+ \r\n"
-					case "LOGOUT":
-						_, _ = io.WriteString(conn, "* BYE\r\n"+tag+" OK bye\r\n")
-						return
-					}
-					if _, err := io.WriteString(conn, reply); err != nil {
+					reply, last := ref.Answer(line)
+					if _, err := io.WriteString(conn, reply); err != nil || last {
 						return
 					}
 				}
@@ -118,11 +109,12 @@ func referralServer(ctx context.Context, ob *observation) (string, error) {
 
 // play is the scenario server's side of one connection.
 func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s Scenario, ob *observation, dir string) {
-	if dialects[base] != nil {
-		playDialect(ctx, conn, base, p, s, ob)
+	ct := clientTestOf(base)
+	if ct.Dialect != nil {
+		playDialect(ctx, conn, ct.Dialect, p, s, ob)
 		return
 	}
-	pers := personalities[base]
+	pers := ct.Line
 	br := bufio.NewReaderSize(conn, 16<<10)
 	write := func(text string) bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -131,11 +123,11 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 	}
 	extra := s.plan.extraCaps
 	if s.plan.mechanisms {
-		extra = append(slices.Clone(extra), pers.mechanisms...)
+		extra = append(slices.Clone(extra), pers.Mechanisms...)
 	}
-	greeting := pers.greeting
-	if pers.capsInGreeting {
-		greeting = pers.caps("", !s.plan.noOffer, extra)
+	greeting := pers.Greeting
+	if pers.CapsInGreeting {
+		greeting = pers.Caps("", "", !s.plan.noOffer, extra)
 	}
 	if s.plan.greeting != "" {
 		greeting = s.plan.greeting
@@ -151,32 +143,25 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 		}
 		line := strings.TrimRight(raw, "\r\n")
 		ob.add(false, line)
-		tag, verb, arg := splitCommand(pers, line)
+		tag, verb, arg := registry.CTSplit(pers.Tagged, line)
+		answer, replaced := s.plan.answers[verb]
 		switch {
-		case containsFold(pers.capsVerbs, verb):
-			if s.plan.capsFail != "" && verb == "EHLO" {
-				if !write(s.plan.capsFail) {
-					return
-				}
-				continue
+		case replaced:
+			if !write(answer) {
+				return
 			}
-			if verb == "HELO" {
-				if !write("250 mail.test\r\n") {
-					return
-				}
-				continue
-			}
-			reply := pers.caps(tag, !s.plan.noOffer, extra)
-			if s.plan.earlyOK && pers.tagged {
-				reply += nextTag(tag) + " OK Begin TLS negotiation now\r\n"
+		case containsFold(pers.CapsVerbs, verb):
+			reply := pers.Caps(tag, verb, !s.plan.noOffer, extra)
+			if s.plan.earlyOK && pers.Tagged {
+				reply += pers.GoAhead(registry.CTNextTag(tag))
 			}
 			if !write(reply) {
 				return
 			}
-		case verb == pers.upgradeVerb && (base != starttls.FTP || strings.EqualFold(arg, "TLS") || strings.EqualFold(arg, "SSL")):
+		case verb == pers.UpgradeVerb && (len(pers.UpgradeArgs) == 0 || containsFold(pers.UpgradeArgs, arg)):
 			if s.plan.noOffer && s.plan.refuse == "" {
 				// Not offered: answer as a server without TLS would.
-				if !write(strings.ReplaceAll(refusalFor(pers), "{tag}", tag)) {
+				if !write(strings.ReplaceAll(pers.Refusals[pers.NoTLS], "{tag}", tag)) {
 					return
 				}
 				continue
@@ -188,15 +173,15 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 				continue
 			}
 			if s.plan.refuse != "" {
-				if !write(strings.ReplaceAll(pers.refusals[s.plan.refuse], "{tag}", tag)) {
+				if !write(strings.ReplaceAll(pers.Refusals[s.plan.refuse], "{tag}", tag)) {
 					return
 				}
 				continue
 			}
 			if !s.plan.earlyOK {
-				goAhead := pers.goAhead(tag)
+				goAhead := pers.GoAhead(tag)
 				if s.plan.inject {
-					inj := pers.inject(tag)
+					inj := pers.Inject(tag)
 					if s.plan.partial {
 						inj = strings.TrimSuffix(strings.SplitAfter(inj, "\r\n")[0], "\r\n")
 					}
@@ -206,35 +191,25 @@ func play(ctx context.Context, conn net.Conn, base starttls.Protocol, p *pki, s 
 					return
 				}
 			}
-			upgraded(ctx, conn, br, base, p, s, ob, dir)
+			upgraded(ctx, conn, br, base, pers, p, s, ob, dir)
 			return
-		case containsFold(pers.quit, verb):
-			write(pers.ok(tag, verb))
-			if pers.farewell != nil {
-				write(pers.farewell(tag))
+		case containsFold(pers.Quit, verb):
+			write(pers.OK(tag, verb))
+			if pers.Farewell != nil {
+				write(pers.Farewell(tag))
 			}
 			return
 		default:
-			if !write(pers.ok(tag, verb)) {
+			if !write(pers.OK(tag, verb)) {
 				return
 			}
 		}
 	}
 }
 
-// refusalFor is the answer of a server that has no TLS at all.
-func refusalFor(pers *personality) string {
-	for _, k := range []string{"502", "BAD", "-ERR", "NO", "500"} {
-		if r, ok := pers.refusals[k]; ok {
-			return r
-		}
-	}
-	return "500 unknown\r\n"
-}
-
 // upgraded runs TLS with the scenario's certificate, then a real
 // application inside it, recording what the client sends.
-func upgraded(ctx context.Context, conn net.Conn, br *bufio.Reader, base starttls.Protocol, p *pki, s Scenario, ob *observation, dir string) {
+func upgraded(ctx context.Context, conn net.Conn, br *bufio.Reader, base starttls.Protocol, pers *registry.CTLine, p *pki, s Scenario, ob *observation, dir string) {
 	// Bytes the client sent before seeing the go-ahead (the start of a
 	// ClientHello, or pipelined commands) are fed to TLS as they are.
 	tc := serverTLS(ctx, conn, br, p, s, ob)
@@ -251,33 +226,37 @@ func upgraded(ctx context.Context, conn net.Conn, br *bufio.Reader, base starttl
 		// acted on injected plaintext sends its next command before it.
 		rc.delayFirst = 700 * time.Millisecond
 	}
-	if pers := personalities[base]; pers.capsAfterTLS != "" {
+	if pers.CapsAfterTLS != "" {
 		if s.kind == kindTamper {
 			// A client that trusted the pre-TLS list authenticates before
 			// the list re-sent inside TLS has come.
 			rc.delayFirst = 700 * time.Millisecond
 		}
 		// The application (serve) does not re-send them itself.
-		if _, err := io.WriteString(rc, pers.capsAfterTLS); err != nil {
+		if _, err := io.WriteString(rc, pers.CapsAfterTLS); err != nil {
 			return
 		}
 	}
 	var app net.Conn = rc
-	if wrap := personalities[base].wrap; wrap != nil {
-		app = wrap(rc)
+	if pers.Wrap != nil {
+		app = pers.Wrap(rc)
 	}
 	sc := &starttls.Conn{Conn: app, Protocol: base, TLS: tc}
 	serve.ServeConn(ctx, sc, serve.Options{Protocol: base, TLSConfig: cfg, MailDir: dir, IdleTimeout: 5 * time.Second, Hostname: "mail.test"})
 }
 
-// splitCommand returns the tag (IMAP), the upper-cased verb and the rest.
-func splitCommand(pers *personality, line string) (tag, verb, arg string) {
-	rest := line
-	if pers.tagged {
-		tag, rest, _ = strings.Cut(line, " ")
+// clientTestOf is how clienttest plays base (nil: it does not).
+func clientTestOf(base starttls.Protocol) *registry.ClientTest {
+	if p := registry.Lookup(string(base)); p != nil {
+		return p.ClientTest
 	}
-	verb, arg, _ = strings.Cut(rest, " ")
-	return tag, strings.ToUpper(verb), arg
+	return nil
+}
+
+// splitCommand returns the tag (IMAP), the upper-cased verb and the rest
+// of a line as ct reads it.
+func splitCommand(ct *registry.ClientTest, line string) (tag, verb, arg string) {
+	return registry.CTSplit(ct.Line != nil && ct.Line.Tagged, line)
 }
 
 func containsFold(list []string, s string) bool {

@@ -110,6 +110,9 @@ type Protocol struct {
 	// Proxy is the proxy's application; nil where the proxy does not
 	// relay the protocol. Folders set it with RegisterProxy.
 	Proxy *ProxyApp
+	// ClientTest is how clienttest's scenario server plays the protocol
+	// (nil: clienttest does not speak it); set by RegisterClientTest.
+	ClientTest *ClientTest
 }
 
 // byName is filled by the protocol folders' init functions and only
@@ -125,6 +128,10 @@ func Register(p *Protocol) {
 	}
 	if a := proxies[p.Name]; a != nil {
 		p.Proxy = a
+	}
+	if ct := pendingCT[p.Name]; ct != nil {
+		p.ClientTest = ct
+		delete(pendingCT, p.Name)
 	}
 	byName[p.Name] = p
 }
