@@ -36,15 +36,6 @@ func httpApp(ctx context.Context, s *session) {
 	<-l.done
 }
 
-// bufferedConn reads through the session's buffer, so nothing already
-// read by the upgrade is lost.
-type bufferedConn struct {
-	net.Conn
-	r interface{ Read([]byte) (int, error) }
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-
 // oneConnListener hands out one connection, then blocks until it closes.
 type oneConnListener struct {
 	c    net.Conn

@@ -81,8 +81,8 @@ var apps = map[starttls.Protocol]app{
 // appFor returns the application of base protocol p: its folder's, else
 // this package's, else nil.
 func appFor(p starttls.Protocol) app {
-	if d := registry.Lookup(string(p)); d != nil && d.Serve != nil {
-		return func(ctx context.Context, s *session) { d.Serve(ctx, lineSession{s}) }
+	if a := registry.ServeFor(string(p)); a != nil {
+		return func(ctx context.Context, s *session) { a(ctx, lineSession{s}) }
 	}
 	return apps[p]
 }
@@ -218,9 +218,9 @@ type session struct {
 }
 
 // maxLine bounds a command line inside TLS.
-const maxLine = 16 << 10
+const maxLine = registry.ServeMaxLine
 
-var errLineTooLong = errors.New("line too long")
+var errLineTooLong = registry.ServeErrLineTooLong
 
 func (s *session) readLine() (string, error) {
 	_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))

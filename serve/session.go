@@ -1,8 +1,15 @@
 package serve
 
 import (
+	"crypto/tls"
+	"fmt"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // readN reads n bytes of a literal and the rest of its command line.
@@ -19,7 +26,7 @@ func (s *session) readN(n int) (string, error) {
 }
 
 // lineSession is a session as the applications in internal/proto/NAME
-// see it (registry.Session).
+// see it (registry.ServeConn).
 type lineSession struct{ s *session }
 
 func (l lineSession) ReadLine() (string, error)        { return l.s.readLine() }
@@ -29,3 +36,36 @@ func (l lineSession) Secure() bool                     { return l.s.secure() }
 func (l lineSession) Implicit() bool                   { return l.s.c.Implicit }
 func (l lineSession) CheckUser(user, pass string) bool { return l.s.checkUser(user, pass) }
 func (l lineSession) Hostname() string                 { return l.s.o.Hostname }
+func (l lineSession) IdleTimeout() time.Duration       { return l.s.o.IdleTimeout }
+func (l lineSession) TLSConfig() *tls.Config           { return l.s.o.TLSConfig }
+func (l lineSession) Users() map[string]string         { return l.s.o.Users }
+
+func (l lineSession) Conn() net.Conn { return &bufferedConn{Conn: l.s.c, r: l.s.br} }
+
+func (l lineSession) Upgrade() registry.ServeUpgrade {
+	c := l.s.c
+	return registry.ServeUpgrade{Protocol: string(c.Protocol), Greeting: c.Greeting,
+		CapabilitiesBefore: c.CapabilitiesBefore, ClientName: c.ClientName}
+}
+
+// Store writes content as a new file in MailDir (if set) and returns its
+// id.
+func (l lineSession) Store(ext, content string) (string, error) {
+	mailSeq.Lock()
+	mailSeq.n++
+	id := fmt.Sprintf("%d.%d", time.Now().UnixNano(), mailSeq.n)
+	mailSeq.Unlock()
+	if l.s.o.MailDir == "" {
+		return id, nil
+	}
+	return id, os.WriteFile(filepath.Join(l.s.o.MailDir, id+ext), []byte(content), 0o600)
+}
+
+// bufferedConn reads through the session's buffer, so nothing already
+// read by the upgrade is lost.
+type bufferedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

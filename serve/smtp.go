@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 
@@ -232,12 +229,5 @@ func (s *session) store(from string, rcpts []string, msg []byte) (string, error)
 // storeFile writes content as a new file in MailDir (if set) and returns
 // its id.
 func (s *session) storeFile(ext, content string) (string, error) {
-	mailSeq.Lock()
-	mailSeq.n++
-	id := fmt.Sprintf("%d.%d", time.Now().UnixNano(), mailSeq.n)
-	mailSeq.Unlock()
-	if s.o.MailDir == "" {
-		return id, nil
-	}
-	return id, os.WriteFile(filepath.Join(s.o.MailDir, id+ext), []byte(content), 0o600)
+	return lineSession{s}.Store(ext, content)
 }

@@ -1,0 +1,98 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// ServeConn is the session serve hands every application: the line
+// Session, plus what the applications that are not line-based (LDAP,
+// PostgreSQL, MySQL, XMPP, HTTP) or that need the connection itself (FTP
+// data connections, IMAP literals, SMTP's stored mail) use. A line-based
+// application that needs nothing more takes a Session and registers as
+// App; one that does registers ServeConnApp(app).
+type ServeConn interface {
+	Session
+	// Conn is the upgraded connection. Its reads go through the
+	// session's buffer, so nothing the upgrade or ReadLine already read
+	// is lost; its deadlines are the application's to set, IdleTimeout
+	// from each read or write.
+	Conn() net.Conn
+	IdleTimeout() time.Duration
+	// TLSConfig is the configuration serve upgraded with (FTP protects
+	// its data connections with it).
+	TLSConfig() *tls.Config
+	// Users are the credentials serve accepts, nil when it accepts any
+	// (what CheckUser answers from); MySQL's challenge needs a password
+	// itself.
+	Users() map[string]string
+	// Upgrade is what the server half learned before the application
+	// took over.
+	Upgrade() ServeUpgrade
+	// Store writes content as a new file, named by its id and ext, into
+	// serve's mail directory when it has one, and returns the id.
+	Store(ext, content string) (id string, err error)
+}
+
+// ServeUpgrade is what the upgrade knew of a session when serve handed it
+// to the application (fields of starttls.Conn).
+type ServeUpgrade struct {
+	// Protocol is the protocol served, not its base: "lmtp" and
+	// "submission" share SMTP's application.
+	Protocol string
+	// Greeting is the server's greeting (MySQL's carries the version).
+	Greeting string
+	// CapabilitiesBefore are the capabilities the server half announced
+	// before TLS (MySQL's "AUTH-DATA" holds the scramble).
+	CapabilitiesBefore []string
+	// ClientName is the name the client gave in a hello before TLS (SMTP
+	// EHLO), "" when it gave none.
+	ClientName string
+}
+
+// ServeErrLineTooLong is the error ReadLine returns for a line beyond
+// ServeMaxLine.
+var ServeErrLineTooLong = errors.New("line too long")
+
+// ServeMaxLine bounds a command line, and an IMAP literal, inside TLS.
+const ServeMaxLine = 16 << 10
+
+// ServeConnApp makes an application that needs a ServeConn an App. Serve
+// hands every application a ServeConn; on any other Session (a test's
+// script) the application returns at once.
+func ServeConnApp(app func(ctx context.Context, c ServeConn)) App {
+	return func(ctx context.Context, s Session) {
+		if c, ok := s.(ServeConn); ok {
+			app(ctx, c)
+		}
+	}
+}
+
+// serveApps are the applications registered apart from their protocol's
+// description, by ServeRegister.
+var serveApps = map[string]App{}
+
+// ServeRegister sets the serve application of the base protocol name,
+// from the init of a folder's serve.go, so that the folder's probes.go
+// need not name it; init order between the two does not matter. A
+// second application for a name is a programming error and panics.
+func ServeRegister(name string, app App) {
+	if _, dup := serveApps[name]; dup || name == "" || app == nil {
+		panic(fmt.Sprintf("registry: serve application %q registered twice, unnamed or nil", name))
+	}
+	serveApps[name] = app
+}
+
+// ServeFor returns the application serve runs for the base protocol
+// name: the description's Serve, else the one ServeRegister set, else
+// nil.
+func ServeFor(name string) App {
+	if p := byName[name]; p != nil && p.Serve != nil {
+		return p.Serve
+	}
+	return serveApps[name]
+}
