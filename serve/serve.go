@@ -68,7 +68,6 @@ var apps = map[starttls.Protocol]app{
 	starttls.Submission: smtpApp,
 	starttls.LMTP:       smtpApp,
 	starttls.IMAP:       imapApp,
-	starttls.POP3:       pop3App,
 	starttls.FTP:        ftpApp,
 	starttls.HTTP:       httpApp,
 	starttls.XMPP:       xmppApp,
