@@ -67,7 +67,6 @@ var apps = map[starttls.Protocol]app{
 	starttls.SMTP:       smtpApp,
 	starttls.Submission: smtpApp,
 	starttls.LMTP:       smtpApp,
-	starttls.IMAP:       imapApp,
 	starttls.FTP:        ftpApp,
 	starttls.HTTP:       httpApp,
 	starttls.XMPP:       xmppApp,
