@@ -126,3 +126,7 @@ func xmlEscape(v string) string {
 	_ = xml.EscapeText(&b, []byte(v))
 	return strings.ReplaceAll(b.String(), "'", "&apos;")
 }
+
+func (s *session) storeFile(ext, content string) (string, error) {
+	return lineSession{s}.Store(ext, content)
+}

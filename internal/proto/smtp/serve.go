@@ -1,43 +1,49 @@
-package serve
+package smtp
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/starttls-go/starttls/internal/proto/smtp"
-
-	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-// maxMessage bounds one message's size.
-const maxMessage = 10 << 20
+func init() {
+	for _, name := range []string{"smtp", "submission", "lmtp"} {
+		registry.ServeRegister(name, registry.ServeConnApp(serveApp))
+	}
+}
 
-// smtpApp is SMTP (RFC 5321), submission and LMTP (RFC 2033) inside TLS.
+// serveMaxMessage bounds one message's size.
+const serveMaxMessage = 10 << 20
+
+// serveApp is SMTP (RFC 5321), submission and LMTP (RFC 2033) inside TLS.
 // The library handed over a fresh session, so the pre-TLS EHLO is
 // forgotten and MAIL needs a new one (RFC 3207 §4.2).
-func smtpApp(ctx context.Context, s *session) {
-	lmtp := s.c.Protocol == starttls.LMTP
+func serveApp(ctx context.Context, s registry.ServeConn) {
+	up := s.Upgrade()
+	lmtp := up.Protocol == "lmtp"
 	hello := "EHLO"
 	if lmtp {
 		hello = "LHLO"
 	}
-	if s.c.Implicit {
-		if s.write("220 "+s.o.Hostname+" ESMTP starttls-go") != nil {
+	if s.Implicit() {
+		if s.Write("220 "+s.Hostname()+" ESMTP starttls-go") != nil {
 			return
 		}
 	}
 	// A plaintext hand-off (Optional policy) already had its EHLO answered
 	// by the library.
-	helloSeen, authed := !s.secure() && s.c.ClientName != "", false
+	helloSeen, authed := !s.Secure() && up.ClientName != "", false
 	var from string
 	var rcpts []string
 	for i := 0; i < 1000 && ctx.Err() == nil; i++ {
-		line, err := s.readLine()
+		line, err := s.ReadLine()
 		if err != nil {
-			if err == errLineTooLong {
-				_ = s.write("500 5.5.6 Line too long")
+			if err == registry.ServeErrLineTooLong {
+				_ = s.Write("500 5.5.6 Line too long")
 			}
 			return
 		}
@@ -51,29 +57,29 @@ func smtpApp(ctx context.Context, s *session) {
 			}
 			helloSeen, from, rcpts = true, "", nil
 			if strings.ToUpper(verb) == "HELO" {
-				reply = []string{"250 " + s.o.Hostname}
+				reply = []string{"250 " + s.Hostname()}
 				break
 			}
-			caps := []string{s.o.Hostname, "PIPELINING", fmt.Sprintf("SIZE %d", maxMessage), "8BITMIME", "ENHANCEDSTATUSCODES"}
-			if s.secure() {
+			caps := []string{s.Hostname(), "PIPELINING", fmt.Sprintf("SIZE %d", serveMaxMessage), "8BITMIME", "ENHANCEDSTATUSCODES"}
+			if s.Secure() {
 				caps = append(caps, "AUTH PLAIN LOGIN")
 			}
-			reply = smtp.Multiline(250, caps)
+			reply = Multiline(250, caps)
 		case "STARTTLS":
 			reply = []string{"503 5.5.1 TLS already active"}
-			if !s.secure() {
+			if !s.Secure() {
 				reply = []string{"454 4.7.0 TLS not available now"}
 			}
 		case "AUTH":
 			switch {
-			case !s.secure():
+			case !s.Secure():
 				reply = []string{"538 5.7.11 Encryption required for requested authentication mechanism"}
 			case authed:
 				reply = []string{"503 5.5.1 Already authenticated"}
 			case !helloSeen:
 				reply = []string{"503 5.5.1 " + hello + " first"}
 			default:
-				ok, r := s.smtpAuth(arg)
+				ok, r := serveAuth(s, arg)
 				authed, reply = ok, []string{r}
 			}
 		case "MAIL":
@@ -105,17 +111,17 @@ func smtpApp(ctx context.Context, s *session) {
 				reply = []string{"503 5.5.1 Need RCPT command"}
 				break
 			}
-			if s.write("354 End data with <CR><LF>.<CR><LF>") != nil {
+			if s.Write("354 End data with <CR><LF>.<CR><LF>") != nil {
 				return
 			}
-			msg, err := s.readData()
+			msg, err := serveReadData(s)
 			if err != nil {
-				if err == errTooBig {
-					_ = s.write("552 5.3.4 Message too big")
+				if err == serveErrTooBig {
+					_ = s.Write("552 5.3.4 Message too big")
 				}
 				return
 			}
-			id, err := s.store(from, rcpts, msg)
+			id, err := serveStore(s, from, rcpts, msg)
 			r := "250 2.0.0 Ok: queued as " + id
 			if err != nil {
 				r = "451 4.3.0 Could not store the message"
@@ -136,41 +142,41 @@ func smtpApp(ctx context.Context, s *session) {
 		case "VRFY":
 			reply = []string{"252 2.0.0 Cannot VRFY user"}
 		case "QUIT":
-			_ = s.write("221 2.0.0 Bye")
+			_ = s.Write("221 2.0.0 Bye")
 			return
 		default:
 			reply = []string{"502 5.5.2 Command not recognized"}
 		}
-		if s.write(reply...) != nil {
+		if s.Write(reply...) != nil {
 			return
 		}
 	}
 }
 
-func (s *session) smtpAuth(arg string) (bool, string) {
+func serveAuth(s registry.Session, arg string) (bool, string) {
 	mech, ir, _ := strings.Cut(arg, " ")
 	var user, pass string
 	switch strings.ToUpper(mech) {
 	case "PLAIN":
 		if ir == "" {
-			if s.write("334 ") != nil {
+			if s.Write("334 ") != nil {
 				return false, ""
 			}
 			var err error
-			if ir, err = s.readLine(); err != nil {
+			if ir, err = s.ReadLine(); err != nil {
 				return false, "501 5.5.2 Cannot read the response"
 			}
 		}
 		var ok bool
-		if user, pass, ok = plainCreds(ir); !ok {
+		if user, pass, ok = registry.PlainCredentials(ir); !ok {
 			return false, "501 5.5.2 Cannot decode the response"
 		}
 	case "LOGIN":
 		ask := func(prompt string) (string, bool) {
-			if s.write("334 "+base64.StdEncoding.EncodeToString([]byte(prompt))) != nil {
+			if s.Write("334 "+base64.StdEncoding.EncodeToString([]byte(prompt))) != nil {
 				return "", false
 			}
-			l, err := s.readLine()
+			l, err := s.ReadLine()
 			if err != nil {
 				return "", false
 			}
@@ -191,19 +197,19 @@ func (s *session) smtpAuth(arg string) (bool, string) {
 	default:
 		return false, "504 5.5.4 Unrecognized authentication type"
 	}
-	if !s.checkUser(user, pass) {
+	if !s.CheckUser(user, pass) {
 		return false, "535 5.7.8 Authentication credentials invalid"
 	}
 	return true, "235 2.7.0 Authentication successful"
 }
 
-var errTooBig = fmt.Errorf("message too big")
+var serveErrTooBig = errors.New("message too big")
 
-// readData reads a DATA body up to the lone dot, undoing dot-stuffing.
-func (s *session) readData() ([]byte, error) {
+// serveReadData reads a DATA body up to the lone dot, undoing dot-stuffing.
+func serveReadData(s registry.Session) ([]byte, error) {
 	var msg []byte
 	for i := 0; i < 1<<20; i++ {
-		line, err := s.readLine()
+		line, err := s.ReadLine()
 		if err != nil {
 			return nil, err
 		}
@@ -211,23 +217,18 @@ func (s *session) readData() ([]byte, error) {
 			return msg, nil
 		}
 		line = strings.TrimPrefix(line, ".")
-		if len(msg)+len(line) > maxMessage {
-			return nil, errTooBig
+		if len(msg)+len(line) > serveMaxMessage {
+			return nil, serveErrTooBig
 		}
 		msg = append(msg, line...)
 		msg = append(msg, '\r', '\n')
 	}
-	return nil, errTooBig
+	return nil, serveErrTooBig
 }
 
-// store writes the message into MailDir (if set) and returns its id.
-func (s *session) store(from string, rcpts []string, msg []byte) (string, error) {
+// serveStore writes the message into serve's mail directory (if set) and
+// returns its id.
+func serveStore(s registry.ServeConn, from string, rcpts []string, msg []byte) (string, error) {
 	head := fmt.Sprintf("X-Envelope-From: %s\r\nX-Envelope-To: %s\r\n", from, strings.Join(rcpts, ", "))
-	return s.storeFile(".eml", head+string(msg))
-}
-
-// storeFile writes content as a new file in MailDir (if set) and returns
-// its id.
-func (s *session) storeFile(ext, content string) (string, error) {
-	return lineSession{s}.Store(ext, content)
+	return s.Store(".eml", head+string(msg))
 }
