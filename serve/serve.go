@@ -66,8 +66,6 @@ type app func(ctx context.Context, s *session)
 var apps = map[starttls.Protocol]app{
 	starttls.FTP:        ftpApp,
 	starttls.HTTP:       httpApp,
-	starttls.XMPP:       xmppApp,
-	starttls.XMPPServer: xmppApp,
 	starttls.LDAP:       ldapApp,
 	starttls.Postgres:   postgresApp,
 	starttls.MySQL:      mysqlApp,

@@ -1,4 +1,4 @@
-package serve
+package xmpp
 
 import (
 	"context"
@@ -7,19 +7,28 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-// xmppApp answers the stream a client restarts inside TLS (RFC 6120
+func init() {
+	for _, name := range []string{"xmpp", "xmpp-server"} {
+		registry.ServeRegister(name, registry.ServeConnApp(serveApp))
+	}
+}
+
+// serveApp answers the stream a client restarts inside TLS (RFC 6120
 // §5.4.3.3): SASL PLAIN against Options.Users, the stream restart after
 // it, resource binding and the legacy session; messages are stored in
 // MailDir, other requests get service-unavailable. Enough for a real
 // client to log in and send a message inside TLS, nothing more.
-func xmppApp(ctx context.Context, s *session) {
+func serveApp(ctx context.Context, s registry.ServeConn) {
 	// One byte at a time through the session's buffer, bounded in total.
-	dec := xml.NewDecoder(io.LimitReader(s.br, 1<<20))
+	c := s.Conn()
+	dec := xml.NewDecoder(io.LimitReader(c, 1<<20))
 	ns, streams, user, authed := "jabber:client", 0, "", false
 	for i := 0; i < 10000 && ctx.Err() == nil; i++ {
-		_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+		_ = c.SetReadDeadline(time.Now().Add(s.IdleTimeout()))
 		tok, err := dec.Token()
 		if err != nil {
 			return
@@ -37,32 +46,32 @@ func xmppApp(ctx context.Context, s *session) {
 				if authed {
 					features = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
 				}
-				if !s.xmppWrite("<?xml version='1.0'?><stream:stream xmlns='" + ns + "' xmlns:stream='http://etherx.jabber.org/streams' id='starttls-serve' from='" +
-					s.o.Hostname + "' version='1.0'><stream:features>" + features + "</stream:features>") {
+				if !serveWrite(s, "<?xml version='1.0'?><stream:stream xmlns='" + ns + "' xmlns:stream='http://etherx.jabber.org/streams' id='starttls-serve' from='" +
+					s.Hostname() + "' version='1.0'><stream:features>" + features + "</stream:features>") {
 					return
 				}
 				continue
 			}
-			var st xmppElement
+			var st serveElement
 			if err := dec.DecodeElement(&st, &t); err != nil {
 				return
 			}
-			reply, end := s.xmppAnswer(&st, &user, &authed)
-			if reply != "" && !s.xmppWrite(reply) || end {
+			reply, end := serveAnswer(s, &st, &user, &authed)
+			if reply != "" && !serveWrite(s, reply) || end {
 				return
 			}
 		case xml.EndElement:
 			if t.Name.Local == "stream" {
-				s.xmppWrite("</stream:stream>")
+				serveWrite(s, "</stream:stream>")
 				return
 			}
 		}
 	}
 }
 
-// xmppElement is a top-level element inside the stream, with the children
+// serveElement is a top-level element inside the stream, with the children
 // this server understands.
-type xmppElement struct {
+type serveElement struct {
 	XMLName   xml.Name
 	ID        string    `xml:"id,attr"`
 	Type      string    `xml:"type,attr"`
@@ -74,17 +83,17 @@ type xmppElement struct {
 	Session   *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-session session"`
 }
 
-// xmppAnswer is the reply to one element; end says the stream is over.
-func (s *session) xmppAnswer(st *xmppElement, user *string, authed *bool) (reply string, end bool) {
-	id := xmlEscape(st.ID)
+// serveAnswer is the reply to one element; end says the stream is over.
+func serveAnswer(s registry.ServeConn, st *serveElement, user *string, authed *bool) (reply string, end bool) {
+	id := Escape(st.ID)
 	switch name := st.XMLName.Local; {
 	case name == "starttls":
 		// TLS is already on: a second STARTTLS fails and ends the stream (RFC 6120 §5.4.2.2).
 		return "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>", true
 	case name == "auth" && !*authed:
-		u, p, ok := plainCreds(st.Text)
+		u, p, ok := registry.PlainCredentials(st.Text)
 		u, _, _ = strings.Cut(u, "@")
-		if !strings.EqualFold(st.Mechanism, "PLAIN") || !ok || !s.checkUser(u, p) {
+		if !strings.EqualFold(st.Mechanism, "PLAIN") || !ok || !s.CheckUser(u, p) {
 			return "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>", false
 		}
 		*user, *authed = u, true
@@ -94,7 +103,7 @@ func (s *session) xmppAnswer(st *xmppElement, user *string, authed *bool) (reply
 		return "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>", true
 	case name == "iq" && st.Type == "set" && st.Bind != nil:
 		return "<iq type='result' id='" + id + "'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>" +
-			xmlEscape(*user+"@"+s.o.Hostname+"/starttls-serve") + "</jid></bind></iq>", false
+			Escape(*user+"@"+s.Hostname()+"/starttls-serve") + "</jid></bind></iq>", false
 	case name == "iq" && st.Type == "set" && st.Session != nil:
 		return "<iq type='result' id='" + id + "'/>", false
 	case name == "iq" && (st.Type == "get" || st.Type == "set"):
@@ -102,7 +111,7 @@ func (s *session) xmppAnswer(st *xmppElement, user *string, authed *bool) (reply
 			"<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>", false
 	case name == "message":
 		if st.Body != "" {
-			if _, err := s.storeFile(".xmpp", fmt.Sprintf("X-XMPP-From: %s\r\nX-XMPP-To: %s\r\n\r\n%s\r\n", *user, st.To, st.Body)); err != nil {
+			if _, err := s.Store(".xmpp", fmt.Sprintf("X-XMPP-From: %s\r\nX-XMPP-To: %s\r\n\r\n%s\r\n", *user, st.To, st.Body)); err != nil {
 				return "<message type='error' id='" + id + "'><error type='wait'>" +
 					"<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>", false
 			}
@@ -115,18 +124,10 @@ func (s *session) xmppAnswer(st *xmppElement, user *string, authed *bool) (reply
 	return "<stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>", true
 }
 
-func (s *session) xmppWrite(x string) bool {
-	_ = s.c.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
-	_, err := io.WriteString(s.c, x)
+// serveWrite writes x with serve's idle deadline.
+func serveWrite(s registry.ServeConn, x string) bool {
+	c := s.Conn()
+	_ = c.SetWriteDeadline(time.Now().Add(s.IdleTimeout()))
+	_, err := io.WriteString(c, x)
 	return err == nil
-}
-
-func xmlEscape(v string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(v))
-	return strings.ReplaceAll(b.String(), "'", "&apos;")
-}
-
-func (s *session) storeFile(ext, content string) (string, error) {
-	return lineSession{s}.Store(ext, content)
 }
