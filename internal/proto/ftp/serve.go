@@ -1,4 +1,4 @@
-package serve
+package ftp
 
 import (
 	"context"
@@ -7,13 +7,17 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-// ftpApp is FTP (RFC 959, 4217) inside TLS with an empty root directory:
+func init() { registry.ServeRegister("ftp", registry.ServeConnApp(serveApp)) }
+
+// serveApp is FTP (RFC 959, 4217) inside TLS with an empty root directory:
 // login, PBSZ/PROT, PWD, TYPE, passive data connections (EPSV/PASV) for
 // LIST/NLST, protected with TLS when PROT P was asked.
-func ftpApp(ctx context.Context, s *session) {
-	if s.c.Implicit && s.write("220 "+s.o.Hostname+" FTP ready") != nil {
+func serveApp(ctx context.Context, s registry.ServeConn) {
+	if s.Implicit() && s.Write("220 "+s.Hostname()+" FTP ready") != nil {
 		return
 	}
 	var user string
@@ -24,22 +28,15 @@ func ftpApp(ctx context.Context, s *session) {
 			data.Close()
 		}
 	}()
-	for i := 0; i < 1000 && ctx.Err() == nil; i++ {
-		line, err := s.readLine()
-		if err != nil {
-			return
-		}
+	registry.Dialogue(ctx, s, func(line string) ([]string, bool) {
+		var err error
 		verb, arg, _ := strings.Cut(line, " ")
 		var reply string
 		switch v := strings.ToUpper(verb); {
 		case v == "FEAT":
-			if s.write("211-Features:", " PBSZ", " PROT", " EPSV", " PASV", " UTF8", "211 End") != nil {
-				return
-			}
-			continue
+			return []string{"211-Features:", " PBSZ", " PROT", " EPSV", " PASV", " UTF8", "211 End"}, false
 		case v == "QUIT":
-			_ = s.write("221 Goodbye")
-			return
+			return []string{"221 Goodbye"}, true
 		case v == "AUTH":
 			reply = "503 TLS already active"
 		case v == "PBSZ":
@@ -62,7 +59,7 @@ func ftpApp(ctx context.Context, s *session) {
 		case v == "USER":
 			user, reply = arg, "331 Password required"
 		case v == "PASS":
-			if user != "" && s.checkUser(user, arg) {
+			if user != "" && s.CheckUser(user, arg) {
 				authed, reply = true, "230 Logged in"
 			} else {
 				reply = "530 Login incorrect"
@@ -83,7 +80,7 @@ func ftpApp(ctx context.Context, s *session) {
 			if data != nil {
 				data.Close()
 			}
-			if data, err = net.Listen("tcp", net.JoinHostPort(localIP(s), "0")); err != nil {
+			if data, err = net.Listen("tcp", net.JoinHostPort(serveLocalIP(s), "0")); err != nil {
 				reply = "425 Cannot open data connection"
 				break
 			}
@@ -103,12 +100,12 @@ func ftpApp(ctx context.Context, s *session) {
 				reply = "425 Use EPSV or PASV first"
 				break
 			}
-			if s.write("150 Here comes the (empty) listing") != nil {
-				return
+			if s.Write("150 Here comes the (empty) listing") != nil {
+				return nil, true
 			}
 			l := data
 			data = nil
-			if err := s.sendEmpty(l, protect); err != nil {
+			if err := serveSendEmpty(s, l, protect); err != nil {
 				reply = "425 Data connection failed: " + err.Error()
 			} else {
 				reply = "226 Transfer complete"
@@ -120,29 +117,27 @@ func ftpApp(ctx context.Context, s *session) {
 		default:
 			reply = "502 Command not implemented"
 		}
-		if s.write(reply) != nil {
-			return
-		}
-	}
+		return []string{reply}, false
+	})
 }
 
-// sendEmpty accepts one data connection on l, protects it like the control
+// serveSendEmpty accepts one data connection on l, protects it like the control
 // connection when asked, and closes it: an empty listing.
-func (s *session) sendEmpty(l net.Listener, protect bool) error {
+func serveSendEmpty(s registry.ServeConn, l net.Listener, protect bool) error {
 	defer l.Close()
 	if tl, ok := l.(*net.TCPListener); ok {
-		_ = tl.SetDeadline(time.Now().Add(s.o.IdleTimeout))
+		_ = tl.SetDeadline(time.Now().Add(s.IdleTimeout()))
 	}
 	conn, err := l.Accept()
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if !protect || s.c.TLS == nil {
+	if !protect || !s.Secure() {
 		return nil
 	}
-	_ = conn.SetDeadline(time.Now().Add(s.o.IdleTimeout))
-	cfg := s.o.TLSConfig.Clone()
+	_ = conn.SetDeadline(time.Now().Add(s.IdleTimeout()))
+	cfg := s.TLSConfig().Clone()
 	tc := tls.Server(conn, cfg)
 	if err := tc.Handshake(); err != nil {
 		return err
@@ -150,9 +145,9 @@ func (s *session) sendEmpty(l net.Listener, protect bool) error {
 	return tc.Close()
 }
 
-// localIP is the address the client reached us on, for data connections.
-func localIP(s *session) string {
-	if a, ok := s.c.LocalAddr().(*net.TCPAddr); ok {
+// serveLocalIP is the address the client reached us on, for data connections.
+func serveLocalIP(s registry.ServeConn) string {
+	if a, ok := s.Conn().LocalAddr().(*net.TCPAddr); ok {
 		return a.IP.String()
 	}
 	return "127.0.0.1"
