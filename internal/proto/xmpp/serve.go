@@ -18,7 +18,7 @@ func init() {
 }
 
 // serveApp answers the stream a client restarts inside TLS (RFC 6120
-// §5.4.3.3): SASL PLAIN against Options.Users, the stream restart after
+// §5.4.3.3): SASL PLAIN against serve's users, the stream restart after
 // it, resource binding and the legacy session; messages are stored in
 // MailDir, other requests get service-unavailable. Enough for a real
 // client to log in and send a message inside TLS, nothing more.
