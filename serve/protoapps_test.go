@@ -14,7 +14,12 @@ import (
 // applications lived in this package; they now live in
 // internal/proto/NAME/serve.go and are reached through the registry.
 
-var ldapApp = appFor(starttls.LDAP)
+var (
+	ldapApp     = appFor(starttls.LDAP)
+	postgresApp = appFor(starttls.Postgres)
+)
+
+func cstr(s string) []byte { return append([]byte(s), 0) }
 
 func ldapMessage(id, op int, body func(b *cryptobyte.Builder)) []byte {
 	return ldap.Encode(id, op, true, body)

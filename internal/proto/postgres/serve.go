@@ -1,4 +1,4 @@
-package serve
+package postgres
 
 import (
 	"context"
@@ -10,51 +10,49 @@ import (
 	"strings"
 	"time"
 
-	"github.com/starttls-go/starttls/internal/proto/postgres"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
+func init() { registry.ServeRegister("postgres", registry.ServeConnApp(serveApp)) }
+
 // PostgreSQL inside TLS (frontend/backend protocol 3.0): the startup
-// message, cleartext password authentication against Options.Users (safe
+// message, cleartext password authentication against serve's users (safe
 // inside TLS; none when Users is nil), the parameters libpq expects, and
 // simple queries that a client uses to see it is connected (SELECT 1,
 // SELECT version(), SELECT current_user). Everything else is an
 // ErrorResponse after which the session goes on, as in a real server.
 
 const (
-	// pgMaxStartup is PostgreSQL's own limit for a startup packet.
-	pgMaxStartup = 10000
-	// pgMaxMessage bounds one message after startup.
-	pgMaxMessage = 1 << 20
-	pgMaxOps     = 1 << 16
-	pgVersion    = "16.0"
-	// Codes of startup packets that are not a StartupMessage.
-	pgCancelCode = 80877102
-	pgSSLCode    = 80877103
-	pgGSSCode    = 80877104
+	// serveMaxStartup is PostgreSQL's own limit for a startup packet.
+	serveMaxStartup = 10000
+	// serveMaxMessage bounds one message after startup.
+	serveMaxMessage = 1 << 20
+	serveMaxOps     = 1 << 16
+	serveVersion    = "16.0"
 )
 
 // Type OIDs of the columns this server returns.
 const (
-	pgOIDInt4 = 23
-	pgOIDInt8 = 20
-	pgOIDText = 25
+	serveOIDInt4 = 23
+	serveOIDInt8 = 20
+	serveOIDText = 25
 )
 
-type pgSession struct {
-	s    *session
+type serveSession struct {
+	s    registry.ServeConn
 	user string
 	out  []byte // messages queued for one write
 }
 
-func postgresApp(ctx context.Context, s *session) {
-	pg := &pgSession{s: s}
+func serveApp(ctx context.Context, s registry.ServeConn) {
+	pg := &serveSession{s: s}
 	if !pg.startup() {
 		return
 	}
 	// After an error in the extended query protocol a server discards
 	// messages until Sync (protocol docs, "Extended Query").
 	skipToSync := false
-	for i := 0; i < pgMaxOps && ctx.Err() == nil; i++ {
+	for i := 0; i < serveMaxOps && ctx.Err() == nil; i++ {
 		typ, body, err := pg.read()
 		if err != nil {
 			return
@@ -85,32 +83,32 @@ func postgresApp(ctx context.Context, s *session) {
 
 // startup reads the StartupMessage, authenticates and sends what a
 // backend sends before its first ReadyForQuery.
-func (pg *pgSession) startup() bool {
-	_ = pg.s.c.SetReadDeadline(time.Now().Add(pg.s.o.IdleTimeout))
+func (pg *serveSession) startup() bool {
+	_ = pg.s.Conn().SetReadDeadline(time.Now().Add(pg.s.IdleTimeout()))
 	var hdr [4]byte
-	if _, err := io.ReadFull(pg.s.br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(pg.s.Conn(), hdr[:]); err != nil {
 		return false
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n < 8 || n > pgMaxStartup {
+	if n < 8 || n > serveMaxStartup {
 		pg.fatal("08P01", "invalid length of startup packet")
 		return false
 	}
 	pkt := make([]byte, n)
 	copy(pkt, hdr[:])
-	if _, err := io.ReadFull(pg.s.br, pkt[4:]); err != nil {
+	if _, err := io.ReadFull(pg.s.Conn(), pkt[4:]); err != nil {
 		return false
 	}
-	st, err := postgres.ParseStartup(pkt)
+	st, err := ParseStartup(pkt)
 	if err != nil {
 		pg.fatal("08P01", "invalid startup packet layout")
 		return false
 	}
 	switch st.Code {
-	case pgCancelCode:
+	case CodeCancelRequest:
 		// Nothing runs long enough here to be cancelled.
 		return false
-	case pgSSLCode, pgGSSCode:
+	case CodeSSLRequest, CodeGSSENCRequest:
 		// Inside TLS a second SSLRequest is not a negotiation any more; a
 		// real server reads it as an unknown protocol version and so fails
 		// it (it must never answer 'S' twice).
@@ -122,11 +120,11 @@ func (pg *pgSession) startup() bool {
 		pg.fatal("28000", "no PostgreSQL user name specified in startup packet")
 		return false
 	}
-	if minor := st.Code & 0xffff; minor != 0 || hasPQOptions(st.Params) {
+	if minor := st.Code & 0xffff; minor != 0 || serveHasPQOptions(st.Params) {
 		pg.negotiateVersion(st.Params)
 	}
-	if pg.s.o.Users != nil {
-		if !pg.s.secure() {
+	if pg.s.Users() != nil {
+		if !pg.s.Secure() {
 			pg.fatal("28000", "SSL required to send a password")
 			return false
 		}
@@ -134,15 +132,15 @@ func (pg *pgSession) startup() bool {
 			return false
 		}
 	}
-	pg.msg('R', be32(0)) // AuthenticationOk
+	pg.msg('R', serveBE32(0)) // AuthenticationOk
 	params := [][2]string{
-		{"server_version", pgVersion}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
+		{"server_version", serveVersion}, {"server_encoding", "UTF8"}, {"client_encoding", "UTF8"},
 		{"DateStyle", "ISO, MDY"}, {"IntervalStyle", "postgres"}, {"TimeZone", "UTC"},
 		{"integer_datetimes", "on"}, {"standard_conforming_strings", "on"}, {"is_superuser", "off"},
 		{"session_authorization", pg.user}, {"application_name", st.Params["application_name"]},
 	}
 	for _, p := range params {
-		pg.msg('S', cstr(p[0]), cstr(p[1]))
+		pg.msg('S', serveCstr(p[0]), serveCstr(p[1]))
 	}
 	var key [8]byte
 	_, _ = rand.Read(key[:])
@@ -152,7 +150,7 @@ func (pg *pgSession) startup() bool {
 	return pg.flush()
 }
 
-func hasPQOptions(params map[string]string) bool {
+func serveHasPQOptions(params map[string]string) bool {
 	for k := range params {
 		if strings.HasPrefix(k, "_pq_.") {
 			return true
@@ -163,19 +161,19 @@ func hasPQOptions(params map[string]string) bool {
 
 // negotiateVersion answers a client asking for a newer minor version or
 // protocol options with what this server speaks: 3.0, no options.
-func (pg *pgSession) negotiateVersion(params map[string]string) {
+func (pg *serveSession) negotiateVersion(params map[string]string) {
 	var opts [][]byte
 	for k := range params {
 		if strings.HasPrefix(k, "_pq_.") {
-			opts = append(opts, cstr(k))
+			opts = append(opts, serveCstr(k))
 		}
 	}
-	pg.msg('v', append([][]byte{be32(0x00030000), be32(uint32(len(opts)))}, opts...)...)
+	pg.msg('v', append([][]byte{serveBE32(0x00030000), serveBE32(uint32(len(opts)))}, opts...)...)
 }
 
 // password asks for a cleartext password (TLS protects it) and checks it.
-func (pg *pgSession) password() bool {
-	pg.msg('R', be32(3)) // AuthenticationCleartextPassword
+func (pg *serveSession) password() bool {
+	pg.msg('R', serveBE32(3)) // AuthenticationCleartextPassword
 	if !pg.flush() {
 		return false
 	}
@@ -184,7 +182,7 @@ func (pg *pgSession) password() bool {
 		return false
 	}
 	pass, _, _ := strings.Cut(string(body), "\x00")
-	if typ != 'p' || !pg.s.checkUser(pg.user, pass) {
+	if typ != 'p' || !pg.s.CheckUser(pg.user, pass) {
 		pg.fatal("28P01", fmt.Sprintf("password authentication failed for user %q", pg.user))
 		return false
 	}
@@ -192,7 +190,7 @@ func (pg *pgSession) password() bool {
 }
 
 // query answers one simple Query.
-func (pg *pgSession) query(q string) {
+func (pg *serveSession) query(q string) {
 	q = strings.TrimSpace(q)
 	q = strings.TrimSpace(strings.TrimRight(q, "; \t\r\n"))
 	if q == "" {
@@ -207,19 +205,19 @@ func (pg *pgSession) query(q string) {
 	if len(f) == 2 && strings.EqualFold(f[0], "select") {
 		arg := strings.ToLower(f[1])
 		if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
-			oid := uint32(pgOIDInt4)
+			oid := uint32(serveOIDInt4)
 			if n != int64(int32(n)) {
-				oid = pgOIDInt8
+				oid = serveOIDInt8
 			}
 			pg.row("?column?", oid, strconv.FormatInt(n, 10))
 			return
 		}
 		switch arg {
 		case "version()":
-			pg.row("version", pgOIDText, "PostgreSQL "+pgVersion+" (starttls-go serve)")
+			pg.row("version", serveOIDText, "PostgreSQL "+serveVersion+" (starttls-go serve)")
 			return
 		case "current_user", "user", "session_user":
-			pg.row(arg, pgOIDText, pg.user)
+			pg.row(arg, serveOIDText, pg.user)
 			return
 		}
 	}
@@ -227,35 +225,35 @@ func (pg *pgSession) query(q string) {
 }
 
 // row sends a one-column, one-row result.
-func (pg *pgSession) row(name string, oid uint32, value string) {
+func (pg *serveSession) row(name string, oid uint32, value string) {
 	size := uint16(0xffff) // -1: variable length
 	switch oid {
-	case pgOIDInt4:
+	case serveOIDInt4:
 		size = 4
-	case pgOIDInt8:
+	case serveOIDInt8:
 		size = 8
 	}
-	field := [][]byte{be16(1), cstr(name), be32(0), be16(0), be32(oid), be16(size), be32(0xffffffff), be16(0)}
+	field := [][]byte{serveBE16(1), serveCstr(name), serveBE32(0), serveBE16(0), serveBE32(oid), serveBE16(size), serveBE32(0xffffffff), serveBE16(0)}
 	pg.msg('T', field...)
-	pg.msg('D', be16(1), be32(uint32(len(value))), []byte(value))
-	pg.msg('C', cstr("SELECT 1"))
+	pg.msg('D', serveBE16(1), serveBE32(uint32(len(value))), []byte(value))
+	pg.msg('C', serveCstr("SELECT 1"))
 }
 
-func (pg *pgSession) ready() { pg.msg('Z', []byte{'I'}) }
+func (pg *serveSession) ready() { pg.msg('Z', []byte{'I'}) }
 
 // error queues an ErrorResponse.
-func (pg *pgSession) error(severity, code, msg string) {
-	pg.out = append(pg.out, postgres.ErrorResponse(severity, code, msg)...)
+func (pg *serveSession) error(severity, code, msg string) {
+	pg.out = append(pg.out, ErrorResponse(severity, code, msg)...)
 }
 
 // fatal sends a FATAL ErrorResponse; the session then ends.
-func (pg *pgSession) fatal(code, msg string) {
+func (pg *serveSession) fatal(code, msg string) {
 	pg.error("FATAL", code, msg)
 	pg.flush()
 }
 
 // msg queues one backend message.
-func (pg *pgSession) msg(typ byte, parts ...[]byte) {
+func (pg *serveSession) msg(typ byte, parts ...[]byte) {
 	n := 4
 	for _, p := range parts {
 		n += len(p)
@@ -267,37 +265,38 @@ func (pg *pgSession) msg(typ byte, parts ...[]byte) {
 	}
 }
 
-func (pg *pgSession) flush() bool {
+func (pg *serveSession) flush() bool {
 	if len(pg.out) == 0 {
 		return true
 	}
-	_ = pg.s.c.SetWriteDeadline(time.Now().Add(pg.s.o.IdleTimeout))
-	_, err := pg.s.c.Write(pg.out)
+	c := pg.s.Conn()
+	_ = c.SetWriteDeadline(time.Now().Add(pg.s.IdleTimeout()))
+	_, err := c.Write(pg.out)
 	pg.out = pg.out[:0]
 	return err == nil
 }
 
-// read reads one frontend message of at most pgMaxMessage bytes.
-func (pg *pgSession) read() (byte, []byte, error) {
-	_ = pg.s.c.SetReadDeadline(time.Now().Add(pg.s.o.IdleTimeout))
+// read reads one frontend message of at most serveMaxMessage bytes.
+func (pg *serveSession) read() (byte, []byte, error) {
+	_ = pg.s.Conn().SetReadDeadline(time.Now().Add(pg.s.IdleTimeout()))
 	var hdr [5]byte
-	if _, err := io.ReadFull(pg.s.br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(pg.s.Conn(), hdr[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[1:])
-	if n < 4 || n > pgMaxMessage {
+	if n < 4 || n > serveMaxMessage {
 		pg.fatal("08P01", fmt.Sprintf("invalid message length %d", n))
 		return 0, nil, fmt.Errorf("postgres: message length %d", n)
 	}
 	body := make([]byte, n-4)
-	if _, err := io.ReadFull(pg.s.br, body); err != nil {
+	if _, err := io.ReadFull(pg.s.Conn(), body); err != nil {
 		return 0, nil, err
 	}
 	return hdr[0], body, nil
 }
 
-func cstr(s string) []byte { return append([]byte(s), 0) }
+func serveCstr(s string) []byte { return append([]byte(s), 0) }
 
-func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+func serveBE16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
-func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+func serveBE32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
