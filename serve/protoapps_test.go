@@ -8,6 +8,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/proto/ldap"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // The names apps_test.go knew when the LDAP, PostgreSQL and MySQL
@@ -17,7 +18,16 @@ import (
 var (
 	ldapApp     = appFor(starttls.LDAP)
 	postgresApp = appFor(starttls.Postgres)
+	mysqlApp    = appFor(starttls.MySQL)
 )
+
+const myPlugin = mysql.NativePassword
+
+var nativePassword = mysql.ServeNativePassword
+
+func appendPacket(out []byte, seq byte, payload []byte) []byte {
+	return append(out, mysql.Packet(seq, payload)...)
+}
 
 func cstr(s string) []byte { return append([]byte(s), 0) }
 

@@ -64,7 +64,6 @@ type app func(ctx context.Context, s *session)
 // neither get a drain-and-close app so that every protocol with a server
 // half can still be served.
 var apps = map[starttls.Protocol]app{
-	starttls.MySQL:      mysqlApp,
 }
 
 // appFor returns the application of base protocol p: its folder's, else

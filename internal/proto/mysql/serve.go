@@ -1,4 +1,4 @@
-package serve
+package mysql
 
 import (
 	"bytes"
@@ -14,51 +14,53 @@ import (
 	"strings"
 	"time"
 
-	"github.com/starttls-go/starttls/internal/proto/mysql"
+	"github.com/starttls-go/starttls/internal/proto/registry"
+	"github.com/starttls-go/starttls/internal/wire"
 )
 
+func init() { registry.ServeRegister("mysql", registry.ServeConnApp(serveApp)) }
+
 // MySQL/MariaDB inside TLS: the client's HandshakeResponse41, checked
-// against Options.Users with mysql_native_password (the scramble is the
+// against serve's users with mysql_native_password (the scramble is the
 // one the server half sent before TLS, kept in Conn.CapabilitiesBefore),
 // then COM_QUERY for `select 1`-style and `select @@version`, COM_PING and
 // COM_QUIT. Anything else is an ERR packet and the session goes on.
 
 const (
-	// myMaxPacket bounds one client packet; a packet of 2^24-1 bytes (one
+	// serveMaxPacket bounds one client packet; a packet of 2^24-1 bytes (one
 	// to be continued) is far beyond it.
-	myMaxPacket = 1 << 20
-	myMaxOps    = 1 << 16
-	myPlugin    = "mysql_native_password"
+	serveMaxPacket = 1 << 20
+	serveMaxOps    = 1 << 16
 	// Capability flags beyond those the root package names.
-	myPluginAuthLenenc = 0x200000
-	myStatusAutocommit = 2
+	servePluginAuthLenenc = 0x200000
+	serveStatusAutocommit = 2
 )
 
 // Column types and flags of the result sets.
 const (
-	myTypeLongLong  = 0x08
-	myTypeVarString = 0xfd
-	myBinaryCharset = 63
-	myUTF8MB4       = 45
+	serveTypeLongLong  = 0x08
+	serveTypeVarString = 0xfd
+	serveBinaryCharset = 63
+	serveUTF8MB4       = 45
 )
 
-var errMySQL = errors.New("mysql: malformed packet")
+var serveErrPacket = errors.New("mysql: malformed packet")
 
-type mySession struct {
-	s       *session
+type serveSession struct {
+	s       registry.ServeConn
 	caps    uint32
 	version string
 }
 
-func mysqlApp(ctx context.Context, s *session) {
-	m := &mySession{s: s, version: s.c.Greeting}
+func serveApp(ctx context.Context, s registry.ServeConn) {
+	m := &serveSession{s: s, version: s.Upgrade().Greeting}
 	if m.version == "" {
 		m.version = "8.0.0-starttls-go"
 	}
 	if !m.login() {
 		return
 	}
-	for i := 0; i < myMaxOps && ctx.Err() == nil; i++ {
+	for i := 0; i < serveMaxOps && ctx.Err() == nil; i++ {
 		_, p, err := m.read()
 		if err != nil || len(p) == 0 {
 			return
@@ -81,55 +83,55 @@ func mysqlApp(ctx context.Context, s *session) {
 	}
 }
 
-// myResponse is what login needs of a HandshakeResponse41.
-type myResponse struct {
+// serveResponse is what login needs of a HandshakeResponse41.
+type serveResponse struct {
 	caps   uint32
 	user   string
 	auth   []byte
 	plugin string
 }
 
-func parseMyResponse(p []byte) (myResponse, error) {
+func serveParseResponse(p []byte) (serveResponse, error) {
 	if len(p) < 32 {
-		return myResponse{}, errMySQL
+		return serveResponse{}, serveErrPacket
 	}
-	r := myResponse{caps: binary.LittleEndian.Uint32(p)}
-	if r.caps&mysql.ClientProtocol41 == 0 {
-		return myResponse{}, errMySQL
+	r := serveResponse{caps: binary.LittleEndian.Uint32(p)}
+	if r.caps&ClientProtocol41 == 0 {
+		return serveResponse{}, serveErrPacket
 	}
 	rest := p[32:]
 	i := bytes.IndexByte(rest, 0)
 	if i < 0 {
-		return myResponse{}, errMySQL
+		return serveResponse{}, serveErrPacket
 	}
 	r.user, rest = string(rest[:i]), rest[i+1:]
 	switch {
-	case r.caps&myPluginAuthLenenc != 0:
-		n, k, err := lenencInt(rest)
+	case r.caps&servePluginAuthLenenc != 0:
+		n, k, err := serveLenencInt(rest)
 		if err != nil || n > uint64(len(rest)-k) {
-			return myResponse{}, errMySQL
+			return serveResponse{}, serveErrPacket
 		}
 		r.auth, rest = rest[k:k+int(n)], rest[k+int(n):]
-	case r.caps&mysql.ClientSecureConnection != 0:
+	case r.caps&ClientSecureConnection != 0:
 		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
-			return myResponse{}, errMySQL
+			return serveResponse{}, serveErrPacket
 		}
 		r.auth, rest = rest[1:1+int(rest[0])], rest[1+int(rest[0]):]
 	default:
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
-			return myResponse{}, errMySQL
+			return serveResponse{}, serveErrPacket
 		}
 		r.auth, rest = rest[:j], rest[j+1:]
 	}
-	if r.caps&mysql.ClientConnectWithDB != 0 && len(rest) > 0 {
+	if r.caps&ClientConnectWithDB != 0 && len(rest) > 0 {
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
-			return myResponse{}, errMySQL
+			return serveResponse{}, serveErrPacket
 		}
 		rest = rest[j+1:]
 	}
-	if r.caps&mysql.ClientPluginAuth != 0 && len(rest) > 0 {
+	if r.caps&ClientPluginAuth != 0 && len(rest) > 0 {
 		if j := bytes.IndexByte(rest, 0); j >= 0 {
 			rest = rest[:j]
 		}
@@ -139,14 +141,14 @@ func parseMyResponse(p []byte) (myResponse, error) {
 }
 
 // login reads the HandshakeResponse41 and answers OK or ERR.
-func (m *mySession) login() bool {
+func (m *serveSession) login() bool {
 	seq, p, err := m.read()
 	if err != nil {
 		return false
 	}
-	r, err := parseMyResponse(p)
+	r, err := serveParseResponse(p)
 	if err != nil {
-		if len(p) == 32 && binary.LittleEndian.Uint32(p)&mysql.ClientSSL != 0 {
+		if len(p) == 32 && binary.LittleEndian.Uint32(p)&ClientSSL != 0 {
 			// An SSLRequest inside TLS: there is no second upgrade.
 			m.err(seq+1, 1043, "08S01", "Bad handshake: TLS already established")
 			return false
@@ -156,7 +158,7 @@ func (m *mySession) login() bool {
 	}
 	m.caps = r.caps
 	seq++
-	if m.s.o.Users == nil {
+	if m.s.Users() == nil {
 		// Any user, any password: there is nothing to protect.
 		if r.user == "" {
 			m.err(seq, 1045, "28000", "Access denied: no user name")
@@ -164,16 +166,16 @@ func (m *mySession) login() bool {
 		}
 		return m.ok(seq)
 	}
-	if !m.s.secure() {
+	if !m.s.Secure() {
 		m.err(seq, 3159, "HY000", "Connections using insecure transport are prohibited")
 		return false
 	}
 	scramble := m.scramble()
 	auth := r.auth
-	if r.plugin != "" && r.plugin != myPlugin && scramble != nil {
+	if r.plugin != "" && r.plugin != NativePassword && scramble != nil {
 		// The client began with another method (caching_sha2_password,
 		// client_ed25519): ask it to switch (AuthSwitchRequest).
-		sw := append([]byte{0xfe}, myPlugin...)
+		sw := append([]byte{0xfe}, NativePassword...)
 		sw = append(sw, 0)
 		sw = append(append(sw, scramble...), 0)
 		if !m.write(seq, sw) {
@@ -185,8 +187,8 @@ func (m *mySession) login() bool {
 		}
 		seq += 2
 	}
-	pass, known := m.s.o.Users[r.user]
-	if !known || scramble == nil || !nativePasswordOK(scramble, pass, auth) {
+	pass, known := m.s.Users()[r.user]
+	if !known || scramble == nil || !serveNativePasswordOK(scramble, pass, auth) {
 		using := "NO"
 		if len(auth) > 0 {
 			using = "YES"
@@ -199,31 +201,35 @@ func (m *mySession) login() bool {
 
 // scramble is the nonce of the plaintext handshake, nil when unknown (a
 // connection not set up by the server half).
-func (m *mySession) scramble() []byte {
-	args, _ := m.s.c.CapabilitiesBefore.Args("AUTH-DATA")
-	if len(args) == 0 {
-		return nil
+func (m *serveSession) scramble() []byte {
+	// The server half announced it as "AUTH-DATA <hex>".
+	for _, e := range m.s.Upgrade().CapabilitiesBefore {
+		f := strings.Fields(e)
+		if len(f) < 2 || !strings.EqualFold(f[0], "AUTH-DATA") {
+			continue
+		}
+		b, err := hex.DecodeString(f[1])
+		if err != nil || len(b) != 20 {
+			return nil
+		}
+		return b
 	}
-	b, err := hex.DecodeString(args[0])
-	if err != nil || len(b) != 20 {
-		return nil
-	}
-	return b
+	return nil
 }
 
-// nativePasswordOK checks a mysql_native_password token:
+// serveNativePasswordOK checks a mysql_native_password token:
 // SHA1(pass) XOR SHA1(scramble + SHA1(SHA1(pass))); an empty password
 // sends an empty token.
-func nativePasswordOK(scramble []byte, pass string, token []byte) bool {
+func serveNativePasswordOK(scramble []byte, pass string, token []byte) bool {
 	if pass == "" {
 		return len(token) == 0
 	}
-	return subtle.ConstantTimeCompare(nativePassword(scramble, pass), token) == 1
+	return subtle.ConstantTimeCompare(ServeNativePassword(scramble, pass), token) == 1
 }
 
-// nativePassword computes the mysql_native_password token for pass and
+// ServeNativePassword computes the mysql_native_password token for pass and
 // the server's 20-byte scramble, as a client sends it.
-func nativePassword(scramble []byte, pass string) []byte {
+func ServeNativePassword(scramble []byte, pass string) []byte {
 	h1 := sha1.Sum([]byte(pass))
 	h2 := sha1.Sum(h1[:])
 	h := sha1.New()
@@ -237,19 +243,19 @@ func nativePassword(scramble []byte, pass string) []byte {
 }
 
 // query answers one COM_QUERY.
-func (m *mySession) query(q string) bool {
+func (m *serveSession) query(q string) bool {
 	q = strings.ToLower(strings.Join(strings.Fields(strings.TrimRight(strings.TrimSpace(q), "; \t\r\n")), " "))
 	arg, isSelect := strings.CutPrefix(q, "select ")
 	if isSelect {
 		if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
-			return m.result(arg, myTypeLongLong, strconv.FormatInt(n, 10))
+			return m.result(arg, serveTypeLongLong, strconv.FormatInt(n, 10))
 		}
 		switch arg {
 		case "@@version", "version()":
-			return m.result(arg, myTypeVarString, m.version)
+			return m.result(arg, serveTypeVarString, m.version)
 		case "@@version_comment limit 1", "@@version_comment":
 			// The mariadb and mysql clients ask this for their banner.
-			return m.result("@@version_comment", myTypeVarString, "starttls-go serve")
+			return m.result("@@version_comment", serveTypeVarString, "starttls-go serve")
 		}
 	}
 	return m.err(1, 1064, "42000", "starttls serve answers only select <integer>, select @@version and select @@version_comment")
@@ -257,14 +263,14 @@ func (m *mySession) query(q string) bool {
 
 // result sends a text result set of one column and one row (with EOF
 // packets: CLIENT_DEPRECATE_EOF is not offered).
-func (m *mySession) result(name string, typ byte, value string) bool {
-	charset, length, flags := uint16(myUTF8MB4), uint32(len(value)*4), uint16(0)
-	if typ == myTypeLongLong {
-		charset, length, flags = myBinaryCharset, 20, 0x81 // NOT_NULL | BINARY
+func (m *serveSession) result(name string, typ byte, value string) bool {
+	charset, length, flags := uint16(serveUTF8MB4), uint32(len(value)*4), uint16(0)
+	if typ == serveTypeLongLong {
+		charset, length, flags = serveBinaryCharset, 20, 0x81 // NOT_NULL | BINARY
 	}
-	col := lenencStr(nil, "def")
+	col := serveLenencStr(nil, "def")
 	for _, s := range []string{"", "", "", name, ""} { // schema, table, org_table, name, org_name
-		col = lenencStr(col, s)
+		col = serveLenencStr(col, s)
 	}
 	col = append(col, 0x0c)
 	col = binary.LittleEndian.AppendUint16(col, charset)
@@ -273,64 +279,55 @@ func (m *mySession) result(name string, typ byte, value string) bool {
 	col = binary.LittleEndian.AppendUint16(col, flags)
 	col = append(col, 0, 0, 0) // decimals, filler
 	var out []byte
-	out = appendPacket(out, 1, []byte{1})
-	out = appendPacket(out, 2, col)
-	out = appendPacket(out, 3, eofPayload())
-	out = appendPacket(out, 4, lenencStr(nil, value))
-	out = appendPacket(out, 5, eofPayload())
+	out = append(out, Packet(1, []byte{1})...)
+	out = append(out, Packet(2, col)...)
+	out = append(out, Packet(3, serveEOF())...)
+	out = append(out, Packet(4, serveLenencStr(nil, value))...)
+	out = append(out, Packet(5, serveEOF())...)
 	return m.writeRaw(out)
 }
 
-func eofPayload() []byte { return []byte{0xfe, 0, 0, myStatusAutocommit, 0} }
+func serveEOF() []byte { return []byte{0xfe, 0, 0, serveStatusAutocommit, 0} }
 
-func (m *mySession) ok(seq byte) bool {
-	return m.write(seq, []byte{0, 0, 0, myStatusAutocommit, 0, 0, 0})
+func (m *serveSession) ok(seq byte) bool {
+	return m.write(seq, []byte{0, 0, 0, serveStatusAutocommit, 0, 0, 0})
 }
 
-func (m *mySession) err(seq byte, code uint16, state, msg string) bool {
-	return m.writeRaw(mysql.ErrPacket(seq, code, state, msg, true))
+func (m *serveSession) err(seq byte, code uint16, state, msg string) bool {
+	return m.writeRaw(ErrPacket(seq, code, state, msg, true))
 }
 
-func (m *mySession) write(seq byte, payload []byte) bool {
-	return m.writeRaw(appendPacket(nil, seq, payload))
+func (m *serveSession) write(seq byte, payload []byte) bool {
+	return m.writeRaw(Packet(seq, payload))
 }
 
-func (m *mySession) writeRaw(b []byte) bool {
-	_ = m.s.c.SetWriteDeadline(time.Now().Add(m.s.o.IdleTimeout))
-	_, err := m.s.c.Write(b)
+func (m *serveSession) writeRaw(b []byte) bool {
+	c := m.s.Conn()
+	_ = c.SetWriteDeadline(time.Now().Add(m.s.IdleTimeout()))
+	_, err := c.Write(b)
 	return err == nil
 }
 
-// read reads one packet of at most myMaxPacket bytes.
-func (m *mySession) read() (byte, []byte, error) {
-	_ = m.s.c.SetReadDeadline(time.Now().Add(m.s.o.IdleTimeout))
-	var hdr [4]byte
-	if _, err := io.ReadFull(m.s.br, hdr[:]); err != nil {
+// read reads one packet of at most serveMaxPacket bytes.
+func (m *serveSession) read() (byte, []byte, error) {
+	c := m.s.Conn()
+	_ = c.SetReadDeadline(time.Now().Add(m.s.IdleTimeout()))
+	seq, p, err := ReadPacket(func(b []byte) error { _, err := io.ReadFull(c, b); return err }, serveMaxPacket)
+	if errors.Is(err, wire.ErrTooMuchData) {
+		m.err(seq+1, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
+		return 0, nil, serveErrPacket
+	}
+	if err != nil {
 		return 0, nil, err
 	}
-	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
-	if n > myMaxPacket {
-		m.err(hdr[3]+1, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
-		return 0, nil, errMySQL
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(m.s.br, p); err != nil {
-		return 0, nil, err
-	}
-	return hdr[3], p, nil
+	return seq, p, nil
 }
 
-func appendPacket(out []byte, seq byte, payload []byte) []byte {
-	n := len(payload)
-	out = append(out, byte(n), byte(n>>8), byte(n>>16), seq)
-	return append(out, payload...)
-}
-
-// lenencInt decodes a length-encoded integer; it returns the value and
+// serveLenencInt decodes a length-encoded integer; it returns the value and
 // the number of bytes it took.
-func lenencInt(b []byte) (uint64, int, error) {
+func serveLenencInt(b []byte) (uint64, int, error) {
 	if len(b) == 0 {
-		return 0, 0, errMySQL
+		return 0, 0, serveErrPacket
 	}
 	k := 0
 	switch b[0] {
@@ -341,12 +338,12 @@ func lenencInt(b []byte) (uint64, int, error) {
 	case 0xfe:
 		k = 8
 	case 0xfb, 0xff:
-		return 0, 0, errMySQL
+		return 0, 0, serveErrPacket
 	default:
 		return uint64(b[0]), 1, nil
 	}
 	if len(b) < 1+k {
-		return 0, 0, errMySQL
+		return 0, 0, serveErrPacket
 	}
 	var v uint64
 	for i := k; i >= 1; i-- {
@@ -355,7 +352,7 @@ func lenencInt(b []byte) (uint64, int, error) {
 	return v, 1 + k, nil
 }
 
-func lenencStr(out []byte, s string) []byte {
+func serveLenencStr(out []byte, s string) []byte {
 	n := len(s)
 	switch {
 	case n < 0xfb:
