@@ -3,6 +3,11 @@
 // mail, IMAP and POP3 with an empty mailbox, an LDAP root DSE, SQL servers
 // that answer SELECT 1) inside TLS. It backs `starttls serve`,
 // `starttls demo` and the tests.
+//
+// The applications live with their protocol, in
+// internal/proto/NAME/serve.go, and are found through
+// internal/proto/registry; this package holds what they share: the
+// listener, the session (a registry.ServeConn) and its limits.
 package serve
 
 import (
@@ -11,11 +16,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/starttls-go/starttls"
@@ -58,21 +60,15 @@ type Server struct {
 // app is a post-TLS application for one base protocol.
 type app func(ctx context.Context, s *session)
 
-// apps are the applications that still live in this package, by base
-// protocol; the others (ManageSieve, NNTP, IRC) come from their folder,
-// internal/proto/NAME, through internal/proto/registry. Protocols with
-// neither get a drain-and-close app so that every protocol with a server
-// half can still be served.
-var apps = map[starttls.Protocol]app{
-}
-
-// appFor returns the application of base protocol p: its folder's, else
-// this package's, else nil.
+// appFor returns the application of base protocol p, which its folder
+// internal/proto/NAME registered with internal/proto/registry, or nil.
+// Protocols without one get a drain-and-close app so that every
+// protocol with a server half can still be served.
 func appFor(p starttls.Protocol) app {
 	if a := registry.ServeFor(string(p)); a != nil {
 		return func(ctx context.Context, s *session) { a(ctx, lineSession{s}) }
 	}
-	return apps[p]
+	return nil
 }
 
 // Start listens and serves in the background until ctx ends or Close.
@@ -196,73 +192,6 @@ func ThrowawayTLS(dir string, hosts ...string) (*tls.Config, string, error) {
 		return nil, "", err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}, caFile, nil
-}
-
-// session is one connection's application state.
-type session struct {
-	c  *starttls.Conn
-	o  *Options
-	br *bufio.Reader
-}
-
-// maxLine bounds a command line inside TLS.
-const maxLine = registry.ServeMaxLine
-
-var errLineTooLong = registry.ServeErrLineTooLong
-
-func (s *session) readLine() (string, error) {
-	_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
-	var b []byte
-	for {
-		frag, err := s.br.ReadSlice('\n')
-		b = append(b, frag...)
-		if len(b) > maxLine {
-			return "", errLineTooLong
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-}
-
-func (s *session) write(lines ...string) error {
-	_ = s.c.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
-	_, err := io.WriteString(s.c, strings.Join(lines, "\r\n")+"\r\n")
-	return err
-}
-
-func (s *session) secure() bool { return s.c.TLS != nil }
-
-// checkUser reports whether the credentials are accepted.
-func (s *session) checkUser(user, pass string) bool {
-	if s.o.Users == nil {
-		return user != ""
-	}
-	p, ok := s.o.Users[user]
-	return ok && p == pass
-}
-
-// plainCreds decodes a SASL PLAIN response (RFC 4616).
-var plainCreds = registry.PlainCredentials
-
-// drainApp reads and discards until the client goes quiet or leaves.
-func drainApp(ctx context.Context, s *session) {
-	buf := make([]byte, 4096)
-	for i := 0; i < 1<<16 && ctx.Err() == nil; i++ {
-		_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
-		if _, err := s.br.Read(buf); err != nil {
-			return
-		}
-	}
-}
-
-var mailSeq struct {
-	sync.Mutex
-	n int
 }
 
 // HasApp reports whether p has a real application behind the upgrade (not

@@ -1,16 +1,85 @@
 package serve
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
+
+// session is one connection's application state.
+type session struct {
+	c  *starttls.Conn
+	o  *Options
+	br *bufio.Reader
+}
+
+// maxLine bounds a command line inside TLS.
+const maxLine = registry.ServeMaxLine
+
+var errLineTooLong = registry.ErrServeLineTooLong
+
+func (s *session) readLine() (string, error) {
+	_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+	var b []byte
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		b = append(b, frag...)
+		if len(b) > maxLine {
+			return "", errLineTooLong
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+}
+
+func (s *session) write(lines ...string) error {
+	_ = s.c.SetWriteDeadline(time.Now().Add(s.o.IdleTimeout))
+	_, err := io.WriteString(s.c, strings.Join(lines, "\r\n")+"\r\n")
+	return err
+}
+
+func (s *session) secure() bool { return s.c.TLS != nil }
+
+// checkUser reports whether the credentials are accepted.
+func (s *session) checkUser(user, pass string) bool {
+	if s.o.Users == nil {
+		return user != ""
+	}
+	p, ok := s.o.Users[user]
+	return ok && p == pass
+}
+
+// drainApp reads and discards until the client goes quiet or leaves.
+func drainApp(ctx context.Context, s *session) {
+	buf := make([]byte, 4096)
+	for i := 0; i < 1<<16 && ctx.Err() == nil; i++ {
+		_ = s.c.SetReadDeadline(time.Now().Add(s.o.IdleTimeout))
+		if _, err := s.br.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+var mailSeq struct {
+	sync.Mutex
+	n int
+}
 
 // readN reads n bytes of a literal and the rest of its command line.
 func (s *session) readN(n int) (string, error) {

@@ -129,7 +129,7 @@ func serveArgs(s registry.ServeConn, line string) ([]string, error) {
 				b.WriteByte(line[j])
 			}
 			if j >= len(line) {
-				return nil, registry.ServeErrLineTooLong
+				return nil, registry.ErrServeLineTooLong
 			}
 			out, line = append(out, b.String()), line[j+1:]
 		case line[0] == '{' && strings.HasSuffix(line, "}"):
@@ -137,10 +137,10 @@ func serveArgs(s registry.ServeConn, line string) ([]string, error) {
 			sync := !strings.HasSuffix(spec, "+")
 			n, err := strconv.Atoi(strings.TrimSuffix(spec, "+"))
 			if err != nil || n < 0 || n > registry.ServeMaxLine {
-				return nil, registry.ServeErrLineTooLong
+				return nil, registry.ErrServeLineTooLong
 			}
 			if sync && s.Write("+ Ready for literal data") != nil {
-				return nil, registry.ServeErrLineTooLong
+				return nil, registry.ErrServeLineTooLong
 			}
 			buf := make([]byte, n)
 			if _, err := io.ReadFull(s.Conn(), buf); err != nil {

@@ -44,7 +44,7 @@ const (
 	serveUTF8MB4       = 45
 )
 
-var serveErrPacket = errors.New("mysql: malformed packet")
+var errServePacket = errors.New("mysql: malformed packet")
 
 type serveSession struct {
 	s       registry.ServeConn
@@ -93,41 +93,41 @@ type serveResponse struct {
 
 func serveParseResponse(p []byte) (serveResponse, error) {
 	if len(p) < 32 {
-		return serveResponse{}, serveErrPacket
+		return serveResponse{}, errServePacket
 	}
 	r := serveResponse{caps: binary.LittleEndian.Uint32(p)}
 	if r.caps&ClientProtocol41 == 0 {
-		return serveResponse{}, serveErrPacket
+		return serveResponse{}, errServePacket
 	}
 	rest := p[32:]
 	i := bytes.IndexByte(rest, 0)
 	if i < 0 {
-		return serveResponse{}, serveErrPacket
+		return serveResponse{}, errServePacket
 	}
 	r.user, rest = string(rest[:i]), rest[i+1:]
 	switch {
 	case r.caps&servePluginAuthLenenc != 0:
 		n, k, err := serveLenencInt(rest)
 		if err != nil || n > uint64(len(rest)-k) {
-			return serveResponse{}, serveErrPacket
+			return serveResponse{}, errServePacket
 		}
 		r.auth, rest = rest[k:k+int(n)], rest[k+int(n):]
 	case r.caps&ClientSecureConnection != 0:
 		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
-			return serveResponse{}, serveErrPacket
+			return serveResponse{}, errServePacket
 		}
 		r.auth, rest = rest[1:1+int(rest[0])], rest[1+int(rest[0]):]
 	default:
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
-			return serveResponse{}, serveErrPacket
+			return serveResponse{}, errServePacket
 		}
 		r.auth, rest = rest[:j], rest[j+1:]
 	}
 	if r.caps&ClientConnectWithDB != 0 && len(rest) > 0 {
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
-			return serveResponse{}, serveErrPacket
+			return serveResponse{}, errServePacket
 		}
 		rest = rest[j+1:]
 	}
@@ -315,7 +315,7 @@ func (m *serveSession) read() (byte, []byte, error) {
 	seq, p, err := ReadPacket(func(b []byte) error { _, err := io.ReadFull(c, b); return err }, serveMaxPacket)
 	if errors.Is(err, wire.ErrTooMuchData) {
 		m.err(seq+1, 1153, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
-		return 0, nil, serveErrPacket
+		return 0, nil, errServePacket
 	}
 	if err != nil {
 		return 0, nil, err
@@ -327,7 +327,7 @@ func (m *serveSession) read() (byte, []byte, error) {
 // the number of bytes it took.
 func serveLenencInt(b []byte) (uint64, int, error) {
 	if len(b) == 0 {
-		return 0, 0, serveErrPacket
+		return 0, 0, errServePacket
 	}
 	k := 0
 	switch b[0] {
@@ -338,12 +338,12 @@ func serveLenencInt(b []byte) (uint64, int, error) {
 	case 0xfe:
 		k = 8
 	case 0xfb, 0xff:
-		return 0, 0, serveErrPacket
+		return 0, 0, errServePacket
 	default:
 		return uint64(b[0]), 1, nil
 	}
 	if len(b) < 1+k {
-		return 0, 0, serveErrPacket
+		return 0, 0, errServePacket
 	}
 	var v uint64
 	for i := k; i >= 1; i-- {

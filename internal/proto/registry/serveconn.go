@@ -54,9 +54,9 @@ type ServeUpgrade struct {
 	ClientName string
 }
 
-// ServeErrLineTooLong is the error ReadLine returns for a line beyond
+// ErrServeLineTooLong is the error ReadLine returns for a line beyond
 // ServeMaxLine.
-var ServeErrLineTooLong = errors.New("line too long")
+var ErrServeLineTooLong = errors.New("line too long")
 
 // ServeMaxLine bounds a command line, and an IMAP literal, inside TLS.
 const ServeMaxLine = 16 << 10

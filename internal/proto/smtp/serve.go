@@ -42,7 +42,7 @@ func serveApp(ctx context.Context, s registry.ServeConn) {
 	for i := 0; i < 1000 && ctx.Err() == nil; i++ {
 		line, err := s.ReadLine()
 		if err != nil {
-			if err == registry.ServeErrLineTooLong {
+			if err == registry.ErrServeLineTooLong {
 				_ = s.Write("500 5.5.6 Line too long")
 			}
 			return
@@ -116,7 +116,7 @@ func serveApp(ctx context.Context, s registry.ServeConn) {
 			}
 			msg, err := serveReadData(s)
 			if err != nil {
-				if err == serveErrTooBig {
+				if err == errServeTooBig {
 					_ = s.Write("552 5.3.4 Message too big")
 				}
 				return
@@ -203,7 +203,7 @@ func serveAuth(s registry.Session, arg string) (bool, string) {
 	return true, "235 2.7.0 Authentication successful"
 }
 
-var serveErrTooBig = errors.New("message too big")
+var errServeTooBig = errors.New("message too big")
 
 // serveReadData reads a DATA body up to the lone dot, undoing dot-stuffing.
 func serveReadData(s registry.Session) ([]byte, error) {
@@ -218,12 +218,12 @@ func serveReadData(s registry.Session) ([]byte, error) {
 		}
 		line = strings.TrimPrefix(line, ".")
 		if len(msg)+len(line) > serveMaxMessage {
-			return nil, serveErrTooBig
+			return nil, errServeTooBig
 		}
 		msg = append(msg, line...)
 		msg = append(msg, '\r', '\n')
 	}
-	return nil, serveErrTooBig
+	return nil, errServeTooBig
 }
 
 // serveStore writes the message into serve's mail directory (if set) and

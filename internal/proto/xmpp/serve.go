@@ -46,8 +46,8 @@ func serveApp(ctx context.Context, s registry.ServeConn) {
 				if authed {
 					features = "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
 				}
-				if !serveWrite(s, "<?xml version='1.0'?><stream:stream xmlns='" + ns + "' xmlns:stream='http://etherx.jabber.org/streams' id='starttls-serve' from='" +
-					s.Hostname() + "' version='1.0'><stream:features>" + features + "</stream:features>") {
+				if !serveWrite(s, "<?xml version='1.0'?><stream:stream xmlns='"+ns+"' xmlns:stream='http://etherx.jabber.org/streams' id='starttls-serve' from='"+
+					s.Hostname()+"' version='1.0'><stream:features>"+features+"</stream:features>") {
 					return
 				}
 				continue
