@@ -62,19 +62,19 @@ func serveApp(ctx context.Context, s registry.ServeConn) {
 				return []string{tag + " NO [PRIVACYREQUIRED] Use STARTTLS first"}, false
 			case len(args) == 0 || !strings.EqualFold(args[0], "PLAIN"):
 				return []string{tag + " NO [CANNOT] Unsupported mechanism"}, false
+			case len(args) > 1 && args[1] == "":
+				// An empty initial response given is not one to ask for.
+				return []string{tag + " NO [AUTHENTICATIONFAILED] Invalid credentials"}, false
 			}
 			ir := ""
 			if len(args) > 1 {
 				ir = args[1]
-			} else {
-				if s.Write("+ ") != nil {
-					return nil, true
-				}
-				if ir, err = s.ReadLine(); err != nil {
-					return nil, true
-				}
 			}
-			if u, p, okc := registry.PlainCredentials(ir); okc && s.CheckUser(u, p) {
+			accepted, broken := registry.ServePlain(s, ir)
+			if broken {
+				return nil, true
+			}
+			if accepted {
 				authed = true
 				return ok("AUTHENTICATE completed"), false
 			}

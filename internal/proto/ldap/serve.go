@@ -127,9 +127,9 @@ func (st *serveState) handle(m serveRequest) bool {
 	case ExtendedRequest:
 		return st.extended(m)
 	case ModifyRequest, AddRequest, DelRequest, ModDNRequest:
-		return st.result(m.id, m.op+1, serveUnwillingToPerform, "read-only directory", nil)
+		return st.result(m.id, m.op+1, serveUnwillingToPerform, "read-only directory")
 	case CompareRequest:
-		return st.result(m.id, m.op+1, serveNoSuchObject, "no such entry", nil)
+		return st.result(m.id, m.op+1, serveNoSuchObject, "no such entry")
 	}
 	st.disconnect(fmt.Sprintf("unexpected protocolOp %d", m.op))
 	return false
@@ -140,38 +140,38 @@ func (st *serveState) handle(m serveRequest) bool {
 func (st *serveState) bind(m serveRequest) bool {
 	verE, rest, err := berNext(m.body)
 	if err != nil || verE.tag != 0x02 {
-		return st.result(m.id, BindResponse, ProtocolError, "malformed BindRequest", nil)
+		return st.result(m.id, BindResponse, ProtocolError, "malformed BindRequest")
 	}
 	nameE, rest, err := berNext(rest)
 	if err != nil || nameE.tag != 0x04 {
-		return st.result(m.id, BindResponse, ProtocolError, "malformed BindRequest", nil)
+		return st.result(m.id, BindResponse, ProtocolError, "malformed BindRequest")
 	}
 	authE, _, err := berNext(rest)
 	if err != nil {
-		return st.result(m.id, BindResponse, ProtocolError, "malformed BindRequest", nil)
+		return st.result(m.id, BindResponse, ProtocolError, "malformed BindRequest")
 	}
 	if v, err := berInt(verE, "version"); err != nil || v != 3 {
-		return st.result(m.id, BindResponse, ProtocolError, "only LDAPv3 is supported", nil)
+		return st.result(m.id, BindResponse, ProtocolError, "only LDAPv3 is supported")
 	}
 	// A failed bind leaves the session anonymous (RFC 4511 §4.2.1).
 	st.bound = ""
 	name, pass := string(nameE.body), string(authE.body)
 	switch {
 	case authE.tag != 0x80:
-		return st.result(m.id, BindResponse, serveAuthMethodNotSupported, "only simple bind is supported", nil)
+		return st.result(m.id, BindResponse, serveAuthMethodNotSupported, "only simple bind is supported")
 	case name == "" && pass == "":
-		return st.result(m.id, BindResponse, Success, "", nil)
+		return st.result(m.id, BindResponse, Success, "")
 	case pass == "":
 		// An unauthenticated bind (name, no password) is a classic way to
 		// look authenticated while not being so (RFC 4513 §5.1.2).
-		return st.result(m.id, BindResponse, serveUnwillingToPerform, "unauthenticated bind (DN with no password) not allowed", nil)
+		return st.result(m.id, BindResponse, serveUnwillingToPerform, "unauthenticated bind (DN with no password) not allowed")
 	case !st.s.Secure():
-		return st.result(m.id, BindResponse, ConfidentialityRequired, "StartTLS first", nil)
+		return st.result(m.id, BindResponse, ConfidentialityRequired, "StartTLS first")
 	case !st.s.CheckUser(serveUserOf(name), pass):
-		return st.result(m.id, BindResponse, serveInvalidCredentials, "", nil)
+		return st.result(m.id, BindResponse, serveInvalidCredentials, "")
 	}
 	st.bound = name
-	return st.result(m.id, BindResponse, Success, "", nil)
+	return st.result(m.id, BindResponse, Success, "")
 }
 
 // serveUserOf maps a bind name to a user of serve's: the value of the
@@ -190,38 +190,38 @@ func (st *serveState) search(m serveRequest) bool {
 	for i := range f {
 		var err error
 		if f[i], rest, err = berNext(rest); err != nil {
-			return st.result(m.id, SearchResDone, ProtocolError, "malformed SearchRequest", nil)
+			return st.result(m.id, SearchResDone, ProtocolError, "malformed SearchRequest")
 		}
 	}
 	base, scopeE, typesOnlyE, filter, attrsE := f[0], f[1], f[5], f[6], f[7]
 	if base.tag != 0x04 || scopeE.tag != 0x0a || attrsE.tag != 0x30 {
-		return st.result(m.id, SearchResDone, ProtocolError, "malformed SearchRequest", nil)
+		return st.result(m.id, SearchResDone, ProtocolError, "malformed SearchRequest")
 	}
 	scope, err := berInt(scopeE, "scope")
 	if err != nil {
-		return st.result(m.id, SearchResDone, ProtocolError, "malformed SearchRequest", nil)
+		return st.result(m.id, SearchResDone, ProtocolError, "malformed SearchRequest")
 	}
 	if len(base.body) != 0 {
-		return st.result(m.id, SearchResDone, serveNoSuchObject, "only the root DSE exists", nil)
+		return st.result(m.id, SearchResDone, serveNoSuchObject, "only the root DSE exists")
 	}
 	if scope != 0 {
 		// The root DSE has no children that a one-level or subtree search
 		// could return, and is itself excluded from them.
-		return st.result(m.id, SearchResDone, Success, "", nil)
+		return st.result(m.id, SearchResDone, Success, "")
 	}
 	attrs := st.rootDSE()
 	if !servePresentMatches(filter, attrs) {
-		return st.result(m.id, SearchResDone, Success, "", nil)
+		return st.result(m.id, SearchResDone, Success, "")
 	}
 	want, err := serveAttrList(attrsE.body)
 	if err != nil {
-		return st.result(m.id, SearchResDone, ProtocolError, "malformed attribute list", nil)
+		return st.result(m.id, SearchResDone, ProtocolError, "malformed attribute list")
 	}
 	typesOnly := len(typesOnlyE.body) == 1 && typesOnlyE.body[0] != 0
 	if !st.send(serveEncodeEntry(m.id, attrs, want, typesOnly)) {
 		return false
 	}
-	return st.result(m.id, SearchResDone, Success, "", nil)
+	return st.result(m.id, SearchResDone, Success, "")
 }
 
 // serveAttr is one attribute of an entry.
@@ -321,7 +321,7 @@ func serveEncodeEntry(id int, attrs []serveAttr, want []string, typesOnly bool) 
 func (st *serveState) extended(m serveRequest) bool {
 	nameE, rest, err := berNext(m.body)
 	if err != nil || nameE.tag != 0x80 {
-		return st.result(m.id, ExtendedResponse, ProtocolError, "malformed ExtendedRequest", nil)
+		return st.result(m.id, ExtendedResponse, ProtocolError, "malformed ExtendedRequest")
 	}
 	switch string(nameE.body) {
 	case StartTLSOID:
@@ -336,39 +336,34 @@ func (st *serveState) extended(m serveRequest) bool {
 		return st.resultNamed(m.id, OperationsError, diag, StartTLSOID)
 	case serveWhoAmIOID:
 		if len(rest) != 0 {
-			return st.result(m.id, ExtendedResponse, ProtocolError, "WhoAmI takes no requestValue", nil)
+			return st.result(m.id, ExtendedResponse, ProtocolError, "WhoAmI takes no requestValue")
 		}
 		authz := ""
 		if st.bound != "" {
 			authz = "dn:" + st.bound
 		}
-		return st.result(m.id, ExtendedResponse, Success, "", &authz)
+		return st.send(serveWhoAmI(m.id, authz))
 	}
-	return st.result(m.id, ExtendedResponse, ProtocolError, "unsupported extended operation", nil)
+	return st.result(m.id, ExtendedResponse, ProtocolError, "unsupported extended operation")
 }
 
-// serveResult encodes a response with an LDAPResult and, for
-// ExtendedResponse, an optional responseName and responseValue.
-func serveResult(id, op, code int, diag, name string, value *string) []byte {
-	return Encode(id, op, true, func(b *cryptobyte.Builder) {
-		b.AddASN1Enum(int64(code))
+// serveWhoAmI encodes a successful WhoAmI answer (RFC 4532 §2.3): its
+// responseValue is the authorization identity, "" when anonymous.
+func serveWhoAmI(id int, authz string) []byte {
+	return Encode(id, ExtendedResponse, true, func(b *cryptobyte.Builder) {
+		b.AddASN1Enum(Success)
 		b.AddASN1OctetString(nil)
-		b.AddASN1OctetString([]byte(diag))
-		if name != "" {
-			b.AddASN1(cbasn1.Tag(10).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(name)) })
-		}
-		if value != nil {
-			b.AddASN1(cbasn1.Tag(11).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(*value)) })
-		}
+		b.AddASN1OctetString(nil)
+		b.AddASN1(cbasn1.Tag(11).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(authz)) })
 	})
 }
 
-func (st *serveState) result(id, op, code int, diag string, value *string) bool {
-	return st.send(serveResult(id, op, code, diag, "", value))
+func (st *serveState) result(id, op, code int, diag string) bool {
+	return st.send(EncodeResult(id, op, code, diag, ""))
 }
 
 func (st *serveState) resultNamed(id, code int, diag, name string) bool {
-	return st.send(serveResult(id, ExtendedResponse, code, diag, name, nil))
+	return st.send(EncodeResult(id, ExtendedResponse, code, diag, name))
 }
 
 func (st *serveState) send(b []byte) bool {
@@ -381,5 +376,5 @@ func (st *serveState) send(b []byte) bool {
 // disconnect sends a Notice of Disconnection (RFC 4511 §4.4.1) before the
 // session is closed for a protocol violation.
 func (st *serveState) disconnect(diag string) {
-	st.send(serveResult(0, ExtendedResponse, ProtocolError, diag, NoticeOfDisconnectionOID, nil))
+	st.resultNamed(0, ProtocolError, diag, NoticeOfDisconnectionOID)
 }

@@ -48,16 +48,11 @@ func serveApp(ctx context.Context, s registry.Session) {
 			if !strings.EqualFold(mech, "PLAIN") {
 				return []string{"-ERR Unsupported mechanism"}, false
 			}
-			if ir == "" {
-				var err error
-				if s.Write("+ ") != nil {
-					return nil, true
-				}
-				if ir, err = s.ReadLine(); err != nil {
-					return nil, true
-				}
+			accepted, broken := registry.ServePlain(s, ir)
+			if broken {
+				return nil, true
 			}
-			if u, p, ok := registry.PlainCredentials(ir); ok && s.CheckUser(u, p) {
+			if accepted {
 				authed = true
 				return []string{"+OK Maildrop ready"}, false
 			}

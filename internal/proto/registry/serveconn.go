@@ -96,3 +96,21 @@ func ServeFor(name string) App {
 	}
 	return serveApps[name]
 }
+
+// ServePlain completes an AUTHENTICATE PLAIN (IMAP) or AUTH PLAIN (POP3):
+// ir is the initial response, or "" to ask for it with a "+ "
+// continuation. It reports whether serve accepts the credentials, and
+// broken when the session failed while asking.
+func ServePlain(s Session, ir string) (accepted, broken bool) {
+	if ir == "" {
+		var err error
+		if s.Write("+ ") != nil {
+			return false, true
+		}
+		if ir, err = s.ReadLine(); err != nil {
+			return false, true
+		}
+	}
+	u, p, ok := PlainCredentials(ir)
+	return ok && s.CheckUser(u, p), false
+}
