@@ -17,7 +17,7 @@ func init() { registry.ServeRegister("postgres", registry.ServeConnApp(serveApp)
 
 // PostgreSQL inside TLS (frontend/backend protocol 3.0): the startup
 // message, cleartext password authentication against serve's users (safe
-// inside TLS; none when Users is nil), the parameters libpq expects, and
+// inside TLS; none when serve accepts anyone), the parameters libpq expects, and
 // simple queries that a client uses to see it is connected (SELECT 1,
 // SELECT version(), SELECT current_user). Everything else is an
 // ErrorResponse after which the session goes on, as in a real server.
