@@ -65,8 +65,8 @@ type app func(ctx context.Context, s *session)
 // Protocols without one get a drain-and-close app so that every
 // protocol with a server half can still be served.
 func appFor(p starttls.Protocol) app {
-	if a := registry.ServeFor(string(p)); a != nil {
-		return func(ctx context.Context, s *session) { a(ctx, lineSession{s}) }
+	if d := registry.Lookup(string(p)); d != nil && d.Serve != nil {
+		return func(ctx context.Context, s *session) { d.Serve(ctx, lineSession{s}) }
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.ServeRegister("ftp", registry.ServeConnApp(serveApp)) }
+func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "ftp") }
 
 // serveApp is FTP (RFC 959, 4217) inside TLS with an empty root directory:
 // login, PBSZ/PROT, PWD, TYPE, passive data connections (EPSV/PASV) for

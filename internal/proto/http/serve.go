@@ -10,7 +10,7 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.ServeRegister("http", registry.ServeConnApp(serveApp)) }
+func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "http") }
 
 // serveApp serves one connection with net/http: a page saying the
 // request came over TLS.

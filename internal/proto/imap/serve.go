@@ -9,7 +9,7 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.ServeRegister("imap", registry.ServeConnApp(serveApp)) }
+func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "imap") }
 
 // serveApp is IMAP4rev1 (RFC 3501) with one empty INBOX, inside TLS.
 func serveApp(ctx context.Context, s registry.ServeConn) {

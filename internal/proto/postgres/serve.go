@@ -13,7 +13,7 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.ServeRegister("postgres", registry.ServeConnApp(serveApp)) }
+func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "postgres") }
 
 // PostgreSQL inside TLS (frontend/backend protocol 3.0): the startup
 // message, cleartext password authentication against serve's users (safe

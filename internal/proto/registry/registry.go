@@ -101,7 +101,8 @@ type Protocol struct {
 	// Probes are check's pre-TLS probes.
 	Probes Probes
 	// Serve is the application serve runs after the upgrade; nil where
-	// serve still keeps it in its own serve/NAME.go.
+	// there is none (serve then drains and closes). Folders set it here
+	// or with RegisterServe.
 	Serve App
 	// ServeCapabilities are the capabilities serve advertises when its
 	// user gives none (ManageSieve: "SASL PLAIN", as its application
@@ -132,6 +133,12 @@ func Register(p *Protocol) {
 	if ct := pendingCT[p.Name]; ct != nil {
 		p.ClientTest = ct
 		delete(pendingCT, p.Name)
+	}
+	if a := serveApps[p.Name]; a != nil {
+		if p.Serve != nil {
+			panic(fmt.Sprintf("registry: protocol %q has two serve applications", p.Name))
+		}
+		p.Serve = a
 	}
 	byName[p.Name] = p
 }

@@ -72,29 +72,24 @@ func ServeConnApp(app func(ctx context.Context, c ServeConn)) App {
 	}
 }
 
-// serveApps are the applications registered apart from their protocol's
-// description, by ServeRegister.
+// serveApps holds the applications registered before their protocol's
+// description, so that the order of the init functions does not matter.
 var serveApps = map[string]App{}
 
-// ServeRegister sets the serve application of the base protocol name,
-// from the init of a folder's serve.go, so that the folder's probes.go
-// need not name it; init order between the two does not matter. A
-// second application for a name is a programming error and panics.
-func ServeRegister(name string, app App) {
-	if _, dup := serveApps[name]; dup || name == "" || app == nil {
-		panic(fmt.Sprintf("registry: serve application %q registered twice, unnamed or nil", name))
+// RegisterServe makes app serve's application for each base protocol of
+// names (Protocol.Serve), from the init of a folder's serve.go, in any
+// order with Register, so that the folder's probes.go need not name it.
+// A second application for a name panics.
+func RegisterServe(app App, names ...string) {
+	for _, n := range names {
+		if _, dup := serveApps[n]; dup || n == "" || app == nil || byName[n] != nil && byName[n].Serve != nil {
+			panic(fmt.Sprintf("registry: serve application for %q registered twice, unnamed or nil", n))
+		}
+		serveApps[n] = app
+		if p := byName[n]; p != nil {
+			p.Serve = app
+		}
 	}
-	serveApps[name] = app
-}
-
-// ServeFor returns the application serve runs for the base protocol
-// name: the description's Serve, else the one ServeRegister set, else
-// nil.
-func ServeFor(name string) App {
-	if p := byName[name]; p != nil && p.Serve != nil {
-		return p.Serve
-	}
-	return serveApps[name]
 }
 
 // ServePlain completes an AUTHENTICATE PLAIN (IMAP) or AUTH PLAIN (POP3):

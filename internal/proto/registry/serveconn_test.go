@@ -6,24 +6,40 @@ import (
 	"testing"
 )
 
-func TestServeRegisterAndFor(t *testing.T) {
-	defer delete(serveApps, "registry-serve-test")
-	ran := false
-	ServeRegister("registry-serve-test", func(context.Context, Session) { ran = true })
-	a := ServeFor("registry-serve-test")
-	if a == nil {
-		t.Fatal("a registered application is not found")
-	}
-	a(context.Background(), &lines{failAt: -1})
-	if !ran || ServeFor("registry-serve-test-other") != nil {
-		t.Errorf("ran %v; an unregistered name has an application", ran)
-	}
+// A folder's serve application reaches its protocol whichever of the two
+// init functions runs first; a second one for a name panics, and so does
+// one for a protocol whose description already has one.
+func TestRegisterServeEitherOrder(t *testing.T) {
+	names := []string{"registry-test-a", "registry-test-b", "registry-test-c"}
 	defer func() {
-		if recover() == nil {
-			t.Error("a second ServeRegister did not panic")
+		for _, n := range names {
+			delete(byName, n)
+			delete(serveApps, n)
 		}
 	}()
-	ServeRegister("registry-serve-test", func(context.Context, Session) {})
+	ran := 0
+	app := func(context.Context, Session) { ran++ }
+	RegisterServe(app, "registry-test-a")
+	Register(&Protocol{Name: "registry-test-a"})
+	Register(&Protocol{Name: "registry-test-b"})
+	RegisterServe(app, "registry-test-b")
+	for _, n := range names[:2] {
+		Lookup(n).Serve(context.Background(), &lines{failAt: -1})
+	}
+	if ran != 2 {
+		t.Errorf("%d of 2 serve applications attached", ran)
+	}
+	Register(&Protocol{Name: "registry-test-c", Serve: app})
+	for _, n := range []string{"registry-test-a", "registry-test-c"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("a second serve application for %s did not panic", n)
+				}
+			}()
+			RegisterServe(app, n)
+		}()
+	}
 }
 
 func TestServeConnAppNeedsAServeConn(t *testing.T) {

@@ -10,11 +10,7 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() {
-	for _, name := range []string{"smtp", "submission", "lmtp"} {
-		registry.ServeRegister(name, registry.ServeConnApp(serveApp))
-	}
-}
+func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "smtp", "submission", "lmtp") }
 
 // serveMaxMessage bounds one message's size.
 const serveMaxMessage = 10 << 20

@@ -11,11 +11,7 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() {
-	for _, name := range []string{"xmpp", "xmpp-server"} {
-		registry.ServeRegister(name, registry.ServeConnApp(serveApp))
-	}
-}
+func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "xmpp", "xmpp-server") }
 
 // serveApp answers the stream a client restarts inside TLS (RFC 6120
 // §5.4.3.3): SASL PLAIN against serve's users, the stream restart after
