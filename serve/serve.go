@@ -66,7 +66,7 @@ type app func(ctx context.Context, s *session)
 // protocol with a server half can still be served.
 func appFor(p starttls.Protocol) app {
 	if d := registry.Lookup(string(p)); d != nil && d.Serve != nil {
-		return func(ctx context.Context, s *session) { d.Serve(ctx, lineSession{s}) }
+		return func(ctx context.Context, s *session) { d.Serve(ctx, appSession{s}) }
 	}
 	return nil
 }

@@ -94,24 +94,24 @@ func (s *session) readN(n int) (string, error) {
 	return string(b), nil
 }
 
-// lineSession is a session as the applications in internal/proto/NAME
+// appSession is a session as the applications in internal/proto/NAME
 // see it (registry.ServeConn).
-type lineSession struct{ s *session }
+type appSession struct{ s *session }
 
-func (l lineSession) ReadLine() (string, error)        { return l.s.readLine() }
-func (l lineSession) ReadN(n int) (string, error)      { return l.s.readN(n) }
-func (l lineSession) Write(lines ...string) error      { return l.s.write(lines...) }
-func (l lineSession) Secure() bool                     { return l.s.secure() }
-func (l lineSession) Implicit() bool                   { return l.s.c.Implicit }
-func (l lineSession) CheckUser(user, pass string) bool { return l.s.checkUser(user, pass) }
-func (l lineSession) Hostname() string                 { return l.s.o.Hostname }
-func (l lineSession) IdleTimeout() time.Duration       { return l.s.o.IdleTimeout }
-func (l lineSession) TLSConfig() *tls.Config           { return l.s.o.TLSConfig }
-func (l lineSession) Users() map[string]string         { return l.s.o.Users }
+func (l appSession) ReadLine() (string, error)        { return l.s.readLine() }
+func (l appSession) ReadN(n int) (string, error)      { return l.s.readN(n) }
+func (l appSession) Write(lines ...string) error      { return l.s.write(lines...) }
+func (l appSession) Secure() bool                     { return l.s.secure() }
+func (l appSession) Implicit() bool                   { return l.s.c.Implicit }
+func (l appSession) CheckUser(user, pass string) bool { return l.s.checkUser(user, pass) }
+func (l appSession) Hostname() string                 { return l.s.o.Hostname }
+func (l appSession) IdleTimeout() time.Duration       { return l.s.o.IdleTimeout }
+func (l appSession) TLSConfig() *tls.Config           { return l.s.o.TLSConfig }
+func (l appSession) Users() map[string]string         { return l.s.o.Users }
 
-func (l lineSession) Conn() net.Conn { return &bufferedConn{Conn: l.s.c, r: l.s.br} }
+func (l appSession) Conn() net.Conn { return &bufferedConn{Conn: l.s.c, r: l.s.br} }
 
-func (l lineSession) Upgrade() registry.ServeUpgrade {
+func (l appSession) Upgrade() registry.ServeUpgrade {
 	c := l.s.c
 	return registry.ServeUpgrade{Protocol: string(c.Protocol), Greeting: c.Greeting,
 		CapabilitiesBefore: c.CapabilitiesBefore, ClientName: c.ClientName}
@@ -119,7 +119,7 @@ func (l lineSession) Upgrade() registry.ServeUpgrade {
 
 // Store writes content as a new file in MailDir (if set) and returns its
 // id.
-func (l lineSession) Store(ext, content string) (string, error) {
+func (l appSession) Store(ext, content string) (string, error) {
 	mailSeq.Lock()
 	mailSeq.n++
 	id := fmt.Sprintf("%d.%d", time.Now().UnixNano(), mailSeq.n)
