@@ -53,5 +53,5 @@ func (c *Conn) UpgradeAgain(ctx context.Context) error {
 	defer s.dl.Release()
 	s.conn, s.r = c.Conn, c.reader
 	s.phase = PhasePostTLS
-	return s.sp.client.upgrade(s)
+	return s.sp.client.Upgrade(s)
 }

@@ -9,25 +9,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 	"github.com/starttls-go/starttls/internal/wire"
 )
-
-// clientHalf is one protocol's client side of the upgrade.
-type clientHalf struct {
-	// greet reads the greeting and asks for capabilities; it sets s.caps and
-	// s.offered. It runs in plaintext, or inside TLS for implicit variants.
-	greet func(s *clientSession) error
-	// upgrade asks for TLS and returns once the server has said go ahead.
-	upgrade func(s *clientSession) error
-	// requery asks for capabilities again inside TLS (nil: nothing to ask).
-	requery func(s *clientSession) error
-	// quit sends the polite goodbye and reads its answer (best effort).
-	quit func(s *clientSession) error
-	// unsolicited: the server may send lines unasked before the go-ahead
-	// (IRC notices), which upgrade reads and skips; only bytes after the
-	// go-ahead are then injection.
-	unsolicited bool
-}
 
 // clientSession is the state of one client dialogue.
 type clientSession struct {
@@ -50,76 +34,110 @@ type clientSession struct {
 
 func (s *clientSession) peer() string { return s.raw.RemoteAddr().String() }
 
-// fail builds the error for a condition seen in the current phase.
-func (s *clientSession) fail(cond error, reply string) error {
+// The methods below make a clientSession the dialog.Client the protocol
+// folders' client halves drive.
+var _ dialog.Client = (*clientSession)(nil)
+
+// Fail builds the error for a condition seen in the current phase.
+func (s *clientSession) Fail(cond error, reply string) error {
 	return &ProtocolError{Protocol: s.sp.name, Peer: s.peer(), Phase: s.phase, Reply: reply, Err: cond}
 }
 
-// failf is fail with a formatted detail wrapped around the condition.
-func (s *clientSession) failf(cond error, reply, format string, args ...any) error {
-	return s.fail(fmt.Errorf("%w: %s", cond, fmt.Sprintf(format, args...)), reply)
+// Failf is Fail with a formatted detail wrapped around the condition.
+func (s *clientSession) Failf(cond error, reply, format string, args ...any) error {
+	return s.Fail(fmt.Errorf("%w: %s", cond, fmt.Sprintf(format, args...)), reply)
 }
 
-func (s *clientSession) ioErr(err error) error {
+func (s *clientSession) IOErr(err error) error {
 	var pe *ProtocolError
 	if errors.As(err, &pe) {
 		return err
 	}
-	return s.fail(classifyIO(s.ctx, err), "")
+	return s.FailIO(err, "")
+}
+
+// FailIO is the session's error for an I/O error, reply as evidence.
+func (s *clientSession) FailIO(err error, reply string) error {
+	return s.Fail(classifyIO(s.ctx, err), reply)
 }
 
 func (s *clientSession) record(sent bool, text string) {
 	s.c.Transcript = append(s.c.Transcript, Exchange{At: time.Since(s.start), Sent: sent, TLS: s.inTLS, Text: text})
 }
 
-// send writes one command line with CRLF.
-func (s *clientSession) send(line string) error {
+// Send writes one command line with CRLF.
+func (s *clientSession) Send(line string) error {
 	s.dl.Phase()
 	s.record(true, line)
 	if _, err := io.WriteString(s.conn, line+"\r\n"+s.auditPipeline()); err != nil {
-		return s.ioErr(err)
+		return s.IOErr(err)
 	}
 	return nil
 }
 
-// sendRaw writes the bytes of a binary or XML protocol message in one
+// SendRaw writes the bytes of a binary or XML protocol message in one
 // write; desc stands for them in the transcript.
-func (s *clientSession) sendRaw(b []byte, desc string) error {
+func (s *clientSession) SendRaw(b []byte, desc string) error {
 	s.dl.Phase()
 	s.record(true, desc)
 	if p := s.auditPipeline(); p != "" {
 		b = append(append([]byte{}, b...), p...)
 	}
 	if _, err := s.conn.Write(b); err != nil {
-		return s.ioErr(err)
+		return s.IOErr(err)
 	}
 	return nil
 }
 
-// readLine reads one bounded line.
-func (s *clientSession) readLine() (string, error) {
+// ReadLine reads one bounded line.
+func (s *clientSession) ReadLine() (string, error) {
 	s.dl.Phase()
 	l, err := s.r.ReadLine()
 	if err != nil {
-		return "", s.ioErr(err)
+		return "", s.IOErr(err)
 	}
 	return l, nil
 }
 
-// readFull reads exactly len(p) bytes (binary protocols).
-func (s *clientSession) readFull(p []byte) error {
+// ReadFull reads exactly len(p) bytes (binary protocols).
+func (s *clientSession) ReadFull(p []byte) error {
 	s.dl.Phase()
 	if err := s.r.ReadFull(p); err != nil {
-		return s.ioErr(err)
+		return s.IOErr(err)
 	}
 	return nil
+}
+
+func (s *clientSession) Reader() *wire.Reader { return s.r }
+func (s *clientSession) ResetDeadline()       { s.dl.Phase() }
+func (s *clientSession) Received(text string) { s.record(false, text) }
+func (s *clientSession) InTLS() bool          { return s.inTLS }
+func (s *clientSession) SetPhase(p string)    { s.phase = Phase(p) }
+func (s *clientSession) Greeting() string     { return s.c.Greeting }
+func (s *clientSession) SetGreeting(g string) { s.c.Greeting = g }
+func (s *clientSession) CapabilitiesBefore() dialog.Capabilities {
+	return dialog.Capabilities(s.c.CapabilitiesBefore)
+}
+
+func (s *clientSession) SetCaps(caps dialog.Capabilities, offered bool) {
+	s.caps, s.offered = Capabilities(caps), offered
+}
+
+func (s *clientSession) NextTag() int {
+	s.tag++
+	return s.tag
+}
+
+func (s *clientSession) Config() dialog.ClientConfig {
+	return dialog.ClientConfig{LocalName: s.cfg.LocalName, Domain: s.cfg.Domain, Host: s.host,
+		MaxLineLength: s.cfg.MaxLineLength, MaxPreTLSBytes: s.cfg.MaxPreTLSBytes}
 }
 
 // nothingBuffered enforces "nothing crosses the upgrade" at a point where
 // the server must be silent.
 func (s *clientSession) nothingBuffered(where string) error {
 	if n := s.r.Buffered(); n > 0 {
-		return s.failf(ErrInjection, quote(s.r.Pending()), "%d bytes received %s", n, where)
+		return s.Failf(ErrInjection, dialog.Quote(s.r.Pending()), "%d bytes received %s", n, where)
 	}
 	return nil
 }
@@ -162,7 +180,7 @@ func (s *clientSession) run() error {
 		}
 		s.phase = PhaseGreeting
 		t := time.Now()
-		if err := h.greet(s); err != nil {
+		if err := h.Greet(s); err != nil {
 			return err
 		}
 		s.c.Timings.Greeting = time.Since(t)
@@ -172,7 +190,7 @@ func (s *clientSession) run() error {
 
 	s.phase = PhaseGreeting
 	t := time.Now()
-	if err := h.greet(s); err != nil {
+	if err := h.Greet(s); err != nil {
 		return err
 	}
 	s.c.Timings.Greeting = time.Since(t)
@@ -180,19 +198,19 @@ func (s *clientSession) run() error {
 	s.caps = nil
 	if !s.offered {
 		s.phase = PhaseCaps
-		return s.fallback(s.fail(ErrNotOffered, ""))
+		return s.fallback(s.Fail(ErrNotOffered, ""))
 	}
 
 	s.phase = PhaseStartTLS
 	t = time.Now()
 	// A server has no business talking before we ask; whatever it sent
 	// early could be mistaken for the answer to STARTTLS.
-	if !h.unsolicited {
+	if !h.Unsolicited {
 		if err := s.nothingBuffered("before the STARTTLS command was sent"); err != nil {
 			return err
 		}
 	}
-	if err := h.upgrade(s); err != nil {
+	if err := h.Upgrade(s); err != nil {
 		if errors.Is(err, ErrRefused) {
 			return s.fallback(err)
 		}
@@ -209,14 +227,14 @@ func (s *clientSession) run() error {
 	if err := s.handshake(); err != nil {
 		return err
 	}
-	if h.requery != nil && s.cfg.SkipCapabilityQuery {
+	if h.Requery != nil && s.cfg.SkipCapabilityQuery {
 		s.c.Capabilities = nil
 		return nil
 	}
-	if h.requery != nil && s.cfg.PipelineAfterUpgrade == nil {
+	if h.Requery != nil && s.cfg.PipelineAfterUpgrade == nil {
 		s.phase = PhasePostTLS
 		t = time.Now()
-		if err := h.requery(s); err != nil {
+		if err := h.Requery(s); err != nil {
 			return err
 		}
 		s.c.Timings.PostTLS = time.Since(t)
@@ -262,7 +280,7 @@ func (s *clientSession) handshake() error {
 	tc := tls.Client(s.raw, tcfg)
 	s.dl.Phase()
 	if err := tc.HandshakeContext(s.ctx); err != nil {
-		return s.fail(classifyHandshake(s.ctx, err), "")
+		return s.Fail(classifyHandshake(s.ctx, err), "")
 	}
 	s.c.Timings.Handshake = time.Since(t)
 	s.conn, s.c.Conn, s.c.TLS = tc, tc, tc
@@ -270,12 +288,4 @@ func (s *clientSession) handshake() error {
 	// A fresh reader: the plaintext one is dropped with whatever it held.
 	s.newReader(-1)
 	return nil
-}
-
-// quote keeps evidence short; ProtocolError prints it escaped.
-func quote(b []byte) string {
-	if len(b) > 200 {
-		b = b[:200]
-	}
-	return string(b)
 }

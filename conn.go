@@ -5,9 +5,9 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"strings"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
@@ -109,7 +109,7 @@ func (c *Conn) ReadLine() (string, error) {
 func (c *Conn) Quit(ctx context.Context) error {
 	defer c.Close()
 	s := c.session
-	if s == nil || s.sp.client.quit == nil {
+	if s == nil || s.sp.client.Quit == nil {
 		return nil
 	}
 	s.ctx = ctx
@@ -117,7 +117,7 @@ func (c *Conn) Quit(ctx context.Context) error {
 	defer s.dl.Release()
 	s.conn = c.Conn
 	s.r = c.reader
-	return s.sp.client.quit(s)
+	return s.sp.client.Quit(s)
 }
 
 // Hangup ends a client session without waiting for the server: it sends
@@ -127,7 +127,7 @@ func (c *Conn) Quit(ctx context.Context) error {
 func (c *Conn) Hangup(ctx context.Context) error {
 	defer c.Close()
 	s := c.session
-	if s == nil || s.sp.client.quit == nil {
+	if s == nil || s.sp.client.Quit == nil {
 		return nil
 	}
 	s.ctx = ctx
@@ -136,7 +136,7 @@ func (c *Conn) Hangup(ctx context.Context) error {
 	w := &writeOnly{Conn: c.Conn}
 	s.conn = w
 	s.r = wire.NewReader(w, 1, -1)
-	_ = s.sp.client.quit(s) // fails reading the answer, by design
+	_ = s.sp.client.Quit(s) // fails reading the answer, by design
 	return w.err
 }
 
@@ -164,30 +164,8 @@ type Capabilities []string
 // Has reports whether an entry's keyword is name, compared
 // case-insensitively. The keyword is the first word, or for IMAP-style
 // atoms like AUTH=PLAIN the part before '='.
-func (c Capabilities) Has(name string) bool {
-	_, ok := c.Args(name)
-	return ok
-}
+func (c Capabilities) Has(name string) bool { return dialog.Capabilities(c).Has(name) }
 
 // Args returns the arguments of the entries whose keyword is name
 // ("AUTH PLAIN LOGIN" and "AUTH=PLAIN" both give PLAIN ...).
-func (c Capabilities) Args(name string) ([]string, bool) {
-	var args []string
-	found := false
-	for _, e := range c {
-		f := strings.Fields(e)
-		if len(f) == 0 {
-			continue
-		}
-		kw, val, hasEq := strings.Cut(f[0], "=")
-		if !strings.EqualFold(kw, name) {
-			continue
-		}
-		found = true
-		if hasEq {
-			args = append(args, val)
-		}
-		args = append(args, f[1:]...)
-	}
-	return args, found
-}
+func (c Capabilities) Args(name string) ([]string, bool) { return dialog.Capabilities(c).Args(name) }

@@ -11,7 +11,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/starttls-go/starttls/internal/wire"
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 )
 
 // Conditions a caller branches on. Every error returned by this package
@@ -19,16 +19,16 @@ import (
 var (
 	// ErrNotOffered: the server did not advertise the upgrade (stripping, or a
 	// server without TLS), or answered the capability query with an error.
-	ErrNotOffered = errors.New("STARTTLS not offered")
+	ErrNotOffered = dialog.ErrNotOffered
 	// ErrRefused: the server advertised the upgrade but did not give the go-ahead.
-	ErrRefused = errors.New("STARTTLS refused")
+	ErrRefused = dialog.ErrRefused
 	// ErrInjection: plaintext bytes were pipelined across the upgrade, by the
 	// server after its go-ahead (response injection) or by the client after its
 	// command (command injection, CVE-2011-0411 class).
-	ErrInjection = errors.New("plaintext injection across the TLS upgrade")
+	ErrInjection = dialog.ErrInjection
 	// ErrPreauth: an IMAP server greeted with PREAUTH, which makes STARTTLS
 	// impossible (RFC 3501 §6.2.1), so the session could never be protected.
-	ErrPreauth = errors.New("IMAP PREAUTH greeting: session starts authenticated without TLS")
+	ErrPreauth = dialog.ErrPreauth
 	// ErrCertificate: the server's certificate failed verification.
 	ErrCertificate = errors.New("certificate verification failed")
 	// ErrHandshake: the TLS handshake failed for a reason other than the certificate.
@@ -36,12 +36,12 @@ var (
 	// ErrTimeout: a phase's deadline passed.
 	ErrTimeout = errors.New("timeout")
 	// ErrProtocol: the peer's bytes do not follow the protocol.
-	ErrProtocol = wire.ErrProtocol
+	ErrProtocol = dialog.ErrProtocol
 	// ErrLineTooLong and ErrTooMuchData: a peer exceeded a size limit.
-	ErrLineTooLong = wire.ErrLineTooLong
-	ErrTooMuchData = wire.ErrTooMuchData
+	ErrLineTooLong = dialog.ErrLineTooLong
+	ErrTooMuchData = dialog.ErrTooMuchData
 	// ErrClosed: the peer ended the dialogue (QUIT, LOGOUT, a closed socket).
-	ErrClosed = errors.New("connection closed by peer")
+	ErrClosed = dialog.ErrClosed
 	// ErrUnknownProtocol: no protocol of that name is registered.
 	ErrUnknownProtocol = errors.New("unknown protocol")
 )

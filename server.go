@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
@@ -98,32 +99,6 @@ func (c *ServerConfig) advertised() []string {
 	return out
 }
 
-// action is what a server half decided about one command.
-type action int
-
-const (
-	actContinue action = iota // answered; read the next command
-	actStartTLS               // STARTTLS accepted; go-ahead not yet sent
-	actHandoff                // Optional policy: the application takes over in plaintext
-	actQuit                   // the client said goodbye (answered)
-)
-
-// serverHalf is one protocol's server side of the upgrade.
-type serverHalf struct {
-	// greet sends the greeting (nil: the client speaks first).
-	greet func(s *serverSession) error
-	// command handles one pre-TLS command line.
-	command func(s *serverSession, line string) (action, error)
-	// goAhead tells the client to start TLS.
-	goAhead func(s *serverSession) error
-	// afterTLS, when set, speaks first inside TLS before the application
-	// takes over (ManageSieve re-sends its capabilities).
-	afterTLS func(s *serverSession) error
-	// serve, when set, replaces the line loop for protocols that are not
-	// line based (binary or XML); it returns actStartTLS, actHandoff or actQuit.
-	serve func(s *serverSession) (action, error)
-}
-
 // serverSession is the state of one server dialogue.
 type serverSession struct {
 	ctx   context.Context
@@ -136,67 +111,94 @@ type serverSession struct {
 	c     *Conn
 	start time.Time
 	phase Phase
-	tag   string // IMAP: the tag of the STARTTLS command
-	state any    // per-protocol state
+	state any // the server half's own state
 }
 
 func (s *serverSession) peer() string { return s.raw.RemoteAddr().String() }
 
-func (s *serverSession) fail(cond error, reply string) error {
+// The methods below make a serverSession the dialog.Server the protocol
+// folders' server halves drive.
+var _ dialog.Server = (*serverSession)(nil)
+
+func (s *serverSession) Fail(cond error, reply string) error {
 	return &ProtocolError{Protocol: s.sp.name, Peer: s.peer(), Phase: s.phase, Reply: reply, Err: cond}
 }
 
-func (s *serverSession) ioErr(err error) error {
+func (s *serverSession) IOErr(err error) error {
 	var pe *ProtocolError
 	if errors.As(err, &pe) {
 		return err
 	}
-	return s.fail(classifyIO(s.ctx, err), "")
+	return s.FailIO(err, "")
 }
 
-func (s *serverSession) record(sent bool, text string) {
+// FailIO is the session's error for an I/O error, reply as evidence.
+func (s *serverSession) FailIO(err error, reply string) error {
+	return s.Fail(classifyIO(s.ctx, err), reply)
+}
+
+func (s *serverSession) Record(sent bool, text string) {
 	s.c.Transcript = append(s.c.Transcript, Exchange{At: time.Since(s.start), Sent: sent, TLS: s.c.TLS != nil, Text: text})
 }
 
-// send writes reply lines, each with CRLF, in one write.
-func (s *serverSession) send(lines ...string) error {
+// Send writes reply lines, each with CRLF, in one write.
+func (s *serverSession) Send(lines ...string) error {
 	var b strings.Builder
 	for _, l := range lines {
-		s.record(true, l)
+		s.Record(true, l)
 		b.WriteString(l)
 		b.WriteString("\r\n")
 	}
-	return s.sendRaw([]byte(b.String()), "")
+	return s.SendRaw([]byte(b.String()), "")
 }
 
-// sendRaw writes bytes of a binary protocol; desc, if any, goes into the transcript.
-func (s *serverSession) sendRaw(b []byte, desc string) error {
+// SendRaw writes bytes of a binary protocol; desc, if any, goes into the transcript.
+func (s *serverSession) SendRaw(b []byte, desc string) error {
 	if desc != "" {
-		s.record(true, desc)
+		s.Record(true, desc)
 	}
 	s.dl.Phase()
 	if _, err := s.out.Write(b); err != nil {
-		return s.ioErr(err)
+		return s.IOErr(err)
 	}
 	return nil
 }
 
-func (s *serverSession) readLine() (string, error) {
+func (s *serverSession) ReadLine() (string, error) {
 	s.dl.Phase()
 	l, err := s.r.ReadLine()
 	if err != nil {
-		return "", s.ioErr(err)
+		return "", s.IOErr(err)
 	}
 	return l, nil
 }
 
-// readFull reads exactly len(p) bytes of a binary protocol message.
-func (s *serverSession) readFull(p []byte) error {
+// ReadFull reads exactly len(p) bytes of a binary protocol message.
+func (s *serverSession) ReadFull(p []byte) error {
 	s.dl.Phase()
 	if err := s.r.ReadFull(p); err != nil {
-		return s.ioErr(err)
+		return s.IOErr(err)
 	}
 	return nil
+}
+
+func (s *serverSession) Reader() *wire.Reader      { return s.r }
+func (s *serverSession) ResetDeadline()            { s.dl.Phase() }
+func (s *serverSession) SetPhase(p string)         { s.phase = Phase(p) }
+func (s *serverSession) SetClientName(name string) { s.c.ClientName = name }
+func (s *serverSession) SetGreeting(g string)      { s.c.Greeting = g }
+func (s *serverSession) SetCapabilitiesBefore(c dialog.Capabilities) {
+	s.c.CapabilitiesBefore = Capabilities(c)
+}
+func (s *serverSession) SetPending(b []byte)                  { s.c.pending = b }
+func (s *serverSession) WrapRaw(wrap func(net.Conn) net.Conn) { s.raw = wrap(s.raw) }
+func (s *serverSession) State() any                           { return s.state }
+func (s *serverSession) SetState(v any)                       { s.state = v }
+
+func (s *serverSession) Config() dialog.ServerConfig {
+	return dialog.ServerConfig{Hostname: s.cfg.Hostname, Optional: s.cfg.Policy == Optional,
+		Capabilities: s.cfg.Capabilities, Advertised: s.cfg.advertised(), MaxCommands: s.cfg.MaxCommands,
+		MaxLineLength: s.cfg.MaxLineLength, MaxPreTLSBytes: s.cfg.MaxPreTLSBytes, Start: s.start}
 }
 
 func (s *serverSession) event(e Event) {
@@ -228,9 +230,9 @@ func Accept(ctx context.Context, conn net.Conn, proto Protocol, cfg *ServerConfi
 	s.c = &Conn{Conn: conn, Protocol: sp.name, Implicit: sp.implicit}
 	s.dl = wire.Bind(ctx, conn, cfg.PhaseTimeout)
 	s.r = wire.NewReader(conn, cfg.MaxLineLength, cfg.MaxPreTLSBytes)
-	s.r.OnLine = func(l string) { s.record(false, l) }
+	s.r.OnLine = func(l string) { s.Record(false, l) }
 	act, err := s.run()
-	if err == nil && act == actStartTLS {
+	if err == nil && act == dialog.StartTLS {
 		err = s.handshake()
 	}
 	s.dl.Release()
@@ -238,7 +240,7 @@ func Accept(ctx context.Context, conn net.Conn, proto Protocol, cfg *ServerConfi
 		conn.Close()
 		return nil, err
 	}
-	if act == actHandoff {
+	if act == dialog.Handoff {
 		// Plaintext on purpose (Optional policy): the rest of the buffer is the
 		// application's, starting with the command that ended the dialogue.
 		s.r.OnLine = nil
@@ -253,28 +255,28 @@ func Accept(ctx context.Context, conn net.Conn, proto Protocol, cfg *ServerConfi
 	return s.c, nil
 }
 
-func (s *serverSession) run() (action, error) {
+func (s *serverSession) run() (dialog.Action, error) {
 	h := s.sp.server
 	if s.sp.implicit {
-		return actStartTLS, nil
+		return dialog.StartTLS, nil
 	}
 	s.phase = PhaseGreeting
-	if h.greet != nil {
-		if err := h.greet(s); err != nil {
+	if h.Greet != nil {
+		if err := h.Greet(s); err != nil {
 			return 0, err
 		}
 	}
 	s.phase = PhaseStartTLS
-	var act action
+	var act dialog.Action
 	var err error
-	if h.serve != nil {
-		act, err = h.serve(s)
+	if h.Serve != nil {
+		act, err = h.Serve(s)
 	} else {
 		act, err = s.lineLoop()
 	}
-	if err != nil || act != actStartTLS {
-		if act == actQuit && err == nil {
-			err = s.fail(ErrClosed, "")
+	if err != nil || act != dialog.StartTLS {
+		if act == dialog.Quit && err == nil {
+			err = s.Fail(ErrClosed, "")
 		}
 		return act, err
 	}
@@ -284,33 +286,33 @@ func (s *serverSession) run() (action, error) {
 			Detail: fmt.Sprintf("%d bytes pipelined after STARTTLS", n)}
 		s.event(e)
 		if s.cfg.Injection == Close {
-			return 0, fmt.Errorf("%w: %s", s.fail(ErrInjection, quote(data)), e.Detail)
+			return 0, fmt.Errorf("%w: %s", s.Fail(ErrInjection, dialog.Quote(data)), e.Detail)
 		}
 		// Discard: the bytes stay in the plaintext reader, which is dropped.
 	}
-	if h.goAhead != nil {
-		if err := h.goAhead(s); err != nil {
+	if h.GoAhead != nil {
+		if err := h.GoAhead(s); err != nil {
 			return 0, err
 		}
 	}
-	return actStartTLS, nil
+	return dialog.StartTLS, nil
 }
 
-func (s *serverSession) lineLoop() (action, error) {
+func (s *serverSession) lineLoop() (dialog.Action, error) {
 	for i := 0; i < s.cfg.MaxCommands; i++ {
-		line, err := s.readLine()
+		line, err := s.ReadLine()
 		if err != nil {
 			return 0, err
 		}
-		act, err := s.sp.server.command(s, line)
-		if err != nil || act != actContinue {
-			if act == actHandoff {
+		act, err := s.sp.server.Command(s, line)
+		if err != nil || act != dialog.Continue {
+			if act == dialog.Handoff {
 				s.c.pending = []byte(line + "\r\n")
 			}
 			return act, err
 		}
 	}
-	return 0, s.fail(fmt.Errorf("%w: more than %d commands before TLS", ErrProtocol, s.cfg.MaxCommands), "")
+	return 0, s.Fail(fmt.Errorf("%w: more than %d commands before TLS", ErrProtocol, s.cfg.MaxCommands), "")
 }
 
 func (s *serverSession) handshake() error {
@@ -319,13 +321,13 @@ func (s *serverSession) handshake() error {
 	conn := tls.Server(s.raw, serverTLS(s.cfg.TLSConfig, s.sp.alpn))
 	s.dl.Phase()
 	if err := conn.HandshakeContext(s.ctx); err != nil {
-		return s.fail(classifyHandshake(s.ctx, err), "")
+		return s.Fail(classifyHandshake(s.ctx, err), "")
 	}
 	s.c.Timings.Handshake = time.Since(t)
 	s.c.Conn, s.c.TLS = conn, conn
 	// The plaintext reader and anything left in it are dropped here.
 	s.c.reader = wire.NewReader(conn, s.cfg.MaxLineLength, -1)
-	if h := s.sp.server.afterTLS; h != nil && !s.sp.implicit {
+	if h := s.sp.server.AfterTLS; h != nil && !s.sp.implicit {
 		s.phase = PhasePostTLS
 		s.out = conn
 		return h(s)

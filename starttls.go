@@ -22,8 +22,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 )
 
 // Protocol names a dialogue: "smtp", "imap", "imaps", ...
@@ -35,47 +36,19 @@ type spec struct {
 	port     int
 	implicit bool     // TLS from the first byte
 	base     Protocol // for implicit variants: the protocol spoken inside TLS
-	client   *clientHalf
-	server   *serverHalf
+	client   *dialog.ClientHalf
+	server   *dialog.ServerHalf
 	alpn     []string // ALPN both sides use unless the caller set its own
 }
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[Protocol]*spec{}
-)
-
-// register adds a protocol; protocol files call it from init.
-func register(s *spec) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if _, dup := registry[s.name]; dup {
-		panic("starttls: protocol registered twice: " + string(s.name))
-	}
-	if s.base == "" {
-		s.base = s.name
-	}
-	registry[s.name] = s
-}
-
-// registerImplicit adds the implicit-TLS variant of a registered protocol.
-func registerImplicit(name, base Protocol, port int) {
-	b := lookupSpec(base)
-	register(&spec{name: name, port: port, implicit: true, base: base, client: b.client, server: b.server})
-}
-
 func lookupSpec(p Protocol) *spec {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	return registry[Protocol(strings.ToLower(string(p)))]
+	return table()[Protocol(strings.ToLower(string(p)))]
 }
 
 // Protocols lists every registered protocol name, sorted.
 func Protocols() []Protocol {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	out := make([]Protocol, 0, len(registry))
-	for n := range registry {
+	out := make([]Protocol, 0, len(table()))
+	for n := range table() {
 		out = append(out, n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
