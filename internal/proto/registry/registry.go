@@ -9,9 +9,11 @@
 // all. check and serve look a protocol up here instead of switching on
 // its name.
 //
-// It imports nothing of the module but internal/relayq (which imports
-// nothing of it), so that any codec package can register without an
-// import cycle; names are plain strings, the values of starttls.Protocol.
+// It imports nothing of the module but internal/relayq and
+// internal/proto/dialog (for the upgrade dialogues a Scheme carries, which
+// the root package runs), neither of which imports the module back, so
+// that any codec package can register without an import cycle; names are
+// plain strings, the values of starttls.Protocol.
 package registry
 
 import (
