@@ -48,19 +48,14 @@ const (
 // registered (internal/proto/all imports them all), once, on first use:
 // every init function has run by then.
 var table = sync.OnceValue(func() map[Protocol]*spec {
+	// registry.RegisterScheme has refused a name given twice.
 	t := map[Protocol]*spec{}
-	add := func(s *spec) {
-		if _, dup := t[s.name]; dup {
-			panic("starttls: protocol registered twice: " + string(s.name))
-		}
-		t[s.name] = s
-	}
 	for _, sc := range registry.Schemes() {
 		name := Protocol(sc.Name)
-		add(&spec{name: name, port: sc.Port, base: name, client: sc.Client, server: sc.Server})
+		t[name] = &spec{name: name, port: sc.Port, base: name, client: sc.Client, server: sc.Server}
 		if tw := sc.Implicit; tw != nil {
-			add(&spec{name: Protocol(tw.Name), port: tw.Port, implicit: true, base: name,
-				client: sc.Client, server: sc.Server, alpn: tw.ALPN})
+			t[Protocol(tw.Name)] = &spec{name: Protocol(tw.Name), port: tw.Port, implicit: true, base: name,
+				client: sc.Client, server: sc.Server, alpn: tw.ALPN}
 		}
 	}
 	return t

@@ -112,6 +112,7 @@ type serverSession struct {
 	start time.Time
 	phase Phase
 	state any // the server half's own state
+	dcfg  *dialog.ServerConfig
 }
 
 func (s *serverSession) peer() string { return s.raw.RemoteAddr().String() }
@@ -195,10 +196,14 @@ func (s *serverSession) WrapRaw(wrap func(net.Conn) net.Conn) { s.raw = wrap(s.r
 func (s *serverSession) State() any                           { return s.state }
 func (s *serverSession) SetState(v any)                       { s.state = v }
 
+// Config is made once per session: halves ask for it on every command.
 func (s *serverSession) Config() dialog.ServerConfig {
-	return dialog.ServerConfig{Hostname: s.cfg.Hostname, Optional: s.cfg.Policy == Optional,
-		Capabilities: s.cfg.Capabilities, Advertised: s.cfg.advertised(), MaxCommands: s.cfg.MaxCommands,
-		MaxLineLength: s.cfg.MaxLineLength, MaxPreTLSBytes: s.cfg.MaxPreTLSBytes, Start: s.start}
+	if s.dcfg == nil {
+		s.dcfg = &dialog.ServerConfig{Hostname: s.cfg.Hostname, Optional: s.cfg.Policy == Optional,
+			Capabilities: s.cfg.Capabilities, Advertised: s.cfg.advertised(), MaxCommands: s.cfg.MaxCommands,
+			MaxLineLength: s.cfg.MaxLineLength, MaxPreTLSBytes: s.cfg.MaxPreTLSBytes, Start: s.start}
+	}
+	return *s.dcfg
 }
 
 func (s *serverSession) event(e Event) {
