@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
+	"github.com/starttls-go/starttls/internal/wire"
 )
 
 // Conditions a caller branches on. Every error returned by this package
@@ -36,10 +37,10 @@ var (
 	// ErrTimeout: a phase's deadline passed.
 	ErrTimeout = errors.New("timeout")
 	// ErrProtocol: the peer's bytes do not follow the protocol.
-	ErrProtocol = dialog.ErrProtocol
+	ErrProtocol = wire.ErrProtocol
 	// ErrLineTooLong and ErrTooMuchData: a peer exceeded a size limit.
-	ErrLineTooLong = dialog.ErrLineTooLong
-	ErrTooMuchData = dialog.ErrTooMuchData
+	ErrLineTooLong = wire.ErrLineTooLong
+	ErrTooMuchData = wire.ErrTooMuchData
 	// ErrClosed: the peer ended the dialogue (QUIT, LOGOUT, a closed socket).
 	ErrClosed = dialog.ErrClosed
 	// ErrUnknownProtocol: no protocol of that name is registered.
