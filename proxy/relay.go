@@ -89,6 +89,9 @@ type countWriter struct {
 	pending int
 	count   func(int)
 	err     error
+	// batch, when set, is the socket under w (a *tls.Conn): the records
+	// of a write longer than one record leave in one system call.
+	batch *batchConn
 }
 
 func (cw *countWriter) Write(p []byte) (int, error) {
@@ -97,7 +100,17 @@ func (cw *countWriter) Write(p []byte) (int, error) {
 		_ = cw.conn.SetWriteDeadline(now.Add(cw.idle))
 		cw.lastSet = now
 	}
-	n, err := cw.w.Write(p)
+	var n int
+	var err error
+	if cw.batch != nil && len(p) > maxRecordPayload {
+		cw.batch.begin()
+		n, err = cw.w.Write(p)
+		if berr := cw.batch.end(); err == nil {
+			err = berr
+		}
+	} else {
+		n, err = cw.w.Write(p)
+	}
 	if n > 0 {
 		cw.n += int64(n)
 		cw.act.touch(now)
@@ -146,6 +159,9 @@ func (s *session) relay(client net.Conn, clientR io.Reader, backend net.Conn, do
 	upR := newIdleReader(clientR, client, idle, act)
 	upW := &countWriter{w: backend, conn: backend, idle: idle, act: act, count: func(n int) { s.srv.metrics.Bytes(name, DirUp, n) }}
 	downW := &countWriter{w: client, conn: client, idle: idle, act: act, count: func(n int) { s.srv.metrics.Bytes(name, DirDown, n) }}
+	if _, ok := client.(*tls.Conn); ok {
+		downW.batch = s.batch
+	}
 	defer upW.flushCount()
 	defer downW.flushCount()
 

@@ -22,6 +22,7 @@ type session struct {
 	start  time.Time
 	tls    *tls.ConnectionState
 	log    *slog.Logger
+	batch  *batchConn // under the client's TLS, when the proxy is its server
 }
 
 func (s *session) run() {
@@ -94,7 +95,8 @@ func (s *session) terminate() (up, down int64, reason string) {
 			}
 		},
 	}
-	c, err := starttls.Accept(ctx, s.client, s.l.cfg.Protocol, cfg)
+	s.batch = &batchConn{Conn: s.client}
+	c, err := starttls.Accept(ctx, s.batch, s.l.cfg.Protocol, cfg)
 	if err != nil {
 		s.log.Debug("upgrade failed", "err", err)
 		if errors.Is(err, starttls.ErrClosed) {
@@ -132,7 +134,8 @@ func (s *session) implicit() (up, down int64, reason string) {
 	t := s.l.cfg.Timeouts
 	name := s.l.cfg.Name
 	tc := s.l.server.Clone()
-	conn := tls.Server(s.client, tc)
+	s.batch = &batchConn{Conn: s.client}
+	conn := tls.Server(s.batch, tc)
 	ctx, cancel := context.WithTimeout(s.srv.hardCtx, t.Handshake)
 	defer cancel()
 	_ = s.client.SetDeadline(time.Now().Add(t.Handshake))
