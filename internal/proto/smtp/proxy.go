@@ -188,31 +188,31 @@ func proxyDown(dst *bufio.Writer, src *bufio.Reader, q *relayq.Queue) error {
 
 // proxyRun returns the length of the complete lines at the start of buf
 // none of which starts with "250-" (they need no filtering), counting (with
-// count) the replies that end among them. The common line (anything but a
-// reply line) costs one IndexByte and one comparison: only a line starting
-// with a digit from 2 to 9 can be a reply line (codes 200 to 999), so only
-// such a line is parsed.
+// count) the replies that end among them. Only a line starting with a digit
+// from 2 to 9 can be a reply line (codes 200 to 999), so only such a line
+// is looked at: nextReplyStart skips the others in one pass.
 func proxyRun(buf []byte, q *relayq.Queue, count bool) int {
-	n := 0
-	for n < len(buf) {
-		rest := buf[n:]
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			break
-		}
+	end := bytes.LastIndexByte(buf, '\n') + 1 // the complete lines
+	for n := 0; n < end; {
+		rest := buf[n:end]
 		if c := rest[0]; c >= '2' && c <= '9' {
 			if len(rest) >= 4 && c == '2' && rest[1] == '5' && rest[2] == '0' && rest[3] == '-' {
-				break
+				return n
 			}
 			if count {
+				i := bytes.IndexByte(rest, '\n')
 				if code, more, ok := proxyReplyCode(relayq.TrimEOL(rest[:i+1])); ok && !more {
 					q.Answered(code)
 				}
 			}
 		}
-		n += i + 1
+		j := nextReplyStart(rest)
+		if j < 0 {
+			break
+		}
+		n += j
 	}
-	return n
+	return end
 }
 
 // proxyUp relays the client's commands. Inside TLS it answers STARTTLS

@@ -184,3 +184,29 @@ func FuzzProxyRun(f *testing.F) {
 // proxyTestChunk is whole base64-like lines, about 64 KiB, none of which
 // can start a reply (the proxy's benchmark payload).
 var proxyTestChunk = bytes.Repeat([]byte(strings.Repeat("QUJDRGVm", 9)+"QUJD\r\n"), (64<<10)/78)
+
+// Reply lines at every offset among long non-reply lines: the scan's
+// 16-byte blocks end at every place relative to a line start.
+func TestProxyRunLong(t *testing.T) {
+	line := string(proxyTestChunk[:78])
+	for k := range 40 {
+		pad := strings.Repeat("Q", k)
+		for _, reply := range []string{"250 ok\r\n", "354 go\n", "250-x\r\n", "550 no\r\n", "1234\r\n"} {
+			proxyCheckRun(t, line+pad+"\r\n"+reply+line+"250 end\r\n")
+			proxyCheckRun(t, pad+"\n"+strings.Repeat(reply, 3)+line[:k]+"\n"+reply)
+		}
+	}
+}
+
+// BenchmarkProxyRun is the reply filter's scan over 32 KiB of lines that
+// cannot be replies (one backend read of the proxy benchmark's load).
+func BenchmarkProxyRun(b *testing.B) {
+	buf := proxyTestChunk[:32<<10]
+	q := relayq.NewQueue(nil, nil)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if n := proxyRun(buf, q, true); n == 0 {
+			b.Fatal("no run")
+		}
+	}
+}
