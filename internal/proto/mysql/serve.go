@@ -224,12 +224,12 @@ func serveNativePasswordOK(scramble []byte, pass string, token []byte) bool {
 	if pass == "" {
 		return len(token) == 0
 	}
-	return subtle.ConstantTimeCompare(ServeNativePassword(scramble, pass), token) == 1
+	return subtle.ConstantTimeCompare(serveNativePassword(scramble, pass), token) == 1
 }
 
-// ServeNativePassword computes the mysql_native_password token for pass and
+// serveNativePassword computes the mysql_native_password token for pass and
 // the server's 20-byte scramble, as a client sends it.
-func ServeNativePassword(scramble []byte, pass string) []byte {
+func serveNativePassword(scramble []byte, pass string) []byte {
 	h1 := sha1.Sum([]byte(pass))
 	h2 := sha1.Sum(h1[:])
 	h := sha1.New()

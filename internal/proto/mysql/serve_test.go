@@ -1,0 +1,22 @@
+package mysql
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
+	"github.com/starttls-go/starttls/internal/proto/registry/registrytest"
+)
+
+func FuzzMySQLApp(f *testing.F) {
+	caps := ClientProtocol41 | ClientSecureConnection | ClientPluginAuth
+	p := binary.LittleEndian.AppendUint32(nil, caps)
+	p = append(binary.LittleEndian.AppendUint32(p, 1<<24), 45)
+	p = append(p, make([]byte, 23)...)
+	p = append(p, "user\x00\x00mysql_native_password\x00"...)
+	login := Packet(2, p)
+	f.Add(append(login, Packet(0, []byte("\x03select 1"))...), true)
+	f.Add(append(login, Packet(0, []byte("\x0e"))...), false)
+	app := registry.ServeConnApp(serveApp)
+	f.Fuzz(func(t *testing.T, in []byte, secure bool) { registrytest.RunOn(app, in, secure) })
+}
