@@ -1,10 +1,9 @@
-package serve
+package serve_test
 
 import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,45 +14,14 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/serve/servetest"
 )
 
 // Our server against real clients from Debian: each must complete the
 // upgrade with verification on and get an answer to a command inside TLS.
-
-type served struct {
-	addr, host, port, ca, mailDir string
-	events                        *eventLog
-}
-
-type eventLog struct {
-	mu sync.Mutex
-	ev []starttls.Event
-}
-
-func (l *eventLog) add(e starttls.Event) { l.mu.Lock(); l.ev = append(l.ev, e); l.mu.Unlock() }
-
-func startServed(t *testing.T, p starttls.Protocol) *served {
-	t.Helper()
-	dir := t.TempDir()
-	cfg, ca, err := ThrowawayTLS(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mail := filepath.Join(dir, "mail")
-	if err := os.Mkdir(mail, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ev := &eventLog{}
-	s, err := Start(context.Background(), Options{Protocol: p, TLSConfig: cfg, MailDir: mail,
-		Users: map[string]string{"user": "secret"}, IdleTimeout: 10 * time.Second,
-		OnEvent: func(_ net.Addr, e starttls.Event) { ev.add(e) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	host, port, _ := strings.Cut(s.Addr.String(), ":")
-	return &served{addr: s.Addr.String(), host: host, port: port, ca: ca, mailDir: mail, events: ev}
-}
+// These run the upgrade of many protocols through one client; a test of
+// one protocol's application against its clients lives with the
+// application, in internal/proto/NAME/serve_interop_test.go.
 
 // talk runs a client, feeds it stdin lines one by one and keeps stdin open
 // until the output shows want (or the deadline), so that the client does
@@ -155,10 +123,10 @@ func TestOpenSSLClient(t *testing.T) {
 	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.Submission, starttls.LMTP, starttls.IMAP, starttls.POP3,
 		starttls.FTP, starttls.NNTP, starttls.Sieve, starttls.IRC} {
 		t.Run(string(p), func(t *testing.T) {
-			s := startServed(t, p)
+			s := servetest.Start(t, p)
 			pt := postTLS[p]
-			out := talk(t, pt.want, pt.cmds, bins["openssl"], "s_client", "-starttls", toolProto(p), "-connect", s.addr,
-				"-CAfile", s.ca, "-verify_return_error", "-servername", "localhost", "-ign_eof")
+			out := talk(t, pt.want, pt.cmds, bins["openssl"], "s_client", "-starttls", toolProto(p), "-connect", s.Addr,
+				"-CAfile", s.CA, "-verify_return_error", "-servername", "localhost", "-ign_eof")
 			for _, want := range []string{"Verify return code: 0 (ok)", pt.want} {
 				if !strings.Contains(out, want) {
 					t.Errorf("openssl s_client -starttls %s: output lacks %q:\n%s", p, want, out)
@@ -173,11 +141,11 @@ func TestGnuTLSClient(t *testing.T) {
 	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.Submission, starttls.LMTP, starttls.IMAP, starttls.POP3,
 		starttls.FTP, starttls.NNTP, starttls.Sieve} {
 		t.Run(string(p), func(t *testing.T) {
-			s := startServed(t, p)
+			s := servetest.Start(t, p)
 			pt := postTLS[p]
 			// gnutls-cli ends its STARTTLS lines with a bare LF: the server must cope.
-			out := talk(t, pt.want, pt.cmds, bins["gnutls-cli"], "--starttls-proto="+toolProto(p), "--x509cafile", s.ca,
-				"-p", s.port, "localhost")
+			out := talk(t, pt.want, pt.cmds, bins["gnutls-cli"], "--starttls-proto="+toolProto(p), "--x509cafile", s.CA,
+				"-p", s.Port, "localhost")
 			for _, want := range []string{"Handshake was completed", pt.want} {
 				if !strings.Contains(out, want) {
 					t.Errorf("gnutls-cli --starttls-proto=%s: output lacks %q:\n%s", p, want, out)
@@ -197,9 +165,9 @@ func TestOpenSSLClientImplicit(t *testing.T) {
 	bins := peer.Require(t, "openssl")
 	for _, p := range implicitServed {
 		t.Run(string(p), func(t *testing.T) {
-			s := startServed(t, p)
+			s := servetest.Start(t, p)
 			cmds, want := postTLSOf(t, p)
-			args := []string{"s_client", "-connect", s.addr, "-CAfile", s.ca, "-verify_return_error",
+			args := []string{"s_client", "-connect", s.Addr, "-CAfile", s.CA, "-verify_return_error",
 				"-verify_hostname", "localhost", "-servername", "localhost"}
 			if len(cmds) > 0 { // else end of input ends the session
 				args = append(args, "-ign_eof")
@@ -219,12 +187,12 @@ func TestGnuTLSClientImplicit(t *testing.T) {
 	bins := peer.Require(t, "gnutls-cli")
 	for _, p := range implicitServed {
 		t.Run(string(p), func(t *testing.T) {
-			s := startServed(t, p)
+			s := servetest.Start(t, p)
 			cmds, want := postTLSOf(t, p)
 			if want == "Verify return code: 0 (ok)" { // openssl's wording
 				want = "Handshake was completed"
 			}
-			out := talk(t, want, cmds, bins["gnutls-cli"], "--x509cafile", s.ca, "-p", s.port, "localhost")
+			out := talk(t, want, cmds, bins["gnutls-cli"], "--x509cafile", s.CA, "-p", s.Port, "localhost")
 			for _, w := range []string{"Handshake was completed", want} {
 				if !strings.Contains(out, w) {
 					t.Errorf("gnutls-cli against %s: output lacks %q:\n%s", p, w, out)
@@ -234,201 +202,6 @@ func TestGnuTLSClientImplicit(t *testing.T) {
 				t.Errorf("gnutls-cli did not trust the chain:\n%s", out)
 			}
 		})
-	}
-}
-
-func curlRun(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	bins := peer.Require(t, "curl")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["curl"], append([]string{"-sS", "--ssl-reqd"}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-func TestCurlSMTP(t *testing.T) {
-	s := startServed(t, starttls.SMTP)
-	msg := filepath.Join(t.TempDir(), "msg.eml")
-	body := "Subject: curl over STARTTLS\r\n\r\nHello from curl.\r\n.leading dot\r\n"
-	if err := os.WriteFile(msg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := curlRun(t, "--cacert", s.ca, "smtp://"+s.addr, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret")
-	if err != nil {
-		t.Fatalf("curl smtp: %v\n%s", err, out)
-	}
-	files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml"))
-	if len(files) != 1 {
-		t.Fatalf("%d messages stored, want 1", len(files))
-	}
-	got, _ := os.ReadFile(files[0])
-	if !strings.Contains(string(got), "Hello from curl.") || !strings.Contains(string(got), "\r\n.leading dot") || !strings.Contains(string(got), "X-Envelope-To: <b@x.test>") {
-		t.Errorf("stored message:\n%s", got)
-	}
-	// With the wrong password curl must fail: authentication is real.
-	if out, err := curlRun(t, "--cacert", s.ca, "smtp://"+s.addr, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:wrong"); err == nil {
-		t.Errorf("curl with a wrong password succeeded: %s", out)
-	}
-}
-
-func TestCurlIMAPAndPOP3(t *testing.T) {
-	imap := startServed(t, starttls.IMAP)
-	out, err := curlRun(t, "--cacert", imap.ca, "imap://"+imap.addr+"/", "-u", "user:secret")
-	if err != nil || !strings.Contains(out, "INBOX") {
-		t.Errorf("curl imap: %v\n%s", err, out)
-	}
-	pop := startServed(t, starttls.POP3)
-	if out, err := curlRun(t, "--cacert", pop.ca, "pop3://"+pop.addr+"/", "-u", "user:secret"); err != nil {
-		t.Errorf("curl pop3: %v\n%s", err, out)
-	}
-	// An untrusted server certificate is refused by curl: verification is on.
-	if out, err := curlRun(t, "imap://"+imap.addr+"/", "-u", "user:secret"); err == nil {
-		t.Errorf("curl trusted a throwaway CA it was not given: %s", out)
-	}
-}
-
-func TestSwaks(t *testing.T) {
-	bins := peer.Require(t, "swaks")
-	s := startServed(t, starttls.Submission)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["swaks"], "--to", "b@x.test", "--from", "a@x.test", "--server", s.host, "--port", s.port,
-		"--tls", "--tls-verify", "--tls-ca-path", s.ca, "--auth", "PLAIN", "--auth-user", "user", "--auth-password", "secret",
-		"--header", "Subject: swaks over STARTTLS").CombinedOutput()
-	if err != nil {
-		t.Fatalf("swaks: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "TLS started") || !strings.Contains(string(out), "250 2.0.0 Ok: queued") {
-		t.Errorf("swaks transcript:\n%s", out)
-	}
-	if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
-		t.Errorf("%d messages stored, want 1", len(files))
-	}
-}
-
-// curl lists an FTP root over AUTH TLS with a TLS-protected passive data
-// connection (PROT P), verification on.
-func TestCurlFTP(t *testing.T) {
-	s := startServed(t, starttls.FTP)
-	out, err := curlRun(t, "--cacert", s.ca, "-u", "user:secret", "ftp://"+s.addr+"/", "-v")
-	if err != nil {
-		t.Fatalf("curl ftp: %v\n%s", err, out)
-	}
-	for _, want := range []string{"AUTH TLS", "PROT P", "226 Transfer complete"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("curl ftp output lacks %q:\n%s", want, out)
-		}
-	}
-	if out, err := curlRun(t, "--cacert", s.ca, "-u", "user:wrong", "ftp://"+s.addr+"/"); err == nil {
-		t.Errorf("curl ftp with a wrong password succeeded: %s", out)
-	}
-}
-
-// curl fetches a page from our implicit-TLS HTTP server (https), the
-// certificate verified against the throwaway CA; without the CA it refuses.
-func TestCurlHTTPS(t *testing.T) {
-	s := startServed(t, starttls.HTTPS)
-	out, err := curlRun(t, "--cacert", s.ca, "https://localhost:"+s.port+"/interop")
-	if err != nil || !strings.Contains(out, "Hello from starttls serve: GET /interop over TLS=true") {
-		t.Errorf("curl https: %v\n%s", err, out)
-	}
-	if out, err := curlRun(t, "https://localhost:"+s.port+"/"); err == nil {
-		t.Errorf("curl trusted a throwaway CA it was not given: %s", out)
-	}
-}
-
-// swaks delivers a message over LMTP (LHLO, STARTTLS, verified).
-func TestSwaksLMTP(t *testing.T) {
-	bins := peer.Require(t, "swaks")
-	s := startServed(t, starttls.LMTP)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["swaks"], "--protocol", "LMTP", "--to", "b@x.test", "--from", "a@x.test",
-		"--server", s.host, "--port", s.port, "--tls", "--tls-verify", "--tls-ca-path", s.ca,
-		"--header", "Subject: swaks over LMTP").CombinedOutput()
-	if err != nil {
-		t.Fatalf("swaks lmtp: %v\n%s", err, out)
-	}
-	for _, want := range []string{"-> LHLO", "TLS started", "~> LHLO"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("swaks transcript lacks %q:\n%s", want, out)
-		}
-	}
-	if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
-		t.Errorf("%d messages stored, want 1", len(files))
-	}
-}
-
-// Python's nntplib upgrades with STARTTLS (RFC 4642), verifying the
-// certificate, and asks for capabilities and the group list inside TLS.
-func TestPythonNNTP(t *testing.T) {
-	bins := peer.Require(t, "python3")
-	s := startServed(t, starttls.NNTP)
-	script := `
-import nntplib, ssl, sys, warnings
-warnings.simplefilter("ignore")
-ctx = ssl.create_default_context(cafile=sys.argv[3])
-s = nntplib.NNTP(sys.argv[1], int(sys.argv[2]), readermode=False, timeout=10)
-s.starttls(ctx)
-print("tls", s.sock.version())
-print("caps", sorted(s.getcapabilities()))
-print("list", s.list()[0])
-s.quit()
-`
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["python3"], "-c", script, s.host, s.port, s.ca).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python nntplib: %v\n%s", err, out)
-	}
-	for _, want := range []string{"tls TLSv1.3", "'READER'", "list 215"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("nntplib output lacks %q:\n%s", want, out)
-		}
-	}
-	// Without the CA the handshake must fail: verification is on.
-	out, err = exec.CommandContext(ctx, bins["python3"], "-c", strings.Replace(script, "cafile=sys.argv[3]", "", 1), s.host, s.port, s.ca).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "CERTIFICATE_VERIFY_FAILED") {
-		t.Errorf("nntplib trusted a CA it was not given: %v\n%s", err, out)
-	}
-}
-
-// go-sendxmpp (Debian's, go-xmpp inside) upgrades with <starttls/>,
-// verifies the certificate, logs in with SASL PLAIN inside TLS, binds a
-// resource and sends a message, which the server stores.
-func TestGoSendXMPP(t *testing.T) {
-	bins := peer.Require(t, "go-sendxmpp")
-	s := startServed(t, starttls.XMPP)
-	run := func(pass, ca string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bins["go-sendxmpp"], "-u", "user@localhost", "-p", pass, "-j", s.addr, "--timeout", "5", "b@localhost")
-		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca, "HOME="+t.TempDir())
-		cmd.Stdin = strings.NewReader("hello over xmpp starttls\n")
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	if out, err := run("secret", s.ca); err != nil {
-		t.Fatalf("go-sendxmpp: %v\n%s", err, out)
-	}
-	files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.xmpp"))
-	if len(files) != 1 {
-		t.Fatalf("%d messages stored, want 1", len(files))
-	}
-	if got, _ := os.ReadFile(files[0]); !strings.Contains(string(got), "hello over xmpp starttls") || !strings.Contains(string(got), "X-XMPP-To: b@localhost") {
-		t.Errorf("stored message:\n%s", got)
-	}
-	if out, err := run("wrong", s.ca); err == nil || !strings.Contains(out, "not-authorized") {
-		t.Errorf("go-sendxmpp with a wrong password: %v\n%s", err, out)
-	}
-	// A CA it was not given: the handshake fails before any credentials.
-	other, err := os.CreateTemp(t.TempDir(), "empty*.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	if out, err := run("secret", other.Name()); err == nil || !strings.Contains(out, "certificate") {
-		t.Errorf("go-sendxmpp trusted a CA it was not given: %v\n%s", err, out)
 	}
 }
 
@@ -442,119 +215,36 @@ func TestCurlImplicit(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		proto starttls.Protocol
-		args  func(s *served) []string
+		args  func(s *servetest.Server) []string
 		want  string
 	}{
-		{starttls.SMTPS, func(s *served) []string {
-			return []string{"smtps://localhost:" + s.port, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret"}
+		{starttls.SMTPS, func(s *servetest.Server) []string {
+			return []string{"smtps://localhost:" + s.Port, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test", "-T", msg, "-u", "user:secret"}
 		}, ""},
-		{starttls.IMAPS, func(s *served) []string { return []string{"imaps://localhost:" + s.port + "/", "-u", "user:secret"} }, "INBOX"},
-		{starttls.POP3S, func(s *served) []string { return []string{"pop3s://localhost:" + s.port + "/", "-u", "user:secret"} }, ""},
-		{starttls.FTPS, func(s *served) []string {
-			return []string{"ftps://localhost:" + s.port + "/", "-u", "user:secret", "-v"}
+		{starttls.IMAPS, func(s *servetest.Server) []string {
+			return []string{"imaps://localhost:" + s.Port + "/", "-u", "user:secret"}
+		}, "INBOX"},
+		{starttls.POP3S, func(s *servetest.Server) []string {
+			return []string{"pop3s://localhost:" + s.Port + "/", "-u", "user:secret"}
+		}, ""},
+		{starttls.FTPS, func(s *servetest.Server) []string {
+			return []string{"ftps://localhost:" + s.Port + "/", "-u", "user:secret", "-v"}
 		}, "226 Transfer complete"},
 	} {
 		t.Run(string(tc.proto), func(t *testing.T) {
-			s := startServed(t, tc.proto)
-			out, err := curlRun(t, append([]string{"--cacert", s.ca}, tc.args(s)...)...)
+			s := servetest.Start(t, tc.proto)
+			out, err := servetest.Curl(t, append([]string{"--cacert", s.CA}, tc.args(s)...)...)
 			if err != nil || !strings.Contains(out, tc.want) {
 				t.Errorf("curl %s: %v\n%s", tc.proto, err, out)
 			}
 			if tc.proto == starttls.SMTPS {
-				if files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.eml")); len(files) != 1 {
+				if files, _ := filepath.Glob(filepath.Join(s.MailDir, "*.eml")); len(files) != 1 {
 					t.Errorf("%d messages stored, want 1", len(files))
 				}
 			}
-			if out, err := curlRun(t, tc.args(s)...); err == nil {
+			if out, err := servetest.Curl(t, tc.args(s)...); err == nil {
 				t.Errorf("curl %s trusted a throwaway CA it was not given: %s", tc.proto, out)
 			}
 		})
-	}
-}
-
-// Python's nntplib.NNTP_SSL against our nntps server, verified.
-func TestPythonNNTPS(t *testing.T) {
-	bins := peer.Require(t, "python3")
-	s := startServed(t, starttls.NNTPS)
-	script := `
-import nntplib, ssl, sys, warnings
-warnings.simplefilter("ignore")
-ctx = ssl.create_default_context(cafile=sys.argv[3])
-s = nntplib.NNTP_SSL(sys.argv[1], int(sys.argv[2]), ssl_context=ctx, readermode=False, timeout=10)
-print("tls", s.sock.version())
-print("caps", sorted(s.getcapabilities()))
-print("list", s.list()[0])
-s.quit()
-`
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, bins["python3"], "-c", script, "localhost", s.port, s.ca).CombinedOutput()
-	if err != nil {
-		t.Fatalf("python nntplib NNTP_SSL: %v\n%s", err, out)
-	}
-	for _, want := range []string{"tls TLSv1.3", "'READER'", "list 215"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("nntplib output lacks %q:\n%s", want, out)
-		}
-	}
-}
-
-// go-sendxmpp with direct TLS (-t, XEP-0368) against our xmpps server:
-// verified, SASL PLAIN inside TLS, the message stored.
-func TestGoSendXMPPDirectTLS(t *testing.T) {
-	bins := peer.Require(t, "go-sendxmpp")
-	s := startServed(t, starttls.XMPPS)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bins["go-sendxmpp"], "-t", "-u", "user@localhost", "-p", "secret", "-j", s.addr, "--timeout", "5", "b@localhost")
-	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+s.ca, "HOME="+t.TempDir())
-	cmd.Stdin = strings.NewReader("hello over xmpps\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go-sendxmpp -t: %v\n%s", err, out)
-	}
-	files, _ := filepath.Glob(filepath.Join(s.mailDir, "*.xmpp"))
-	if len(files) != 1 {
-		t.Fatalf("%d messages stored, want 1", len(files))
-	}
-	if got, _ := os.ReadFile(files[0]); !strings.Contains(string(got), "hello over xmpps") {
-		t.Errorf("stored message:\n%s", got)
-	}
-}
-
-// sieve-connect lists scripts on serve's ManageSieve app over STARTTLS,
-// verified: the SASL capability after TLS, NOOP's TAG and the {n+}
-// literal of AUTHENTICATE are what it needs; a wrong password fails.
-func TestSieveConnect(t *testing.T) {
-	bins := peer.Require(t, "sieve-connect")
-	s := startServed(t, starttls.Sieve)
-	run := func(pass string) (string, error) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pr.Close()
-		go func() { _, _ = io.WriteString(pw, pass+"\n"); pw.Close() }()
-		cmd := exec.CommandContext(ctx, bins["sieve-connect"], "--server", "localhost", "--port", s.port, "--user", "user",
-			"--passwordfd", "3", "--tlscafile", s.ca, "--list", "--debug")
-		cmd.ExtraFiles = []*os.File{pr}
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		cmd.WaitDelay = 2 * time.Second
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	out, err := run("secret")
-	if err != nil {
-		t.Fatalf("sieve-connect --list: %v\n%s", err, out)
-	}
-	for _, want := range []string{">>> STARTTLS", "TLS activated", `"SASL" "PLAIN"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("sieve-connect output lacks %q:\n%s", want, out)
-		}
-	}
-	if out, err := run("wrong"); err == nil {
-		t.Errorf("sieve-connect logged in with a wrong password:\n%s", out)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/serve"
 )
 
@@ -118,4 +119,14 @@ func WantAll(t *testing.T, what, out string, wants ...string) {
 			t.Errorf("%s: output lacks %q:\n%s", what, w, out)
 		}
 	}
+}
+
+// Curl runs curl with TLS required (--ssl-reqd) and a bounded time.
+func Curl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bins := peer.Require(t, "curl")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins["curl"], append([]string{"-sS", "--ssl-reqd"}, args...)...).CombinedOutput()
+	return string(out), err
 }

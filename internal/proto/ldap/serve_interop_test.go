@@ -106,25 +106,10 @@ func TestLDAPAppLibraryClient(t *testing.T) {
 		return nil
 	}
 	bind := func(name, pass string) int {
-		m := ask(ldap.BindRequest, func(b *cryptobyte.Builder) {
-			b.AddASN1Int64(3)
-			b.AddASN1OctetString([]byte(name))
-			b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(pass)) })
-		})
+		m := ask(ldap.BindRequest, ldap.BindBody(name, pass))
 		return m[len(m)-1].ResultCode
 	}
-	search := func(base string) []*ldap.Message {
-		return ask(ldap.SearchRequest, func(b *cryptobyte.Builder) {
-			b.AddASN1OctetString([]byte(base))
-			b.AddASN1Enum(0)
-			b.AddASN1Enum(0)
-			b.AddASN1Int64(0)
-			b.AddASN1Int64(0)
-			b.AddASN1Boolean(false)
-			b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("objectClass")) })
-			b.AddASN1(cbasn1.SEQUENCE, func(*cryptobyte.Builder) {})
-		})
-	}
+	search := func(base string) []*ldap.Message { return ask(ldap.SearchRequest, ldap.SearchBody(base)) }
 	for _, tc := range []struct {
 		name, pass string
 		want       int

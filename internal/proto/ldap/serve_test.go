@@ -10,25 +10,40 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry/registrytest"
 )
 
-func FuzzLDAPApp(f *testing.F) {
-	bind := Encode(1, BindRequest, true, func(b *cryptobyte.Builder) {
+// BindBody is a simple BindRequest (LDAPv3) of name with pass, for
+// Encode; exported for the external tests too.
+func BindBody(name, pass string) func(b *cryptobyte.Builder) {
+	return func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(3)
-		b.AddASN1OctetString([]byte("cn=user,dc=test"))
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("secret")) })
-	})
-	search := Encode(2, SearchRequest, true, func(b *cryptobyte.Builder) {
-		b.AddASN1OctetString(nil)
+		b.AddASN1OctetString([]byte(name))
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(pass)) })
+	}
+}
+
+// SearchBody is a base-object SearchRequest of base for entries with an
+// objectClass, asking for attrs (none: all), for Encode; exported for the
+// external tests too.
+func SearchBody(base string, attrs ...string) func(b *cryptobyte.Builder) {
+	return func(b *cryptobyte.Builder) {
+		b.AddASN1OctetString([]byte(base))
 		b.AddASN1Enum(0)
 		b.AddASN1Enum(0)
 		b.AddASN1Int64(0)
 		b.AddASN1Int64(0)
 		b.AddASN1Boolean(false)
 		b.AddASN1(cbasn1.Tag(7).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("objectClass")) })
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1OctetString([]byte("namingContexts")) })
-	})
-	who := Encode(3, ExtendedRequest, true, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte(serveWhoAmIOID)) })
-	})
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			for _, a := range attrs {
+				b.AddASN1OctetString([]byte(a))
+			}
+		})
+	}
+}
+
+func FuzzLDAPApp(f *testing.F) {
+	bind := Encode(1, BindRequest, true, BindBody("cn=user,dc=test", "secret"))
+	search := Encode(2, SearchRequest, true, SearchBody("", "namingContexts"))
+	who := EncodeExtendedRequest(3, serveWhoAmIOID)
 	f.Add(append(append(bind, search...), who...), true)
 	f.Add(search, false)
 	// A non-minimal four-octet length, as OpenLDAP and AD clients send.

@@ -1,0 +1,56 @@
+package sieve_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/peer"
+	"github.com/starttls-go/starttls/serve/servetest"
+)
+
+// The ManageSieve application behind serve's upgrade against
+// sieve-connect.
+
+// sieve-connect lists scripts on serve's ManageSieve app over STARTTLS,
+// verified: the SASL capability after TLS, NOOP's TAG and the {n+}
+// literal of AUTHENTICATE are what it needs; a wrong password fails.
+func TestSieveConnect(t *testing.T) {
+	bins := peer.Require(t, "sieve-connect")
+	s := servetest.Start(t, starttls.Sieve)
+	run := func(pass string) (string, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		go func() { _, _ = io.WriteString(pw, pass+"\n"); pw.Close() }()
+		cmd := exec.CommandContext(ctx, bins["sieve-connect"], "--server", "localhost", "--port", s.Port, "--user", "user",
+			"--passwordfd", "3", "--tlscafile", s.CA, "--list", "--debug")
+		cmd.ExtraFiles = []*os.File{pr}
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		cmd.WaitDelay = 2 * time.Second
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("secret")
+	if err != nil {
+		t.Fatalf("sieve-connect --list: %v\n%s", err, out)
+	}
+	for _, want := range []string{">>> STARTTLS", "TLS activated", `"SASL" "PLAIN"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sieve-connect output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := run("wrong"); err == nil {
+		t.Errorf("sieve-connect logged in with a wrong password:\n%s", out)
+	}
+}
