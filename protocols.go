@@ -11,7 +11,8 @@ import (
 // and server half), its port and its implicit-TLS variant live in its
 // folder internal/proto/NAME, which registers them with
 // internal/proto/registry (protocol.go); the package builds its table
-// from there.
+// from there. The constants are a convenience: Dial, Server and Lookup
+// take any registered name without one.
 
 // The protocols. The implicit-TLS variants (SMTPS, IMAPS, ..., XMPPS,
 // PostgresDirect) speak TLS from the first byte; Lookup tells which.
