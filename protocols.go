@@ -10,8 +10,9 @@ import (
 // This file names the protocols. Each protocol's dialogue (client half
 // and server half), its port and its implicit-TLS variant live in its
 // folder internal/proto/NAME, which registers them with
-// internal/proto/registry (RegisterScheme); the package builds its table
-// from there.
+// internal/proto/registry (protocol.go); the package builds its table
+// from there. The constants are a convenience: Dial, Server and Lookup
+// take any registered name without one.
 
 // The protocols. The implicit-TLS variants (SMTPS, IMAPS, ..., XMPPS,
 // PostgresDirect) speak TLS from the first byte; Lookup tells which.
@@ -44,18 +45,19 @@ const (
 	HTTPS          Protocol = "https"
 )
 
-// table builds the protocol table from the schemes the protocol folders
+// table builds the protocol table from the protocols the folders
 // registered (internal/proto/all imports them all), once, on first use:
 // every init function has run by then.
 var table = sync.OnceValue(func() map[Protocol]*spec {
-	// registry.RegisterScheme has refused a name given twice.
+	// registry.Register has refused a name given twice.
 	t := map[Protocol]*spec{}
-	for _, sc := range registry.Schemes() {
-		name := Protocol(sc.Name)
-		t[name] = &spec{name: name, port: sc.Port, base: name, client: sc.Client, server: sc.Server}
-		if tw := sc.Implicit; tw != nil {
+	for _, n := range registry.Names() {
+		p := registry.Lookup(n)
+		name := Protocol(p.Name)
+		t[name] = &spec{name: name, port: p.Port, base: name, client: p.Client, server: p.Server}
+		if tw := p.Implicit; tw != nil {
 			t[Protocol(tw.Name)] = &spec{name: Protocol(tw.Name), port: tw.Port, implicit: true, base: name,
-				client: sc.Client, server: sc.Server, alpn: tw.ALPN}
+				client: p.Client, server: p.Server, alpn: tw.ALPN}
 		}
 	}
 	return t

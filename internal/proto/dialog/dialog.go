@@ -3,10 +3,10 @@
 // (Client, Server), the halves a protocol folder provides (ClientHalf,
 // ServerHalf), the conditions its errors stand for and the helpers the
 // dialogues share. Each protocol's halves live in internal/proto/NAME and
-// are registered with internal/proto/registry (RegisterScheme); the root
-// package runs them and re-exports the conditions (starttls.ErrRefused is
-// ErrRefused), so that the public API does not change when a protocol is
-// added.
+// are registered with internal/proto/registry (the folder's protocol.go);
+// the root package runs them and re-exports the conditions
+// (starttls.ErrRefused is ErrRefused), so that the public API does not
+// change when a protocol is added.
 //
 // It imports nothing of the module but internal/wire, so that every
 // protocol folder can import it.

@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
@@ -115,9 +114,4 @@ func clientHalf() *dialog.ClientHalf {
 			return err
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "ftp", Port: 21, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "ftps", Port: 990}})
 }

@@ -8,11 +8,9 @@ import (
 )
 
 // FTP as check probes it: FEAT (211) pipelined, NOOP (200) our own.
-func init() {
-	registry.Register(&registry.Protocol{Name: "ftp", Probes: registry.Probes{
-		Injection: "FEAT\r\n",
-		Sentinel:  "NOOP\r\n",
-		Judge:     registry.FirstReply(registry.Prefix("200"), registry.Prefix("211")),
-		ReplyEnds: smtp.ReplyEnds,
-	}})
+var probes = registry.Probes{
+	Injection: "FEAT\r\n",
+	Sentinel:  "NOOP\r\n",
+	Judge:     registry.FirstReply(registry.Prefix("200"), registry.Prefix("211")),
+	ReplyEnds: smtp.ReplyEnds,
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "ftp") }
-
 // serveApp is FTP (RFC 959, 4217) inside TLS with an empty root directory:
 // login, PBSZ/PROT, PWD, TYPE, passive data connections (EPSV/PASV) for
 // LIST/NLST, protected with TLS when PROT P was asked.

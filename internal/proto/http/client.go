@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // HTTP Upgrade to TLS within HTTP/1.1 (RFC 2817): "OPTIONS *" with
@@ -134,8 +133,3 @@ func clientHalf() *dialog.ClientHalf {
 
 // clientMaxOptionsBody bounds the body of the OPTIONS response read inside TLS.
 const clientMaxOptionsBody = 64 << 10
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "http", Port: 80, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "https", Port: 443}})
-}

@@ -14,19 +14,17 @@ import (
 // HTTP as clienttest's scenario server speaks it before TLS (RFC 2817:
 // Upgrade: TLS/1.0 → 101). A request leaks when it carries credentials
 // or a body.
-func init() {
-	registry.RegisterClientTest("http", &registry.ClientTest{
-		Dialect: &registry.CTDialect{
-			Open:         func(bool) registry.CTHandler { return ctHandler{} },
-			StripSummary: "the Upgrade: TLS/1.0 request is answered without 101, as by a server that ignores it",
-			InjectMarker: registry.CTInjectMarker,
-		},
-		Leak: func(text string) bool {
-			return strings.Contains(text, "[authorization") || strings.Contains(text, "[body")
-		},
-		LoginRaw: []byte("GET / HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic " +
-			base64.StdEncoding.EncodeToString([]byte("user:secret")) + "\r\n\r\n"),
-	})
+var clientTest = &registry.ClientTest{
+	Dialect: &registry.CTDialect{
+		Open:         func(bool) registry.CTHandler { return ctHandler{} },
+		StripSummary: "the Upgrade: TLS/1.0 request is answered without 101, as by a server that ignores it",
+		InjectMarker: registry.CTInjectMarker,
+	},
+	Leak: func(text string) bool {
+		return strings.Contains(text, "[authorization") || strings.Contains(text, "[body")
+	},
+	LoginRaw: []byte("GET / HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic " +
+		base64.StdEncoding.EncodeToString([]byte("user:secret")) + "\r\n\r\n"),
 }
 
 // ctHandler frames requests: the head, then a body by Content-Length or

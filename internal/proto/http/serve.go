@@ -10,8 +10,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "http") }
-
 // serveApp serves one connection with net/http: a page saying the
 // request came over TLS.
 func serveApp(ctx context.Context, s registry.ServeConn) {

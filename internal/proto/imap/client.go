@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // IMAP (RFC 3501/9051, STARTTLS RFC 2595 §3) and imaps (RFC 8314).
@@ -156,9 +155,4 @@ func clientHalf() *dialog.ClientHalf {
 			return err
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "imap", Port: 143, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "imaps", Port: 993}})
 }

@@ -10,7 +10,7 @@ import (
 // IMAP as clienttest's scenario server speaks it before TLS, with the
 // scenarios only IMAP has: PREAUTH, an early tagged OK, referrals
 // (RFC 2221) and an [ALERT] carrying terminal escapes.
-func init() {
+func clientTest() *registry.ClientTest {
 	ct := &registry.ClientTest{
 		Line: &registry.CTLine{
 			Greeting:    "* OK mail.test IMAP4rev1 clienttest\r\n",
@@ -61,7 +61,7 @@ func init() {
 		Greeting: "* OK [ALERT] " + registry.CTEscapeBait + "\r\n",
 		Summary:  "the pre-TLS greeting is an [ALERT] with terminal escape sequences; STARTTLS is then honest",
 		Expect:   "never reproduce the raw ESC byte in its output (strip or escape control characters)"})
-	registry.RegisterClientTest("imap", ct)
+	return ct
 }
 
 func ctCaps(tag, _ string, offer bool, extra []string) string {

@@ -6,13 +6,11 @@ import (
 
 // IMAP as check probes it: the tags tell the pipelined NOOP (zz) from
 // our own (yy); untagged data answers neither.
-func init() {
-	registry.Register(&registry.Protocol{Name: "imap", Probes: registry.Probes{
-		Injection:    "zz NOOP\r\n",
-		Partial:      "zz NOOP",
-		Sentinel:     "yy NOOP\r\n",
-		Login:        login,
-		LoginInvited: loginInvited,
-		Judge:        registry.Marked(registry.Prefix("yy "), registry.Prefix("zz ")),
-	}})
+var probes = registry.Probes{
+	Injection:    "zz NOOP\r\n",
+	Partial:      "zz NOOP",
+	Sentinel:     "yy NOOP\r\n",
+	Login:        login,
+	LoginInvited: loginInvited,
+	Judge:        registry.Marked(registry.Prefix("yy "), registry.Prefix("zz ")),
 }

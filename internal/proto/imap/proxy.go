@@ -14,18 +14,16 @@ import (
 // The proxy's IMAP application: the greeting reader, the response filter
 // that hides STARTTLS and LOGINDISABLED from capabilities, and the command
 // filter that answers a repeated "tag STARTTLS" inside TLS.
-func init() {
-	registry.RegisterProxy(&registry.ProxyApp{
-		Greeting:    proxyGreeting,
-		Down:        proxyDown,
-		Up:          proxyUp,
-		Unavailable: func(string) string { return "* BYE [UNAVAILABLE] Backend unreachable\r\n" },
-		TooMany:     "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
-		Hello: func(h string) string {
-			return "* OK " + h + " IMAP4rev1 ready (TLS to the server by starttls proxy)\r\n"
-		},
-		Originate: true,
-	}, "imap")
+var proxyApp = &registry.ProxyApp{
+	Greeting:    proxyGreeting,
+	Down:        proxyDown,
+	Up:          proxyUp,
+	Unavailable: func(string) string { return "* BYE [UNAVAILABLE] Backend unreachable\r\n" },
+	TooMany:     "* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+	Hello: func(h string) string {
+		return "* OK " + h + " IMAP4rev1 ready (TLS to the server by starttls proxy)\r\n"
+	},
+	Originate: true,
 }
 
 func proxyGreeting(br *bufio.Reader) ([]byte, bool, error) {

@@ -9,8 +9,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "imap") }
-
 // serveApp is IMAP4rev1 (RFC 3501) with one empty INBOX, inside TLS.
 func serveApp(ctx context.Context, s registry.ServeConn) {
 	caps := "IMAP4rev1 AUTH=PLAIN ID ENABLE LITERAL+"

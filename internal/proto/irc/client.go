@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // IRC with the IRCv3 "tls" extension (STARTTLS → 670 RPL_STARTTLS, 691
@@ -179,9 +178,4 @@ func clientHalf() *dialog.ClientHalf {
 		},
 		Unsolicited: true,
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "irc", Port: 6667, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "ircs", Port: 6697}})
 }

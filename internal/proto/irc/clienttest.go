@@ -9,19 +9,17 @@ import (
 
 // IRC as clienttest's scenario server speaks it before TLS (IRCv3 tls:
 // STARTTLS → 670), with what registration needs to keep a client talking.
-func init() {
-	registry.RegisterClientTest("irc", &registry.ClientTest{
-		Dialect: &registry.CTDialect{
-			Open: func(offer bool) registry.CTHandler { return &ctHandler{offer: offer} },
-			Refusals: map[string]string{
-				"691": "tls is listed in CAP LS but STARTTLS is answered with 691 (STARTTLS failure)",
-			},
-			StripSummary: "CAP LS does not list tls and STARTTLS is an unknown command (421)",
-			InjectMarker: registry.CTInjectMarker,
+var clientTest = &registry.ClientTest{
+	Dialect: &registry.CTDialect{
+		Open: func(offer bool) registry.CTHandler { return &ctHandler{offer: offer} },
+		Refusals: map[string]string{
+			"691": "tls is listed in CAP LS but STARTTLS is answered with 691 (STARTTLS failure)",
 		},
-		Leaks:    []string{"PASS", "AUTHENTICATE", "PRIVMSG", "OPER"},
-		LoginRaw: []byte("PASS secret\r\nNICK user\r\nUSER user 0 * :user\r\nCAP END\r\n"),
-	})
+		StripSummary: "CAP LS does not list tls and STARTTLS is an unknown command (421)",
+		InjectMarker: registry.CTInjectMarker,
+	},
+	Leaks:    []string{"PASS", "AUTHENTICATE", "PRIVMSG", "OPER"},
+	LoginRaw: []byte("PASS secret\r\nNICK user\r\nUSER user 0 * :user\r\nCAP END\r\n"),
 }
 
 // ctHandler keeps what registration needs: a welcome (001) once NICK and

@@ -5,10 +5,8 @@ import "github.com/starttls-go/starttls/internal/proto/registry"
 
 // IRC as check probes it: two PINGs with different tokens; notices and
 // numerics answer neither.
-func init() {
-	registry.Register(&registry.Protocol{Name: "irc", Probes: registry.Probes{
-		Injection: "PING starttls-check\r\n",
-		Sentinel:  "PING starttls-sentinel\r\n",
-		Judge:     registry.Marked(registry.Contains("starttls-sentinel"), registry.Contains("starttls-check")),
-	}, Serve: app})
+var probes = registry.Probes{
+	Injection: "PING starttls-check\r\n",
+	Sentinel:  "PING starttls-sentinel\r\n",
+	Judge:     registry.Marked(registry.Contains("starttls-sentinel"), registry.Contains("starttls-check")),
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // LDAP (RFC 4511; StartTLS extended operation §4.14, RFC 4513 §3) and ldaps.
@@ -102,9 +101,4 @@ func clientHalf() *dialog.ClientHalf {
 			return s.SendRaw(EncodeUnbind(id), fmt.Sprintf("UnbindRequest messageID=%d", id))
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "ldap", Port: 389, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "ldaps", Port: 636}})
 }

@@ -14,23 +14,21 @@ import (
 // LDAP as clienttest's scenario server speaks it before TLS: the
 // StartTLS extended request (RFC 4511 §4.14) answered by an
 // ExtendedResponse; success is the go-ahead.
-func init() {
-	registry.RegisterClientTest("ldap", &registry.ClientTest{
-		Dialect: &registry.CTDialect{
-			Open: func(bool) registry.CTHandler { return ctHandler{} },
-			Refusals: map[string]string{
-				"unavailable": "the StartTLS request is answered with resultCode 52 (unavailable)",
-			},
-			StripSummary: "the StartTLS request is answered with resultCode 2 (protocolError), as by a server without StartTLS",
+var clientTest = &registry.ClientTest{
+	Dialect: &registry.CTDialect{
+		Open: func(bool) registry.CTHandler { return ctHandler{} },
+		Refusals: map[string]string{
+			"unavailable": "the StartTLS request is answered with resultCode 52 (unavailable)",
 		},
-		Leaks: []string{"BindRequest", "SearchRequest", "AddRequest", "ModifyRequest",
-			"DelRequest", "ModDNRequest", "CompareRequest"},
-		LoginRaw: Encode(2, BindRequest, true, func(b *cryptobyte.Builder) {
-			b.AddASN1Int64(3)
-			b.AddASN1OctetString([]byte("cn=user"))
-			b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("secret")) })
-		}),
-	})
+		StripSummary: "the StartTLS request is answered with resultCode 2 (protocolError), as by a server without StartTLS",
+	},
+	Leaks: []string{"BindRequest", "SearchRequest", "AddRequest", "ModifyRequest",
+		"DelRequest", "ModDNRequest", "CompareRequest"},
+	LoginRaw: Encode(2, BindRequest, true, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(3)
+		b.AddASN1OctetString([]byte("cn=user"))
+		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes([]byte("secret")) })
+	}),
 }
 
 // ctHandler answers with a fixed success; a message's Data is its

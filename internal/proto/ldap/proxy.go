@@ -5,4 +5,4 @@ import "github.com/starttls-go/starttls/internal/proto/registry"
 // The proxy relays LDAP's bytes as they are: STARTTLS is the first
 // exchange, and after it the client's first message starts the backend's
 // session.
-func init() { registry.RegisterProxy(&registry.ProxyApp{Originate: true}, "ldap") }
+var proxyApp = &registry.ProxyApp{Originate: true}

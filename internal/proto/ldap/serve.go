@@ -15,8 +15,6 @@ import (
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "ldap") }
-
 // LDAP inside TLS (RFC 4511): a read-only directory whose only entry is the
 // root DSE. It answers binds (anonymous, or simple against serve's users),
 // the root DSE search, WhoAmI (RFC 4532), refuses a second StartTLS and

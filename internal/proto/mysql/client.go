@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
@@ -93,8 +92,4 @@ func clientHalf() *dialog.ClientHalf {
 			return s.SendRaw(SSLRequest(caps, charset), fmt.Sprintf("SSLRequest caps 0x%08x", caps))
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "mysql", Port: 3306, Client: clientHalf(), Server: serverHalf()})
 }

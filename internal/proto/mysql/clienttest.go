@@ -13,13 +13,13 @@ import (
 // MySQL as clienttest's scenario server speaks it before TLS: the
 // server's handshake lists CLIENT_SSL or not, the client answers with
 // SSLRequest and starts TLS without waiting for anything.
-func init() {
+func clientTest() *registry.ClientTest {
 	p := binary.LittleEndian.AppendUint32(nil, ClientProtocol41|ClientSecureConnection|ClientSSL)
 	p = binary.LittleEndian.AppendUint32(p, 1<<24)
 	p = append(p, 45)
 	p = append(p, make([]byte, 23)...)
 	p = append(p, "user\x00\x00"...)
-	registry.RegisterClientTest("mysql", &registry.ClientTest{
+	return &registry.ClientTest{
 		Dialect: &registry.CTDialect{
 			Open:         func(offer bool) registry.CTHandler { return &ctHandler{offer: offer, first: true} },
 			StripSummary: "the server's handshake does not list CLIENT_SSL (stripped by an attacker)",
@@ -27,7 +27,7 @@ func init() {
 		},
 		Leaks:    []string{"HandshakeResponse", "COM_QUERY"},
 		LoginRaw: Packet(2, p),
-	})
+	}
 }
 
 // ctHandler frames MySQL packets; a message's Data is its sequence id.

@@ -8,13 +8,11 @@ import (
 
 // MySQL as check probes it: a HandshakeResponse41 with no password
 // pipelined after SSLRequest.
-func init() {
-	registry.Register(&registry.Protocol{Name: "mysql", Probes: registry.Probes{
-		Injection:     pipelinedLogin(),
-		Executed:      executed,
-		UpgradeName:   "SSLRequest",
-		PipelinedName: "a plaintext HandshakeResponse (user starttls-check, no password, sequence id 2)",
-	}})
+var probes = registry.Probes{
+	Injection:     pipelinedLogin(),
+	Executed:      executed,
+	UpgradeName:   "SSLRequest",
+	PipelinedName: "a plaintext HandshakeResponse (user starttls-check, no password, sequence id 2)",
 }
 
 // pipelinedLogin is a HandshakeResponse41 for starttls-check with an

@@ -18,8 +18,6 @@ import (
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "mysql") }
-
 // MySQL/MariaDB inside TLS: the client's HandshakeResponse41, checked
 // against serve's users with mysql_native_password (the scramble is the
 // one the server half sent before TLS, kept in Conn.CapabilitiesBefore),

@@ -2,7 +2,6 @@ package nntp
 
 import (
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
@@ -83,9 +82,4 @@ func clientHalf() *dialog.ClientHalf {
 			return err
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "nntp", Port: 119, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "nntps", Port: 563}})
 }

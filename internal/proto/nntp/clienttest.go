@@ -7,28 +7,26 @@ import (
 )
 
 // NNTP as clienttest's scenario server speaks it before TLS.
-func init() {
-	registry.RegisterClientTest("nntp", &registry.ClientTest{
-		Line: &registry.CTLine{
-			Greeting:    "200 news.test NNTP clienttest ready\r\n",
-			CapsVerbs:   []string{"CAPABILITIES"},
-			Caps:        ctCaps,
-			UpgradeVerb: "STARTTLS",
-			GoAhead:     func(string) string { return "382 Continue with TLS negotiation\r\n" },
-			OK:          func(_, verb string) string { return ctOK(verb) },
-			Quit:        []string{"QUIT"},
-			Refusals: map[string]string{
-				"580": "580 Can not initiate TLS negotiation\r\n",
-				"502": "502 Command unavailable\r\n",
-				"483": "483 Command unavailable until suitable privacy has been arranged\r\n",
-			},
-			NoTLS:      "502",
-			Inject:     func(string) string { return "101 Capability list:\r\nVERSION 2\r\nREADER\r\nAUTHINFO USER\r\n.\r\n" },
-			Mechanisms: []string{"AUTHINFO USER SASL", "SASL PLAIN LOGIN"},
+var clientTest = &registry.ClientTest{
+	Line: &registry.CTLine{
+		Greeting:    "200 news.test NNTP clienttest ready\r\n",
+		CapsVerbs:   []string{"CAPABILITIES"},
+		Caps:        ctCaps,
+		UpgradeVerb: "STARTTLS",
+		GoAhead:     func(string) string { return "382 Continue with TLS negotiation\r\n" },
+		OK:          func(_, verb string) string { return ctOK(verb) },
+		Quit:        []string{"QUIT"},
+		Refusals: map[string]string{
+			"580": "580 Can not initiate TLS negotiation\r\n",
+			"502": "502 Command unavailable\r\n",
+			"483": "483 Command unavailable until suitable privacy has been arranged\r\n",
 		},
-		Leaks:     []string{"AUTHINFO", "POST", "ARTICLE", "BODY", "GROUP"},
-		LoginLine: "AUTHINFO USER user",
-	})
+		NoTLS:      "502",
+		Inject:     func(string) string { return "101 Capability list:\r\nVERSION 2\r\nREADER\r\nAUTHINFO USER\r\n.\r\n" },
+		Mechanisms: []string{"AUTHINFO USER SASL", "SASL PLAIN LOGIN"},
+	},
+	Leaks:     []string{"AUTHINFO", "POST", "ARTICLE", "BODY", "GROUP"},
+	LoginLine: "AUTHINFO USER user",
 }
 
 func ctCaps(_, _ string, offer bool, extra []string) string {

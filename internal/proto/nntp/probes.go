@@ -9,13 +9,11 @@ import (
 )
 
 // NNTP as check probes it: DATE (111) pipelined, HELP (100) our own.
-func init() {
-	registry.Register(&registry.Protocol{Name: "nntp", Probes: registry.Probes{
-		Injection: "DATE\r\n",
-		Sentinel:  "HELP\r\n",
-		Login:     login,
-		Judge:     registry.FirstReply(registry.Prefix("100"), registry.Prefix("111")),
-		// A 1xx reply goes on until a lone dot.
-		ReplyEnds: func(line string) bool { return line == "." || !strings.HasPrefix(line, "1") },
-	}, Serve: app})
+var probes = registry.Probes{
+	Injection: "DATE\r\n",
+	Sentinel:  "HELP\r\n",
+	Login:     login,
+	Judge:     registry.FirstReply(registry.Prefix("100"), registry.Prefix("111")),
+	// A 1xx reply goes on until a lone dot.
+	ReplyEnds: func(line string) bool { return line == "." || !strings.HasPrefix(line, "1") },
 }

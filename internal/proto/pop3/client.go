@@ -2,7 +2,6 @@ package pop3
 
 import (
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // POP3 (RFC 1939, CAPA RFC 2449, STLS RFC 2595 §4) and pop3s (RFC 8314).
@@ -81,9 +80,4 @@ func clientHalf() *dialog.ClientHalf {
 			return err
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "pop3", Port: 110, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "pop3s", Port: 995}})
 }

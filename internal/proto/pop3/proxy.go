@@ -14,16 +14,14 @@ import (
 // The proxy's POP3 application: the greeting reader, and the filters that
 // read each response as its command says (one line, or lines up to "."),
 // remove STLS from CAPA's and answer a repeated STLS inside TLS.
-func init() {
-	registry.RegisterProxy(&registry.ProxyApp{
-		Greeting:    proxyGreeting,
-		Down:        proxyDown,
-		Up:          proxyUp,
-		Unavailable: func(string) string { return "-ERR [SYS/TEMP] Backend unreachable\r\n" },
-		TooMany:     "-ERR [IN-USE] Too many connections, try again later\r\n",
-		Hello:       func(h string) string { return "+OK " + h + " POP3 ready (TLS to the server by starttls proxy)\r\n" },
-		Originate:   true,
-	}, "pop3")
+var proxyApp = &registry.ProxyApp{
+	Greeting:    proxyGreeting,
+	Down:        proxyDown,
+	Up:          proxyUp,
+	Unavailable: func(string) string { return "-ERR [SYS/TEMP] Backend unreachable\r\n" },
+	TooMany:     "-ERR [IN-USE] Too many connections, try again later\r\n",
+	Hello:       func(h string) string { return "+OK " + h + " POP3 ready (TLS to the server by starttls proxy)\r\n" },
+	Originate:   true,
 }
 
 func proxyGreeting(br *bufio.Reader) ([]byte, bool, error) {

@@ -7,8 +7,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(serveApp, "pop3") }
-
 // serveApp is POP3 (RFC 1939, CAPA RFC 2449, SASL RFC 5034) with an
 // empty maildrop, inside TLS.
 func serveApp(ctx context.Context, s registry.Session) {

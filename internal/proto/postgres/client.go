@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
@@ -84,11 +83,4 @@ func clientReadError(s dialog.Client) string {
 		msg = append(msg, b[0])
 	}
 	return wire.Printable(msg)
-}
-
-func init() {
-	// Direct SSL shares the port. It needs ALPN "postgresql" on both sides:
-	// PostgreSQL 17 servers reject direct SSL without it.
-	registry.RegisterScheme(&registry.Scheme{Name: "postgres", Port: 5432, Client: clientHalf(), Server: serverHalf(),
-		Implicit: &registry.Twin{Name: "postgres-direct", Port: 5432, ALPN: []string{ALPN}}})
 }

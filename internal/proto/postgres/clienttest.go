@@ -13,10 +13,10 @@ import (
 // PostgreSQL as clienttest's scenario server speaks it before TLS:
 // SSLRequest → 'S' (go ahead) or 'N'; the password is asked for in clear,
 // so that a client that goes on in plaintext shows it.
-func init() {
+func clientTest() *registry.ClientTest {
 	body := binary.BigEndian.AppendUint32(nil, Protocol3)
 	body = append(body, "user\x00user\x00database\x00db\x00\x00"...)
-	registry.RegisterClientTest("postgres", &registry.ClientTest{
+	return &registry.ClientTest{
 		Dialect: &registry.CTDialect{
 			Open: func(bool) registry.CTHandler { return &ctHandler{} },
 			Refusals: map[string]string{
@@ -26,7 +26,7 @@ func init() {
 		},
 		Leaks:    []string{"StartupMessage", "PasswordMessage", "Query"},
 		LoginRaw: append(binary.BigEndian.AppendUint32(nil, uint32(len(body)+4)), body...),
-	})
+	}
 }
 
 // ctHandler frames PostgreSQL messages: untyped startup packets until a

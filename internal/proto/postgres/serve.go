@@ -13,8 +13,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "postgres") }
-
 // PostgreSQL inside TLS (frontend/backend protocol 3.0): the startup
 // message, cleartext password authentication against serve's users (safe
 // inside TLS; none when serve accepts anyone), the parameters libpq expects, and

@@ -200,25 +200,6 @@ func CTNextTag(tag string) string {
 	return tag[:i] + num
 }
 
-// pendingCT holds client tests registered before their protocol, as init
-// functions of one folder run in no promised order.
-var pendingCT = map[string]*ClientTest{}
-
-// RegisterClientTest sets the ClientTest of the protocol name; a
-// folder's clienttest.go calls it from init, before or after the folder
-// calls Register. A second one for a name panics.
-func RegisterClientTest(name string, ct *ClientTest) {
-	p := byName[name]
-	if p != nil && p.ClientTest != nil || pendingCT[name] != nil {
-		panic("registry: client test for " + strconv.Quote(name) + " registered twice")
-	}
-	if p == nil {
-		pendingCT[name] = ct
-		return
-	}
-	p.ClientTest = ct
-}
-
 // CTMaxPacket bounds one client message of a dialect: nothing a client
 // sends while logging in comes near 64 KiB.
 const CTMaxPacket = 64 << 10

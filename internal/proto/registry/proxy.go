@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 
 	"github.com/starttls-go/starttls/internal/relayq"
@@ -43,23 +42,4 @@ type ProxyApp struct {
 	Originate bool
 	// NoStartTLS says the protocol has no STARTTLS dialogue in the proxy.
 	NoStartTLS bool
-}
-
-// proxies holds the applications registered before their protocol's
-// description, so that the order of the init functions does not matter.
-var proxies = map[string]*ProxyApp{}
-
-// RegisterProxy makes a the proxy's application for each base protocol
-// of names (Protocol.Proxy); protocol folders call it from init, in any
-// order with Register. A second application for a name panics.
-func RegisterProxy(a *ProxyApp, names ...string) {
-	for _, n := range names {
-		if _, dup := proxies[n]; dup || n == "" {
-			panic(fmt.Sprintf("registry: proxy application for %q registered twice or unnamed", n))
-		}
-		proxies[n] = a
-		if p := byName[n]; p != nil {
-			p.Proxy = a
-		}
-	}
 }

@@ -1,25 +1,31 @@
-// Package registry maps a base protocol name ("smtp", "sieve", ...) to
-// what the module's tools know about that protocol beyond its dialogue:
-// the probes check sends to it, the application serve runs behind it and
-// the defaults serve runs it with, and the proxy's filters. Each
-// protocol registers its own description from its folder under
-// internal/proto (internal/proto/sieve/probes.go, ...), in an init
-// function, the way zgrab2 modules register themselves; the package
-// internal/proto/all imports every such folder so that a tool sees them
-// all. check and serve look a protocol up here instead of switching on
-// its name.
+// Package registry maps a protocol name ("smtp", "submission", "sieve",
+// ...) to one description of that protocol: its default port, its
+// implicit-TLS twin and ALPN, the two halves of its upgrade dialogue,
+// from which the root package builds its table, and what the module's
+// tools know of it beyond the dialogue: the probes check sends to it,
+// the application serve runs behind it and the defaults serve runs it
+// with, the proxy's filters and how clienttest plays it. Each protocol
+// registers its descriptions from its folder under internal/proto
+// (internal/proto/sieve/protocol.go, ...), in one init function, the way
+// zgrab2 modules register themselves; the package internal/proto/all
+// imports every such folder so that a tool sees them all. The root
+// package, check, serve, proxy and clienttest look a protocol up here
+// instead of switching on its name.
 //
 // It imports nothing of the module but internal/relayq and
-// internal/proto/dialog (for the upgrade dialogues a Scheme carries, which
-// the root package runs), neither of which imports the module back, so
-// that any codec package can register without an import cycle; names are
-// plain strings, the values of starttls.Protocol.
+// internal/proto/dialog (for the upgrade dialogues a Protocol carries,
+// which the root package runs), neither of which imports the module back,
+// so that any codec package can register without an import cycle; names
+// are plain strings, the values of starttls.Protocol.
 package registry
 
 import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 )
 
 // What a line read inside TLS tells the command-injection probe about
@@ -96,58 +102,95 @@ type LineConn interface {
 	Send(line string) error
 }
 
-// Protocol describes one base protocol.
+// Protocol is everything the module knows about one protocol name (a
+// starttls.Protocol value): the root package's table entry (port,
+// dialogue halves, implicit-TLS twin) and what the tools add to it. Each
+// protocol folder registers one Protocol per name it speaks (SMTP: smtp,
+// submission, lmtp, sharing values) from the init of its protocol.go;
+// the values themselves live in the folder's files by role.
 type Protocol struct {
-	// Name is the base protocol, a starttls.Protocol value.
+	// Name is the protocol, a starttls.Protocol value, lower-case.
 	Name string
+	// Port is the default port.
+	Port int
+	// Client and Server are the two halves of the upgrade dialogue the
+	// root package runs.
+	Client *dialog.ClientHalf
+	Server *dialog.ServerHalf
+	// Implicit, when set, is the same dialogue inside TLS from the first
+	// byte (smtps for submission); nil without an implicit-TLS twin.
+	Implicit *Twin
 	// Probes are check's pre-TLS probes.
 	Probes Probes
 	// Serve is the application serve runs after the upgrade; nil where
-	// there is none (serve then drains and closes). Folders set it here
-	// or with RegisterServe.
+	// there is none (serve then drains and closes).
 	Serve App
 	// ServeCapabilities are the capabilities serve advertises when its
 	// user gives none (ManageSieve: "SASL PLAIN", as its application
 	// takes AUTHENTICATE PLAIN).
 	ServeCapabilities []string
 	// Proxy is the proxy's application; nil where the proxy does not
-	// relay the protocol. Folders set it with RegisterProxy.
+	// relay the protocol.
 	Proxy *ProxyApp
-	// ClientTest is how clienttest's scenario server plays the protocol
-	// (nil: clienttest does not speak it); set by RegisterClientTest.
+	// ClientTest is how clienttest's scenario server plays the protocol;
+	// nil where clienttest does not speak it (and for variants such as
+	// submission, which clienttest plays as their base).
 	ClientTest *ClientTest
 }
 
-// byName is filled by the protocol folders' init functions and only
-// read afterwards, so it needs no lock.
-var byName = map[string]*Protocol{}
+// Twin is the implicit-TLS variant of a Protocol: its own name and
+// port, the same dialogue halves.
+type Twin struct {
+	Name string
+	Port int
+	// ALPN both sides offer unless the caller set its own (PostgreSQL
+	// direct SSL: "postgresql").
+	ALPN []string
+}
 
-// Register adds p; protocol folders call it from init. A second
-// registration of a name is a programming error and panics, as two
-// folders would then disagree.
+// byName is filled by the protocol folders' init functions and only
+// read afterwards, so it needs no lock. taken holds every name given,
+// twins' too, so that no name means two things.
+var (
+	byName = map[string]*Protocol{}
+	taken  = map[string]bool{}
+)
+
+// Register adds p; protocol folders call it once per protocol name from
+// the init of their protocol.go. A name given twice (as a protocol or a
+// twin), or a description without a lower-case name, a port or both
+// dialogue halves, is a programming error and panics with what is wrong.
 func Register(p *Protocol) {
-	if _, dup := byName[p.Name]; dup || p.Name == "" {
-		panic(fmt.Sprintf("registry: protocol %q registered twice or unnamed", p.Name))
+	names := []string{p.Name}
+	if p.Implicit != nil {
+		names = append(names, p.Implicit.Name)
 	}
-	if a := proxies[p.Name]; a != nil {
-		p.Proxy = a
-	}
-	if ct := pendingCT[p.Name]; ct != nil {
-		p.ClientTest = ct
-		delete(pendingCT, p.Name)
-	}
-	if a := serveApps[p.Name]; a != nil {
-		if p.Serve != nil {
-			panic(fmt.Sprintf("registry: protocol %q has two serve applications", p.Name))
+	for i, n := range names {
+		switch {
+		case n == "" || n != strings.ToLower(n):
+			panic(fmt.Sprintf("registry: protocol %q: name empty or not lower-case", n))
+		case taken[n] || slices.Contains(names[:i], n):
+			panic(fmt.Sprintf("registry: protocol %q registered twice", n))
 		}
-		p.Serve = a
+	}
+	switch {
+	case p.Port <= 0 || p.Port > 65535:
+		panic(fmt.Sprintf("registry: protocol %q: port %d out of range", p.Name, p.Port))
+	case p.Implicit != nil && (p.Implicit.Port <= 0 || p.Implicit.Port > 65535):
+		panic(fmt.Sprintf("registry: protocol %q: port %d out of range", p.Implicit.Name, p.Implicit.Port))
+	case p.Client == nil || p.Server == nil:
+		panic(fmt.Sprintf("registry: protocol %q: no client or server half", p.Name))
+	}
+	for _, n := range names {
+		taken[n] = true
 	}
 	byName[p.Name] = p
 }
 
-// Lookup returns the description of the base protocol name, or nil when
-// no folder registered one.
+// Lookup returns the description of the protocol name, or nil when no
+// folder registered one. Twins are not looked up: their description is
+// their base's.
 func Lookup(name string) *Protocol { return byName[name] }
 
-// Names lists the registered protocols, sorted.
+// Names lists the registered protocols (not their twins), sorted.
 func Names() []string { return slices.Sorted(maps.Keys(byName)) }

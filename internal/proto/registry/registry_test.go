@@ -5,28 +5,63 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/starttls-go/starttls/internal/proto/dialog"
 )
 
-func TestRegisterRejectsDuplicatesAndNoName(t *testing.T) {
-	defer delete(byName, "registry-test")
-	Register(&Protocol{Name: "registry-test"})
-	if Lookup("registry-test") == nil {
+// Register keeps a description whole and its names unique: a second
+// registration of a name or a twin, and a description without a
+// lower-case name, a port or both halves, panic, and a refused one leaves
+// nothing behind.
+func TestRegisterValidates(t *testing.T) {
+	names := []string{"registry-test", "registry-tests", "registry-other"}
+	defer func() {
+		for _, n := range names {
+			delete(byName, n)
+			delete(taken, n)
+		}
+	}()
+	c, s := &dialog.ClientHalf{}, &dialog.ServerHalf{}
+	Register(&Protocol{Name: "registry-test", Port: 1, Client: c, Server: s,
+		Implicit: &Twin{Name: "registry-tests", Port: 2}})
+	if p := Lookup("registry-test"); p == nil || p.Implicit.Port != 2 {
 		t.Fatal("a registered protocol is not found")
 	}
-	if Lookup("registry-test-other") != nil {
-		t.Fatal("an unregistered name is found")
+	if Lookup("registry-tests") != nil || Lookup("registry-test-other") != nil {
+		t.Fatal("a twin or an unregistered name is found")
 	}
-	for _, p := range []*Protocol{{Name: "registry-test"}, {}} {
+	if got := Names(); !slices.Contains(got, "registry-test") || slices.Contains(got, "registry-tests") {
+		t.Errorf("Names() = %q: want the protocol and not its twin", got)
+	}
+	for _, tc := range []struct {
+		p    *Protocol
+		want string
+	}{
+		{&Protocol{Name: "registry-test", Port: 1, Client: c, Server: s}, "twice"},
+		{&Protocol{Name: "registry-other", Port: 1, Client: c, Server: s, Implicit: &Twin{Name: "registry-tests", Port: 2}}, "twice"},
+		{&Protocol{Name: "registry-other", Port: 1, Client: c, Server: s, Implicit: &Twin{Name: "registry-other", Port: 2}}, "twice"},
+		{&Protocol{Port: 1, Client: c, Server: s}, "lower-case"},
+		{&Protocol{Name: "Registry-Other", Port: 1, Client: c, Server: s}, "lower-case"},
+		{&Protocol{Name: "registry-other", Client: c, Server: s}, "port"},
+		{&Protocol{Name: "registry-other", Port: 1, Client: c, Server: s, Implicit: &Twin{Name: "registry-others"}}, "port"},
+		{&Protocol{Name: "registry-other", Port: 1, Server: s}, "half"},
+		{&Protocol{Name: "registry-other", Port: 1, Client: c}, "half"},
+	} {
 		func() {
 			defer func() {
-				if recover() == nil {
-					t.Errorf("Register(%q) did not panic", p.Name)
+				msg, _ := recover().(string)
+				if !strings.Contains(msg, tc.want) {
+					t.Errorf("Register(%q): panic %q, want one saying %q", tc.p.Name, msg, tc.want)
 				}
 			}()
-			Register(p)
+			Register(tc.p)
 		}()
+	}
+	if Lookup("registry-other") != nil || taken["registry-others"] {
+		t.Error("a refused protocol was half registered")
 	}
 }
 
@@ -131,31 +166,4 @@ func TestPlainCredentials(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-}
-
-// A folder's proxy application reaches its protocol whichever of the two
-// init functions runs first; a second one for a name panics.
-func TestRegisterProxyEitherOrder(t *testing.T) {
-	defer func() {
-		for _, n := range []string{"registry-test-a", "registry-test-b"} {
-			delete(byName, n)
-			delete(proxies, n)
-		}
-	}()
-	a := &ProxyApp{TooMany: "busy"}
-	RegisterProxy(a, "registry-test-a")
-	Register(&Protocol{Name: "registry-test-a"})
-	Register(&Protocol{Name: "registry-test-b"})
-	RegisterProxy(a, "registry-test-b")
-	for _, n := range []string{"registry-test-a", "registry-test-b"} {
-		if Lookup(n).Proxy != a {
-			t.Errorf("%s: proxy application not attached", n)
-		}
-	}
-	defer func() {
-		if recover() == nil {
-			t.Error("a second proxy application did not panic")
-		}
-	}()
-	RegisterProxy(&ProxyApp{}, "registry-test-a")
 }

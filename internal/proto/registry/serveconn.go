@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"time"
 )
@@ -68,26 +67,6 @@ func ServeConnApp(app func(ctx context.Context, c ServeConn)) App {
 	return func(ctx context.Context, s Session) {
 		if c, ok := s.(ServeConn); ok {
 			app(ctx, c)
-		}
-	}
-}
-
-// serveApps holds the applications registered before their protocol's
-// description, so that the order of the init functions does not matter.
-var serveApps = map[string]App{}
-
-// RegisterServe makes app serve's application for each base protocol of
-// names (Protocol.Serve), from the init of a folder's serve.go, in any
-// order with Register, so that the folder's probes.go need not name it.
-// A second application for a name panics.
-func RegisterServe(app App, names ...string) {
-	for _, n := range names {
-		if _, dup := serveApps[n]; dup || n == "" || app == nil || byName[n] != nil && byName[n].Serve != nil {
-			panic(fmt.Sprintf("registry: serve application for %q registered twice, unnamed or nil", n))
-		}
-		serveApps[n] = app
-		if p := byName[n]; p != nil {
-			p.Serve = app
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // ManageSieve (RFC 5804): the greeting is the capability list; after TLS
@@ -130,8 +129,4 @@ func clientHalf() *dialog.ClientHalf {
 			return err
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "sieve", Port: 4190, Client: clientHalf(), Server: serverHalf()})
 }

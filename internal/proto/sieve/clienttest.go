@@ -15,40 +15,38 @@ import (
 // what it adds inside TLS in front of serve's application (serve.go):
 // the capabilities re-sent unasked, NOOP's TAG and literals folded into
 // quoted strings.
-func init() {
-	registry.RegisterClientTest("sieve", &registry.ClientTest{
-		Line: &registry.CTLine{
-			CapsInGreeting: true,
-			CapsVerbs:      []string{"CAPABILITY"},
-			Caps:           ctCaps,
-			UpgradeVerb:    "STARTTLS",
-			GoAhead:        func(string) string { return "OK \"Begin TLS negotiation now\"\r\n" },
-			OK: func(_, verb string) string {
-				switch verb {
-				case "NOOP":
-					return "OK \"NOOP completed\"\r\n"
-				case "LOGOUT":
-					return "OK \"Logout completed\"\r\n"
-				case "AUTHENTICATE":
-					return "NO \"Authentication failed\"\r\n"
-				}
-				return "NO \"Command not implemented\"\r\n"
-			},
-			Quit: []string{"LOGOUT"},
-			Refusals: map[string]string{
-				"NO":  "NO \"TLS not available\"\r\n",
-				"BYE": "BYE \"going away\"\r\n",
-			},
-			NoTLS: "NO",
-			// The forged answer is the capability list the client awaits inside TLS.
-			Inject:       func(string) string { return ctCapsAfterTLS },
-			Mechanisms:   []string{`"SASL" "PLAIN LOGIN"`},
-			CapsAfterTLS: ctCapsAfterTLS,
-			Wrap:         func(c net.Conn) net.Conn { return &ctConn{Conn: c, br: bufio.NewReader(c)} },
+var clientTest = &registry.ClientTest{
+	Line: &registry.CTLine{
+		CapsInGreeting: true,
+		CapsVerbs:      []string{"CAPABILITY"},
+		Caps:           ctCaps,
+		UpgradeVerb:    "STARTTLS",
+		GoAhead:        func(string) string { return "OK \"Begin TLS negotiation now\"\r\n" },
+		OK: func(_, verb string) string {
+			switch verb {
+			case "NOOP":
+				return "OK \"NOOP completed\"\r\n"
+			case "LOGOUT":
+				return "OK \"Logout completed\"\r\n"
+			case "AUTHENTICATE":
+				return "NO \"Authentication failed\"\r\n"
+			}
+			return "NO \"Command not implemented\"\r\n"
 		},
-		Leaks:     []string{"AUTHENTICATE", "PUTSCRIPT", "GETSCRIPT", "LISTSCRIPTS"},
-		LoginLine: `AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + `"`,
-	})
+		Quit: []string{"LOGOUT"},
+		Refusals: map[string]string{
+			"NO":  "NO \"TLS not available\"\r\n",
+			"BYE": "BYE \"going away\"\r\n",
+		},
+		NoTLS: "NO",
+		// The forged answer is the capability list the client awaits inside TLS.
+		Inject:       func(string) string { return ctCapsAfterTLS },
+		Mechanisms:   []string{`"SASL" "PLAIN LOGIN"`},
+		CapsAfterTLS: ctCapsAfterTLS,
+		Wrap:         func(c net.Conn) net.Conn { return &ctConn{Conn: c, br: bufio.NewReader(c)} },
+	},
+	Leaks:     []string{"AUTHENTICATE", "PUTSCRIPT", "GETSCRIPT", "LISTSCRIPTS"},
+	LoginLine: `AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + `"`,
 }
 
 func ctCaps(_, _ string, offer bool, extra []string) string {

@@ -20,17 +20,13 @@ func Status(line string) string {
 
 // ManageSieve as check probes it: NOOP pipelined, XSENTINEL our own
 // (answered NO or BAD); the capabilities the server re-sends after TLS
-// (RFC 5804 §2.2) come before either. serve advertises SASL PLAIN unless
-// told otherwise: its application takes AUTHENTICATE PLAIN, and a client
-// that sees no SASL inside TLS will not log in.
-func init() {
-	registry.Register(&registry.Protocol{Name: "sieve", Probes: registry.Probes{
-		Injection: "NOOP\r\n",
-		Sentinel:  "XSENTINEL\r\n",
-		Login:     login,
-		// NOOP gets OK; XSENTINEL gets NO or BAD.
-		Judge:     registry.FirstReply(registry.PrefixFold("NO", "BAD"), registry.PrefixFold("OK")),
-		ReplyEnds: registry.PrefixFold("OK", "NO", "BAD"),
-		AfterTLS:  registry.PrefixFold("OK"),
-	}, Serve: app, ServeCapabilities: []string{"SASL PLAIN"}})
+// (RFC 5804 §2.2) come before either.
+var probes = registry.Probes{
+	Injection: "NOOP\r\n",
+	Sentinel:  "XSENTINEL\r\n",
+	Login:     login,
+	// NOOP gets OK; XSENTINEL gets NO or BAD.
+	Judge:     registry.FirstReply(registry.PrefixFold("NO", "BAD"), registry.PrefixFold("OK")),
+	ReplyEnds: registry.PrefixFold("OK", "NO", "BAD"),
+	AfterTLS:  registry.PrefixFold("OK"),
 }

@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // SMTP (RFC 5321, STARTTLS RFC 3207), submission (RFC 6409, 8314) and LMTP
@@ -105,11 +104,4 @@ func ClientCodeUpgrade(cmd string, want int, read func(dialog.Client) (Reply, er
 		}
 		return nil
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "smtp", Port: 25, Client: clientHalf("EHLO"), Server: serverHalf("EHLO", "ESMTP")})
-	registry.RegisterScheme(&registry.Scheme{Name: "submission", Port: 587, Client: clientHalf("EHLO"), Server: serverHalf("EHLO", "ESMTP"),
-		Implicit: &registry.Twin{Name: "smtps", Port: 465}})
-	registry.RegisterScheme(&registry.Scheme{Name: "lmtp", Port: 24, Client: clientHalf("LHLO"), Server: serverHalf("LHLO", "LMTP")})
 }

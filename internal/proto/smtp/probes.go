@@ -4,16 +4,15 @@ import "github.com/starttls-go/starttls/internal/proto/registry"
 
 // SMTP, submission and LMTP as check probes them: RSET pipelined after
 // STARTTLS, and our own EHLO (LHLO) inside TLS as the sentinel, whose
-// multi-line reply tells it from RSET's single line.
-func init() {
-	for _, p := range []struct{ name, hello string }{{"smtp", "EHLO"}, {"submission", "EHLO"}, {"lmtp", "LHLO"}} {
-		registry.Register(&registry.Protocol{Name: p.name, Probes: registry.Probes{
-			Injection: "RSET\r\n",
-			Partial:   "RSET",
-			Sentinel:  p.hello + " starttls-check\r\n",
-			Judge:     registry.FirstReply(registry.Prefix("250-"), nil),
-			ReplyEnds: ReplyEnds,
-		}})
+// multi-line reply tells it from RSET's single line. hello is EHLO, or LHLO
+// for LMTP.
+func probes(hello string) registry.Probes {
+	return registry.Probes{
+		Injection: "RSET\r\n",
+		Partial:   "RSET",
+		Sentinel:  hello + " starttls-check\r\n",
+		Judge:     registry.FirstReply(registry.Prefix("250-"), nil),
+		ReplyEnds: ReplyEnds,
 	}
 }
 

@@ -15,21 +15,22 @@ import (
 // that removes STARTTLS from the backend's replies, and the command
 // filter that answers a repeated STARTTLS inside TLS. LMTP is the same
 // but for the replies to a message, one per accepted recipient.
-func init() {
-	app := &registry.ProxyApp{
-		Greeting:    proxyGreeting,
-		Down:        proxyDown,
-		Up:          proxyUp,
-		Unavailable: func(h string) string { return "421 4.3.0 " + h + " Service not available, backend unreachable\r\n" },
-		TooMany:     "421 4.7.0 Too many connections, try again later\r\n",
-		Hello:       func(h string) string { return "220 " + h + " ESMTP ready (TLS to the server by starttls proxy)\r\n" },
-		Handoff:     proxyHandoff,
-		Originate:   true,
-	}
-	lmtp := *app
-	lmtp.Up = proxyLMTPUp
-	registry.RegisterProxy(app, "smtp", "submission")
-	registry.RegisterProxy(&lmtp, "lmtp")
+var proxyApp = &registry.ProxyApp{
+	Greeting:    proxyGreeting,
+	Down:        proxyDown,
+	Up:          proxyUp,
+	Unavailable: func(h string) string { return "421 4.3.0 " + h + " Service not available, backend unreachable\r\n" },
+	TooMany:     "421 4.7.0 Too many connections, try again later\r\n",
+	Hello:       func(h string) string { return "220 " + h + " ESMTP ready (TLS to the server by starttls proxy)\r\n" },
+	Handoff:     proxyHandoff,
+	Originate:   true,
+}
+
+// proxyLMTPApp is proxyApp with LMTP's LHLO in the up filter.
+func proxyLMTPApp() *registry.ProxyApp {
+	a := *proxyApp
+	a.Up = proxyLMTPUp
+	return &a
 }
 
 // A backend greeting is bounded.

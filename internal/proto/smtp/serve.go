@@ -10,8 +10,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "smtp", "submission", "lmtp") }
-
 // serveMaxMessage bounds one message's size.
 const serveMaxMessage = 10 << 20
 

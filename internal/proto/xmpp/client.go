@@ -2,7 +2,6 @@ package xmpp
 
 import (
 	"github.com/starttls-go/starttls/internal/proto/dialog"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
@@ -143,11 +142,4 @@ func clientHalf(ns string) *dialog.ClientHalf {
 			return s.Failf(wire.ErrProtocol, "", "server did not close its stream")
 		},
 	}
-}
-
-func init() {
-	registry.RegisterScheme(&registry.Scheme{Name: "xmpp", Port: 5222, Client: clientHalf(NSClient), Server: serverHalf(NSClient),
-		Implicit: &registry.Twin{Name: "xmpps", Port: 5223}})
-	registry.RegisterScheme(&registry.Scheme{Name: "xmpp-server", Port: 5269, Client: clientHalf(NSServer), Server: serverHalf(NSServer),
-		Implicit: &registry.Twin{Name: "xmpps-server", Port: 5270}})
 }

@@ -10,19 +10,17 @@ import (
 
 // XMPP as clienttest's scenario server speaks it before TLS (RFC 6120 §5:
 // <starttls/> in the stream features, <proceed/>).
-func init() {
-	registry.RegisterClientTest("xmpp", &registry.ClientTest{
-		Dialect: &registry.CTDialect{
-			Open: func(offer bool) registry.CTHandler { return &ctHandler{offer: offer} },
-			Refusals: map[string]string{
-				"failure": "<starttls/> is advertised but answered with <failure/>",
-			},
-			StripSummary: "the stream features do not list <starttls/>, only SASL PLAIN",
+var clientTest = &registry.ClientTest{
+	Dialect: &registry.CTDialect{
+		Open: func(offer bool) registry.CTHandler { return &ctHandler{offer: offer} },
+		Refusals: map[string]string{
+			"failure": "<starttls/> is advertised but answered with <failure/>",
 		},
-		Leaks: []string{"auth", "response", "iq", "message", "presence"},
-		LoginRaw: []byte("<auth xmlns='" + NSSASL + "' mechanism='PLAIN'>" +
-			base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + "</auth>"),
-	})
+		StripSummary: "the stream features do not list <starttls/>, only SASL PLAIN",
+	},
+	Leaks: []string{"auth", "response", "iq", "message", "presence"},
+	LoginRaw: []byte("<auth xmlns='" + NSSASL + "' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00user\x00secret")) + "</auth>"),
 }
 
 // ctHandler frames the XML stream into its header, its end and the

@@ -11,8 +11,6 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-func init() { registry.RegisterServe(registry.ServeConnApp(serveApp), "xmpp", "xmpp-server") }
-
 // serveApp answers the stream a client restarts inside TLS (RFC 6120
 // §5.4.3.3): SASL PLAIN against serve's users, the stream restart after
 // it, resource binding and the legacy session; messages are stored in
