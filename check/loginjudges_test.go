@@ -3,6 +3,7 @@ package check
 import (
 	"github.com/starttls-go/starttls/internal/proto/imap"
 	"github.com/starttls-go/starttls/internal/proto/sieve"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // The judges of the logins that moved to their protocol's folder, under
@@ -11,4 +12,5 @@ var (
 	judgeIMAPLogin = imap.JudgeLogin
 	judgeSieveAuth = sieve.JudgeAuth
 	sieveStatus    = sieve.Status
+	judgeSMTPAuth  = smtp.LoginJudge
 )

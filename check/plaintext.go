@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -30,12 +29,14 @@ const probeUser = "starttls-check@invalid"
 const maxPlainLine = 8192
 
 // plainConn is one bare plaintext session; every read and write has its
-// own deadline, and the whole session the context's.
+// own deadline, and the whole session the context's. It is the
+// registry.ProbeConn the protocol folders' login probes get.
 type plainConn struct {
-	conn    net.Conn
-	br      *bufio.Reader
-	timeout time.Duration
-	stop    func() bool
+	conn      net.Conn
+	br        *bufio.Reader
+	timeout   time.Duration
+	stop      func() bool
+	localName string
 }
 
 func (c *run) dialPlain(ctx context.Context) (*plainConn, error) {
@@ -45,7 +46,8 @@ func (c *run) dialPlain(ctx context.Context) (*plainConn, error) {
 	}
 	// A cancelled check must not wait out a read deadline.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	return &plainConn{conn: raw, br: bufio.NewReaderSize(raw, maxPlainLine), timeout: c.o.Timeout, stop: stop}, nil
+	return &plainConn{conn: raw, br: bufio.NewReaderSize(raw, maxPlainLine), timeout: c.o.Timeout, stop: stop,
+		localName: firstNonEmpty(c.o.LocalName, "localhost")}, nil
 }
 
 func (p *plainConn) Close() {
@@ -69,6 +71,21 @@ func (p *plainConn) line() (string, error) {
 // (registry.LineConn).
 func (p *plainConn) Line() (string, error) { return p.line() }
 
+// Read reads from the session's buffer (registry.ProbeConn).
+func (p *plainConn) Read(b []byte) (int, error) {
+	_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))
+	return p.br.Read(b)
+}
+
+// Write writes b as it is (registry.ProbeConn).
+func (p *plainConn) Write(b []byte) (int, error) {
+	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
+	return p.conn.Write(b)
+}
+
+// LocalName is the EHLO name (registry.ProbeConn).
+func (p *plainConn) LocalName() string { return p.localName }
+
 // Send writes s and CRLF.
 func (p *plainConn) Send(s string) error { return p.send(s) }
 
@@ -82,36 +99,13 @@ func (p *plainConn) send(s string) error {
 // and returns its code and its lines joined by CRLF.
 func (p *plainConn) codeReply() (int, string, error) { return smtp.ReadReply(p.line) }
 
-// expect sends cmd (unless empty) and requires a reply with code want.
-func (p *plainConn) expect(cmd string, want int) error {
-	if cmd != "" {
-		if err := p.send(cmd); err != nil {
-			return err
-		}
-	}
-	code, text, err := p.codeReply()
-	if err != nil {
-		return err
-	}
-	if code != want {
-		if cmd == "" {
-			cmd = "the greeting"
-		}
-		return fmt.Errorf("%s answered %q", cmd, text)
-	}
-	return nil
-}
-
 // smtpHello reads the greeting and says EHLO (LHLO for LMTP).
 func (c *run) smtpHello(p *plainConn) error {
-	if err := p.expect("", 220); err != nil {
-		return err
-	}
-	hello := "EHLO "
+	hello := "EHLO"
 	if c.info.Base == starttls.LMTP {
-		hello = "LHLO "
+		hello = "LHLO"
 	}
-	return p.expect(hello+firstNonEmpty(c.o.LocalName, "localhost"), 250)
+	return smtp.LoginHello(p, hello, p.localName)
 }
 
 // How a server treated a login attempt made before TLS.
@@ -133,16 +127,6 @@ func fromLogin(l registry.Login) loginOutcome {
 	return loginOutcome{result: l.Result, sent: l.Sent, reply: l.Reply, note: l.Note}
 }
 
-// localLogins are the plaintext-login probes that need this package's
-// own state: SMTP's hello and its MX policy, the databases' raw packets.
-// Every other protocol's login comes from its folder (Probes.Login).
-var localLogins = map[starttls.Protocol]func(c *run, p *plainConn) loginOutcome{
-	starttls.SMTP:       (*run).smtpLogin,
-	starttls.Submission: (*run).smtpLogin,
-	starttls.MySQL:      func(_ *run, p *plainConn) loginOutcome { return mysqlLogin(p) },
-	starttls.Postgres:   func(_ *run, p *plainConn) loginOutcome { return postgresLogin(p) },
-}
-
 // randomPassword is a password no account can have: fresh random bytes
 // for every probe, never shown in a report.
 func randomPassword() string { return "x" + strings.ToLower(rand.Text()) }
@@ -155,16 +139,14 @@ func (c *run) plaintextLogin(ctx context.Context) {
 	var try func(*plainConn) loginOutcome
 	if login := probesOf(c.info.Base).Login; login != nil {
 		try = func(p *plainConn) loginOutcome { return fromLogin(login(p, probeUser, randomPassword())) }
-	} else if local := localLogins[c.info.Base]; local != nil {
-		if (c.info.Base == starttls.SMTP || c.info.Base == starttls.Submission) &&
-			!c.submission() && !advertisesAuth(c.r.StartTLS.CapabilitiesBefore) {
-			// An MX that offers no AUTH before TLS gets no login attempt:
-			// a check of a domain's MX hosts must not look like a
-			// password-guessing client to someone else's mail server.
-			c.verdict("plaintext-login", "n/a (port 25, no AUTH advertised before TLS)", 0)
-			return
+	} else if l := registry.ConnLoginOf(string(c.info.Base)); l != nil {
+		if l.Skip != nil {
+			if why := l.Skip(c.r.StartTLS.CapabilitiesBefore, c.submission()); why != "" {
+				c.verdict("plaintext-login", "n/a ("+why+")", 0)
+				return
+			}
 		}
-		try = func(p *plainConn) loginOutcome { return local(c, p) }
+		try = func(p *plainConn) loginOutcome { return fromLogin(l.Login(p, probeUser, randomPassword())) }
 	} else {
 		c.verdict("plaintext-login", "n/a", 0)
 		return
@@ -213,63 +195,6 @@ func (c *run) plaintextLoginFinding() {
 	case adv != "":
 		c.add(newFinding("plaintext-login", adv))
 	}
-}
-
-// saslPlain is an AUTH PLAIN initial response (RFC 4616) for probeUser.
-func saslPlain() string {
-	return base64.StdEncoding.EncodeToString([]byte("\x00" + probeUser + "\x00" + randomPassword()))
-}
-
-const saslPlainShown = `<base64 of "\0` + probeUser + `\0<random>">`
-
-func (c *run) smtpLogin(p *plainConn) loginOutcome {
-	out := loginOutcome{sent: "AUTH PLAIN " + saslPlainShown}
-	if err := c.smtpHello(p); err != nil {
-		out.note = err.Error()
-		return out
-	}
-	if err := p.send("AUTH PLAIN " + saslPlain()); err != nil {
-		out.note = err.Error()
-		return out
-	}
-	code, text, err := p.codeReply()
-	if code == 334 {
-		_ = p.send("*") // RFC 4954 §4: cancel the exchange
-		_, _, _ = p.codeReply()
-	}
-	_ = p.send("QUIT")
-	if err != nil {
-		out.note = "AUTH: " + err.Error()
-		return out
-	}
-	out.reply = text
-	out.result = judgeSMTPAuth(code)
-	return out
-}
-
-// advertisesAuth reports whether EHLO keywords list AUTH (RFC 4954).
-func advertisesAuth(caps []string) bool {
-	for _, c := range caps {
-		if kw, _, _ := strings.Cut(c, " "); strings.EqualFold(kw, "AUTH") {
-			return true
-		}
-	}
-	return false
-}
-
-// judgeSMTPAuth classifies the answer to AUTH PLAIN before TLS.
-func judgeSMTPAuth(code int) int {
-	switch code {
-	case 235, 334, 535:
-		// Accepted, asked for more, or checked and refused: the
-		// credentials were taken in the clear.
-		return loginProcessed
-	case 530, 538, 534, 503, 502, 500, 504:
-		// TLS required (530, 538), mechanism too weak here (534), AUTH
-		// not enabled or unknown (503, 502, 500, 504).
-		return loginRefused
-	}
-	return loginUndecided
 }
 
 // plaintextMail sends MAIL FROM before TLS on a fresh SMTP session: a

@@ -13,8 +13,10 @@ import (
 
 	"github.com/starttls-go/starttls"
 	_ "github.com/starttls-go/starttls/internal/proto/all"
+	"github.com/starttls-go/starttls/internal/proto/mysql"
 	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
+	"github.com/starttls-go/starttls/internal/wire"
 )
 
 // The probes' commands and judges come from each protocol's folder
@@ -132,7 +134,7 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 		}
 		switch {
 		case n > 0 && c.info.Base == starttls.MySQL:
-			got = append(got, mysqlDescribe(buf[:n]))
+			got = append(got, mysql.Describe(buf[:n]))
 		case n > 0:
 			got = append(got, fmt.Sprintf("%d bytes: %s", n, printable(buf[:min(n, 120)])))
 		}
@@ -270,17 +272,7 @@ func replyEnds(p starttls.Protocol, line string) bool {
 }
 
 // printable shows binary evidence with its text parts readable.
-func printable(b []byte) string {
-	var sb strings.Builder
-	for _, c := range b {
-		if c >= 0x20 && c < 0x7f {
-			sb.WriteByte(c)
-		} else {
-			sb.WriteByte('.')
-		}
-	}
-	return sb.String()
-}
+var printable = wire.Dotted
 
 // stateReset sends MAIL inside TLS without a new EHLO (SMTP family only).
 func (c *run) stateReset(ctx context.Context) {

@@ -20,3 +20,17 @@ func Printable(b []byte) string {
 		return r
 	}, string(b)))
 }
+
+// Dotted shows binary evidence with its text parts readable: every byte
+// outside printable ASCII becomes a dot, so that the length is kept.
+func Dotted(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteByte('.')
+		}
+	}
+	return sb.String()
+}

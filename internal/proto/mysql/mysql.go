@@ -227,6 +227,40 @@ func SSLRequest(caps uint32, charset byte) []byte {
 	return Packet(1, p)
 }
 
+// HandshakeResponse builds the payload of a HandshakeResponse41 for user
+// with an empty auth response (no password at all) and charset
+// utf8mb4_general_ci; it names mysql_native_password when caps has
+// CLIENT_PLUGIN_AUTH.
+func HandshakeResponse(caps uint32, user string) []byte {
+	p := binary.LittleEndian.AppendUint32(nil, caps)
+	p = binary.LittleEndian.AppendUint32(p, 1<<24) // max packet size
+	p = append(p, 45)                              // utf8mb4_general_ci
+	p = append(p, make([]byte, 23)...)
+	p = append(p, user...)
+	p = append(p, 0, 0)
+	if caps&ClientPluginAuth != 0 {
+		p = append(p, NativePassword...)
+		p = append(p, 0)
+	}
+	return p
+}
+
+// Describe names the server packet at the start of b (header included),
+// for evidence: its kind, sequence id and first bytes.
+func Describe(b []byte) string {
+	if len(b) < 5 {
+		return fmt.Sprintf("% x", b)
+	}
+	kind := map[byte]string{0x00: "OK packet", 0xfe: "authentication switch request", 0x01: "authentication data", 0xff: "ERR packet"}[b[4]]
+	if kind == "" {
+		kind = "a packet"
+	}
+	if e, err := ParseError(b[4:min(len(b), 4+int(b[0])|int(b[1])<<8|int(b[2])<<16)]); err == nil {
+		kind = e.String()
+	}
+	return fmt.Sprintf("%s (sequence id %d; %d bytes: % x)", kind, b[3], len(b), b[:min(len(b), 24)])
+}
+
 // HandshakePacket builds a server's initial handshake (sequence id 0)
 // offering TLS and mysql_native_password with the given 20-byte scramble.
 func HandshakePacket(version string, connID uint32, scramble []byte) []byte {

@@ -24,15 +24,7 @@ var probes = registry.Probes{
 // buffer after the handshake takes it for the client's real login.
 func pipelinedLogin() string {
 	caps := ClientProtocol41 | ClientSecureConnection | ClientPluginAuth | ClientSSL
-	p := binary.LittleEndian.AppendUint32(nil, caps)
-	p = binary.LittleEndian.AppendUint32(p, 1<<24)
-	p = append(p, 45) // utf8mb4_general_ci
-	p = append(p, make([]byte, 23)...)
-	p = append(p, "starttls-check\x00"...)
-	p = append(p, 0)
-	p = append(p, "mysql_native_password\x00"...)
-	n := len(p)
-	return string(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), 2}, p...))
+	return string(Packet(2, HandshakeResponse(caps, "starttls-check")))
 }
 
 // executed judges bytes the server sent inside TLS before the client
