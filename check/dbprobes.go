@@ -8,8 +8,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
 // recordingConn keeps the first bytes the server sent, so that a failed
@@ -48,36 +46,6 @@ func (c *run) recordingDial(rec **recordingConn) func(ctx context.Context, netwo
 		*rec = &recordingConn{Conn: conn}
 		return *rec, nil
 	}
-}
-
-// mysqlPlaintextAnswer looks at what a MySQL server sent after its
-// initial handshake packet when the client's TLS handshake failed. TLS
-// records (an alert) and nothing at all are a refusal; an ERR packet is a
-// refusal in plaintext; any other packet (OK, an authentication switch)
-// means the server went on in plaintext with the login pipelined behind
-// the SSLRequest. It returns a description and whether it was executed.
-func mysqlPlaintextAnswer(got []byte) (string, bool) {
-	if len(got) < 4 {
-		return "", false
-	}
-	n := int(got[0]) | int(got[1])<<8 | int(got[2])<<16
-	if 4+n > len(got) {
-		return "", false
-	}
-	rest := got[4+n:]
-	switch {
-	case len(rest) == 0:
-		return "", false
-	case hasTLSRecord(rest):
-		return "a TLS record", false
-	case len(rest) > 4 && rest[4] == 0xff:
-		m := int(rest[0]) | int(rest[1])<<8 | int(rest[2])<<16
-		if e, err := mysql.ParseError(rest[4:min(len(rest), 4+m)]); err == nil {
-			return "in plaintext: " + e.String(), false
-		}
-		return "an ERR packet in plaintext", false
-	}
-	return "in plaintext: " + mysql.Describe(rest), true
 }
 
 // pgGSSENCRequest is the 8-byte GSSENCRequest packet.
@@ -144,9 +112,4 @@ func (c *run) postgresAfterGSS(ctx context.Context) (verdict, evidence string) {
 	}
 	return "fail", fmt.Sprintf("after GSSENCRequest answered 'N', sent SSLRequest and a StartupMessage in one write; inside TLS the server answered %d bytes: %s",
 		n, printable(buf[:min(n, 120)]))
-}
-
-// hasTLSRecord reports whether b starts like a TLS record.
-func hasTLSRecord(b []byte) bool {
-	return len(b) >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 3
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/proto/registry"
-	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // partialProbes are unfinished lines pipelined after the upgrade command
@@ -25,6 +24,10 @@ var partialProbes = probeTable(func(p registry.Probes) (string, bool) { return p
 // when the fragment was kept, the evidence.
 func (c *run) partialLine(ctx context.Context) (verdict, evidence string) {
 	probe := partialProbes[c.info.Base]
+	judge := registry.ConnProbesOf(string(c.info.Base)).PartialJudge
+	if judge == nil {
+		return "error: no judge of the partial line", ""
+	}
 	cfg := c.clientConfig()
 	cfg.PipelineAfterUpgrade = []byte(probe)
 	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
@@ -42,24 +45,12 @@ func (c *run) partialLine(ctx context.Context) (verdict, evidence string) {
 		if err != nil {
 			return "pass (no reply inside TLS)", ""
 		}
-		glued := false
-		switch c.info.Base {
-		case starttls.IMAP:
-			switch {
-			case strings.HasPrefix(line, "*"):
-				continue
-			case strings.HasPrefix(line, "yy "):
-				return "pass", ""
-			}
-			glued = strings.HasPrefix(line, "zz ")
-		default:
-			code, _, _, perr := smtp.ParseLine(line)
-			if perr == nil && code == 250 {
-				return "pass", ""
-			}
-			glued = perr == nil
-		}
-		if !glued {
+		switch judge(line) {
+		case registry.Ignore:
+			continue
+		case registry.Ours:
+			return "pass", ""
+		case registry.Undecided:
 			return fmt.Sprintf("inconclusive: %q answered %q", sentinel, line), ""
 		}
 		return "fail", fmt.Sprintf("sent %q in one segment, the last line unfinished; inside TLS the server answered our %q with %q: it kept the fragment and joined it to the first line inside TLS",

@@ -139,9 +139,9 @@ func (c *run) plaintextLogin(ctx context.Context) {
 	var try func(*plainConn) loginOutcome
 	if login := probesOf(c.info.Base).Login; login != nil {
 		try = func(p *plainConn) loginOutcome { return fromLogin(login(p, probeUser, randomPassword())) }
-	} else if l := registry.ConnLoginOf(string(c.info.Base)); l != nil {
-		if l.Skip != nil {
-			if why := l.Skip(c.r.StartTLS.CapabilitiesBefore, c.submission()); why != "" {
+	} else if l := registry.ConnProbesOf(string(c.info.Base)); l.Login != nil {
+		if l.LoginSkip != nil {
+			if why := l.LoginSkip(c.r.StartTLS.CapabilitiesBefore, c.submission()); why != "" {
 				c.verdict("plaintext-login", "n/a ("+why+")", 0)
 				return
 			}

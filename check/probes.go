@@ -13,7 +13,6 @@ import (
 
 	"github.com/starttls-go/starttls"
 	_ "github.com/starttls-go/starttls/internal/proto/all"
-	"github.com/starttls-go/starttls/internal/proto/mysql"
 	"github.com/starttls-go/starttls/internal/proto/registry"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 	"github.com/starttls-go/starttls/internal/wire"
@@ -97,16 +96,17 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 	cfg := c.clientConfig()
 	cfg.PipelineAfterUpgrade = []byte(probe)
 	var rec *recordingConn
-	if c.info.Base == starttls.MySQL {
+	more := registry.ConnProbesOf(string(c.info.Base))
+	if more.PlaintextAnswer != nil {
 		cfg.Dial = c.recordingDial(&rec)
 	}
 	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
 	if err != nil && rec != nil {
-		// MySQL: the handshake fails when the server answers the
-		// pipelined login in plaintext instead of starting TLS.
-		if what, executed := mysqlPlaintextAnswer(rec.received()); executed {
+		// Without a go-ahead (MySQL) the handshake fails when the server
+		// answers the pipelined request in plaintext instead of starting TLS.
+		if what, executed := more.PlaintextAnswer(rec.received()); executed {
 			c.verdict("command-injection", "fail", time.Since(start))
-			c.add(newFinding("command-injection", fmt.Sprintf("sent SSLRequest and %s in one write; instead of starting TLS the server answered it %s", pipelinedNames["mysql"], what)))
+			c.add(newFinding("command-injection", fmt.Sprintf("sent %s and %s in one write; instead of starting TLS the server answered it %s", upgradeNames[c.info.Base], pipelinedNames[c.info.Base], what)))
 			return
 		} else if what != "" {
 			c.verdict("command-injection", "pass ("+string(starttls.StatusOf(err))+", "+what+")", time.Since(start))
@@ -133,8 +133,8 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 			return
 		}
 		switch {
-		case n > 0 && c.info.Base == starttls.MySQL:
-			got = append(got, mysql.Describe(buf[:n]))
+		case n > 0 && more.Describe != nil:
+			got = append(got, more.Describe(buf[:n]))
 		case n > 0:
 			got = append(got, fmt.Sprintf("%d bytes: %s", n, printable(buf[:min(n, 120)])))
 		}
@@ -379,10 +379,8 @@ func (c *run) mailWithoutAnyHello(ctx context.Context) (int, error) {
 // upgradeAgain asks for STARTTLS a second time inside TLS.
 func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
 	start := time.Now()
-	if c.info.Base == starttls.MySQL {
-		// An SSLRequest gets no answer even when it is honoured: silence
-		// cannot tell a refusal from a go-ahead.
-		c.verdict("starttls-after-tls", "n/a (MySQL has no go-ahead to observe)", 0)
+	if why := registry.ConnProbesOf(string(c.info.Base)).NoSecondUpgrade; why != "" {
+		c.verdict("starttls-after-tls", "n/a ("+why+")", 0)
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.afterTLSWait())

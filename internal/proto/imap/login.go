@@ -8,6 +8,27 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
+// IMAP judges the partial-line probe by the tags: our yy NOOP, or the
+// pipelined zz fragment joined to it.
+func init() {
+	registry.RegisterConnProbes(&registry.ConnProbes{PartialJudge: loginPartial}, "imap")
+}
+
+// loginPartial judges a line read after the partial-line probe's
+// "yy NOOP": untagged data is skipped, yy answers it as sent, zz answers
+// the fragment "zz NOOP" joined to it; anything else does not tell.
+func loginPartial(line string) int {
+	switch {
+	case strings.HasPrefix(line, "*"):
+		return registry.Ignore
+	case strings.HasPrefix(line, "yy "):
+		return registry.Ours
+	case strings.HasPrefix(line, "zz "):
+		return registry.Pipelined
+	}
+	return registry.Undecided
+}
+
 // login reads the greeting, asks for CAPABILITY (for LOGINDISABLED) and
 // sends LOGIN before TLS.
 func login(c registry.LineConn, user, password string) registry.Login {

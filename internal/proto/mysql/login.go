@@ -8,6 +8,19 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
+// MySQL's login before TLS, how check reads a server that answers the
+// pipelined login in plaintext, and why a second upgrade tells nothing.
+func init() {
+	registry.RegisterConnProbes(&registry.ConnProbes{
+		Login:           login,
+		PlaintextAnswer: LoginPlaintextAnswer,
+		Describe:        Describe,
+		// An SSLRequest gets no answer even when it is honoured: silence
+		// cannot tell a refusal from a go-ahead.
+		NoSecondUpgrade: "MySQL has no go-ahead to observe",
+	}, "mysql")
+}
+
 // loginMaxPacket bounds a packet the login probe reads.
 const loginMaxPacket = 1 << 16
 
@@ -75,6 +88,38 @@ func LoginJudge(p []byte) int {
 	return registry.LoginUndecided
 }
 
-func init() {
-	registry.RegisterConnLogin(&registry.ConnLogin{Login: login}, "mysql")
+// LoginPlaintextAnswer looks at what a MySQL server sent after its
+// initial handshake packet when the client's TLS handshake failed. TLS
+// records (an alert) and nothing at all are a refusal; an ERR packet is a
+// refusal in plaintext; any other packet (OK, an authentication switch)
+// means the server went on in plaintext with the login pipelined behind
+// the SSLRequest. It returns a description and whether it was executed.
+func LoginPlaintextAnswer(got []byte) (string, bool) {
+	if len(got) < 4 {
+		return "", false
+	}
+	n := int(got[0]) | int(got[1])<<8 | int(got[2])<<16
+	if 4+n > len(got) {
+		return "", false
+	}
+	rest := got[4+n:]
+	switch {
+	case len(rest) == 0:
+		return "", false
+	case loginTLSRecord(rest):
+		return "a TLS record", false
+	case len(rest) > 4 && rest[4] == 0xff:
+		m := int(rest[0]) | int(rest[1])<<8 | int(rest[2])<<16
+		if e, err := ParseError(rest[4:min(len(rest), 4+m)]); err == nil {
+			return "in plaintext: " + e.String(), false
+		}
+		return "an ERR packet in plaintext", false
+	}
+	return "in plaintext: " + Describe(rest), true
+}
+
+// loginTLSRecord reports whether b starts like a TLS record (an alert or
+// a handshake).
+func loginTLSRecord(b []byte) bool {
+	return len(b) >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 3
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	registry.RegisterConnLogin(&registry.ConnLogin{Login: login}, "postgres")
+	registry.RegisterConnProbes(&registry.ConnProbes{Login: login}, "postgres")
 }
 
 // loginMaxMessage bounds the answer the login probe reads.

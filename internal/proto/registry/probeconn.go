@@ -6,7 +6,7 @@ import (
 )
 
 // ProbeConn is the bare plaintext session check's probes hold, for the
-// logins that need more than lines (ConnLogin): bytes for the
+// probes that need more than lines (ConnProbes): bytes for the
 // binary protocols (MySQL, PostgreSQL) and the name the checker gives
 // itself (SMTP's EHLO). Lines and bytes come from one buffer; every call
 // has its own deadline, and the whole session the probe's.
@@ -18,36 +18,60 @@ type ProbeConn interface {
 	LocalName() string
 }
 
-// ConnLogin is a plaintext-login probe that needs a ProbeConn: SMTP's
-// (the checker's EHLO name), MySQL's and PostgreSQL's (raw packets). It
-// plays the part Probes.Login plays for the line protocols.
-type ConnLogin struct {
+// ConnProbes is what check knows of one protocol beyond Probes, where a
+// probe needs a ProbeConn or judges what only that protocol sends. A zero
+// field means the protocol needs nothing there.
+type ConnProbes struct {
 	// Login tries a login as user with password on a fresh plaintext
-	// session, from the greeting on; the password is throwaway and must
-	// be shown as <random>.
+	// session, from the greeting on (SMTP's AUTH after its EHLO, the
+	// databases' raw packets); it plays the part Probes.Login plays for
+	// the line protocols. The password is throwaway and must be shown as
+	// <random>.
 	Login func(c ProbeConn, user, password string) Login
-	// Skip, when set, is asked first, with the capabilities advertised
-	// before TLS and whether the target is a submission service: a
-	// non-empty answer is why no login is tried ("n/a (...)").
-	Skip func(caps []string, submission bool) string
+	// LoginSkip, when set, is asked before Login, with the capabilities
+	// advertised before TLS and whether the target is a submission
+	// service: a non-empty answer is why no login is tried ("n/a (...)").
+	LoginSkip func(caps []string, submission bool) string
+	// PlaintextAnswer, for a protocol without a go-ahead (MySQL), judges
+	// what the server sent after its greeting when the handshake that
+	// followed the pipelined request failed: a description ("" when
+	// nothing came) and whether the request was executed in plaintext.
+	PlaintextAnswer func(got []byte) (what string, executed bool)
+	// Describe names the bytes read inside TLS, for evidence; nil shows
+	// their length and printable part.
+	Describe func(b []byte) string
+	// NoSecondUpgrade says why a second upgrade inside TLS cannot be
+	// observed ("" when it can).
+	NoSecondUpgrade string
+	// PartialJudge classifies a line read inside TLS after the
+	// partial-line probe's sentinel: Ours (the sentinel was answered as
+	// sent), Pipelined (it was joined to the fragment), Ignore or
+	// Undecided.
+	PartialJudge func(line string) int
 }
 
-// connLogins is filled by the protocol folders' init functions and only
+// connProbes is filled by the protocol folders' init functions and only
 // read afterwards, so it needs no lock.
-var connLogins = map[string]*ConnLogin{}
+var connProbes = map[string]*ConnProbes{}
 
-// RegisterConnLogin sets the ConnLogin of the base protocols names; a
-// folder calls it from an init of its own (login.go), so that it does not
-// depend on the order of the folder's init functions. A second one for a
-// name panics, as Register does.
-func RegisterConnLogin(l *ConnLogin, names ...string) {
+// RegisterConnProbes sets the ConnProbes of the base protocols names; a
+// folder calls it from an init of its own (login.go), so that it does
+// not depend on the order of the folder's init functions. A second one
+// for a name panics, as Register does.
+func RegisterConnProbes(p *ConnProbes, names ...string) {
 	for _, name := range names {
-		if _, dup := connLogins[name]; dup || name == "" {
-			panic(fmt.Sprintf("registry: login of %q registered twice or unnamed", name))
+		if _, dup := connProbes[name]; dup || name == "" {
+			panic(fmt.Sprintf("registry: probes of %q registered twice or unnamed", name))
 		}
-		connLogins[name] = l
+		connProbes[name] = p
 	}
 }
 
-// ConnLoginOf returns the ConnLogin of base protocol name, or nil.
-func ConnLoginOf(name string) *ConnLogin { return connLogins[name] }
+// ConnProbesOf returns the ConnProbes of base protocol name (zero when
+// none are registered).
+func ConnProbesOf(name string) ConnProbes {
+	if p := connProbes[name]; p != nil {
+		return *p
+	}
+	return ConnProbes{}
+}

@@ -9,8 +9,24 @@ import (
 )
 
 // SMTP and submission try AUTH PLAIN before TLS; LMTP takes no login.
+// All three judge the partial-line probe by the reply to our EHLO.
 func init() {
-	registry.RegisterConnLogin(&registry.ConnLogin{Login: login, Skip: loginSkip}, "smtp", "submission")
+	registry.RegisterConnProbes(&registry.ConnProbes{Login: login, LoginSkip: loginSkip, PartialJudge: loginPartial}, "smtp", "submission")
+	registry.RegisterConnProbes(&registry.ConnProbes{PartialJudge: loginPartial}, "lmtp")
+}
+
+// loginPartial judges a reply line read after the partial-line probe's
+// EHLO: 250 answers the EHLO as sent; any other reply answers the
+// fragment joined to it ("RSETEHLO starttls-check").
+func loginPartial(line string) int {
+	code, _, _, err := ParseLine(line)
+	switch {
+	case err != nil:
+		return registry.Undecided
+	case code == 250:
+		return registry.Ours
+	}
+	return registry.Pipelined
 }
 
 // login greets the server, says EHLO and sends AUTH PLAIN for user before
