@@ -361,8 +361,8 @@ func (c *run) probes(ctx context.Context, conn *starttls.Conn) {
 		timed("command-injection", c.commandInjection)
 		if c.o.Depth == Full {
 			timed("plaintext-login", c.plaintextLogin)
-			timed("plaintext-mail-accepted", c.plaintextMail)
-			timed("starttls-argument-accepted", c.startTLSArgument)
+			timed("plaintext-mail-accepted", c.plainProbe("plaintext-mail-accepted"))
+			timed("starttls-argument-accepted", c.plainProbe("starttls-argument-accepted"))
 			timed("state-not-reset", c.stateReset)
 			timed("ftp-protection", c.ftpProtection)
 			if conn != nil {

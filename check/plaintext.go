@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/proto/registry"
-	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
 // The probes in this file stay in plaintext on purpose: they send what a
@@ -93,19 +93,6 @@ func (p *plainConn) send(s string) error {
 	_ = p.conn.SetWriteDeadline(time.Now().Add(p.timeout))
 	_, err := io.WriteString(p.conn, s+"\r\n")
 	return err
-}
-
-// codeReply reads one reply of a three-digit-code protocol (SMTP, NNTP)
-// and returns its code and its lines joined by CRLF.
-func (p *plainConn) codeReply() (int, string, error) { return smtp.ReadReply(p.line) }
-
-// smtpHello reads the greeting and says EHLO (LHLO for LMTP).
-func (c *run) smtpHello(p *plainConn) error {
-	hello := "EHLO"
-	if c.info.Base == starttls.LMTP {
-		hello = "LHLO"
-	}
-	return smtp.LoginHello(p, hello, p.localName)
 }
 
 // How a server treated a login attempt made before TLS.
@@ -197,52 +184,38 @@ func (c *run) plaintextLoginFinding() {
 	}
 }
 
-// plaintextMail sends MAIL FROM before TLS on a fresh SMTP session: a
-// submission server must answer 530 (RFC 8314 §3.3, RFC 3207 §4); port 25
-// may accept it, as relaying in plaintext is how opportunistic TLS works.
-func (c *run) plaintextMail(ctx context.Context) {
-	start := time.Now()
-	if c.info.Base != starttls.SMTP && c.info.Base != starttls.Submission {
-		c.verdict("plaintext-mail-accepted", "n/a", 0)
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 4*c.o.Timeout)
-	defer cancel()
-	p, err := c.dialPlain(ctx)
-	if err != nil {
-		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	defer p.Close()
-	if err := c.smtpHello(p); err != nil {
-		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	const mail = "MAIL FROM:<" + probeUser + ">"
-	if err := p.send(mail); err != nil {
-		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	code, text, err := p.codeReply()
-	// No RCPT, no DATA: nothing is ever delivered.
-	_ = p.send("RSET")
-	_ = p.send("QUIT")
-	switch {
-	case err != nil:
-		c.verdict("plaintext-mail-accepted", "error: "+err.Error(), time.Since(start))
-	case code == 250:
-		c.verdict("plaintext-mail-accepted", "fail", time.Since(start))
-		f := newFinding("plaintext-mail-accepted", fmt.Sprintf("before TLS, %q was answered %q", mail, text))
-		if !c.submission() {
+// plainProbe runs the probe name of the protocol's folder
+// (registry.ConnProbes.Plain) on a fresh plaintext session, or reports
+// "n/a" when the folder lists none of that name.
+func (c *run) plainProbe(name string) func(context.Context) {
+	return func(ctx context.Context) {
+		start := time.Now()
+		plain := registry.ConnProbesOf(string(c.info.Base)).Plain
+		i := slices.IndexFunc(plain, func(p registry.PlainProbe) bool { return p.Name == name })
+		if i < 0 {
+			c.verdict(name, "n/a", 0)
+			return
+		}
+		probe := plain[i]
+		ctx, cancel := context.WithTimeout(ctx, time.Duration(probe.Rounds)*c.o.Timeout)
+		defer cancel()
+		p, err := c.dialPlain(ctx)
+		if err != nil {
+			c.verdict(name, "error: "+err.Error(), time.Since(start))
+			return
+		}
+		defer p.Close()
+		v, evidence := probe.Run(p)
+		c.verdict(name, v, time.Since(start))
+		if evidence == "" {
+			return
+		}
+		f := newFinding(name, evidence)
+		if name == "plaintext-mail-accepted" && !c.submission() {
+			// Port 25 relays in plaintext by design (opportunistic TLS).
 			f = f.withSeverity(Info)
 		}
 		c.add(f)
-	case code == 530 || strings.Contains(text, " 5.7."):
-		c.verdict("plaintext-mail-accepted", "pass", time.Since(start))
-	default:
-		// Refused for another reason (a sender check, a rate limit): that
-		// says nothing about TLS.
-		c.verdict("plaintext-mail-accepted", fmt.Sprintf("inconclusive: %q was answered %q", mail, text), time.Since(start))
 	}
 }
 
@@ -250,48 +223,4 @@ func (c *run) plaintextMail(ctx context.Context) {
 // where TLS is not optional (RFC 8314 §3.3).
 func (c *run) submission() bool {
 	return c.info.Base == starttls.Submission || c.t.Port == 587
-}
-
-// startTLSArgument sends STARTTLS with a parameter, which RFC 3207 §4
-// answers with 501; a server that starts TLS anyway parses loosely.
-func (c *run) startTLSArgument(ctx context.Context) {
-	start := time.Now()
-	switch c.info.Base {
-	case starttls.SMTP, starttls.Submission, starttls.LMTP:
-	default:
-		c.verdict("starttls-argument-accepted", "n/a", 0)
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
-	defer cancel()
-	p, err := c.dialPlain(ctx)
-	if err != nil {
-		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	defer p.Close()
-	if err := c.smtpHello(p); err != nil {
-		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	const cmd = "STARTTLS starttls-check"
-	if err := p.send(cmd); err != nil {
-		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	code, text, err := p.codeReply()
-	switch {
-	case err != nil:
-		c.verdict("starttls-argument-accepted", "error: "+err.Error(), time.Since(start))
-	case code == 220:
-		// The server now waits for a ClientHello; closing ends it.
-		c.verdict("starttls-argument-accepted", "fail", time.Since(start))
-		c.add(newFinding("starttls-argument-accepted", fmt.Sprintf("%q was answered %q", cmd, text)))
-	case code == 501:
-		_ = p.send("QUIT")
-		c.verdict("starttls-argument-accepted", "pass", time.Since(start))
-	default:
-		_ = p.send("QUIT")
-		c.verdict("starttls-argument-accepted", fmt.Sprintf("pass (answered %q, not 501)", text), time.Since(start))
-	}
 }

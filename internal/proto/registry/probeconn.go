@@ -48,6 +48,23 @@ type ConnProbes struct {
 	// sent), Pipelined (it was joined to the fragment), Ignore or
 	// Undecided.
 	PartialJudge func(line string) int
+	// Plain are further probes, each on a fresh plaintext session of its
+	// own; check runs those it knows by name and reports "n/a" for a
+	// name a protocol does not list.
+	Plain []PlainProbe
+}
+
+// PlainProbe is a probe check runs on a fresh plaintext session
+// (ConnProbes.Plain), named by the finding it may raise.
+type PlainProbe struct {
+	// Name is the probe's and its finding's name in check's report.
+	Name string
+	// Rounds bounds the whole session, in phase timeouts.
+	Rounds int
+	// Run speaks from the greeting on; it returns the verdict ("pass",
+	// "fail", "inconclusive: ...", "error: ...") and, with "fail", the
+	// finding's evidence.
+	Run func(c ProbeConn) (verdict, evidence string)
 }
 
 // connProbes is filled by the protocol folders' init functions and only

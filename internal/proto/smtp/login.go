@@ -8,11 +8,23 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-// SMTP and submission try AUTH PLAIN before TLS; LMTP takes no login.
-// All three judge the partial-line probe by the reply to our EHLO.
+// SMTP and submission try AUTH PLAIN and MAIL before TLS; LMTP takes no
+// login and no mail there. All three get STARTTLS with an argument and
+// judge the partial-line probe by the reply to our EHLO (LHLO).
 func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{Login: login, LoginSkip: loginSkip, PartialJudge: loginPartial}, "smtp", "submission")
-	registry.RegisterConnProbes(&registry.ConnProbes{PartialJudge: loginPartial}, "lmtp")
+	registry.RegisterConnProbes(&registry.ConnProbes{
+		Login:        login,
+		LoginSkip:    loginSkip,
+		PartialJudge: loginPartial,
+		Plain: []registry.PlainProbe{
+			{Name: "plaintext-mail-accepted", Rounds: 4, Run: loginMail},
+			{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument("EHLO")},
+		},
+	}, "smtp", "submission")
+	registry.RegisterConnProbes(&registry.ConnProbes{
+		PartialJudge: loginPartial,
+		Plain:        []registry.PlainProbe{{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument("LHLO")}},
+	}, "lmtp")
 }
 
 // loginPartial judges a reply line read after the partial-line probe's
@@ -120,4 +132,64 @@ func loginExpect(c registry.LineConn, cmd string, want int) error {
 		return fmt.Errorf("%s answered %q", cmd, text)
 	}
 	return nil
+}
+
+// loginProbeUser is the sender the MAIL probe names: the .invalid
+// top-level domain (RFC 2606) cannot hold a real mailbox.
+const loginProbeUser = "starttls-check@invalid"
+
+// loginMail sends MAIL FROM before TLS: a submission server must answer
+// 530 (RFC 8314 §3.3, RFC 3207 §4); port 25 may accept it, as relaying in
+// plaintext is how opportunistic TLS works (check lowers that finding).
+func loginMail(c registry.ProbeConn) (verdict, evidence string) {
+	if err := LoginHello(c, "EHLO", c.LocalName()); err != nil {
+		return "error: " + err.Error(), ""
+	}
+	const mail = "MAIL FROM:<" + loginProbeUser + ">"
+	if err := c.Send(mail); err != nil {
+		return "error: " + err.Error(), ""
+	}
+	code, text, err := ReadReply(c.Line)
+	// No RCPT, no DATA: nothing is ever delivered.
+	_ = c.Send("RSET")
+	_ = c.Send("QUIT")
+	switch {
+	case err != nil:
+		return "error: " + err.Error(), ""
+	case code == 250:
+		return "fail", fmt.Sprintf("before TLS, %q was answered %q", mail, text)
+	case code == 530 || strings.Contains(text, " 5.7."):
+		return "pass", ""
+	}
+	// Refused for another reason (a sender check, a rate limit): that
+	// says nothing about TLS.
+	return fmt.Sprintf("inconclusive: %q was answered %q", mail, text), ""
+}
+
+// loginArgument sends STARTTLS with a parameter after hello, which
+// RFC 3207 §4 answers with 501; a server that starts TLS anyway parses
+// loosely.
+func loginArgument(hello string) func(c registry.ProbeConn) (verdict, evidence string) {
+	return func(c registry.ProbeConn) (verdict, evidence string) {
+		if err := LoginHello(c, hello, c.LocalName()); err != nil {
+			return "error: " + err.Error(), ""
+		}
+		const cmd = "STARTTLS starttls-check"
+		if err := c.Send(cmd); err != nil {
+			return "error: " + err.Error(), ""
+		}
+		code, text, err := ReadReply(c.Line)
+		switch {
+		case err != nil:
+			return "error: " + err.Error(), ""
+		case code == 220:
+			// The server now waits for a ClientHello; closing ends it.
+			return "fail", fmt.Sprintf("%q was answered %q", cmd, text)
+		case code == 501:
+			_ = c.Send("QUIT")
+			return "pass", ""
+		}
+		_ = c.Send("QUIT")
+		return fmt.Sprintf("pass (answered %q, not 501)", text), ""
+	}
 }
