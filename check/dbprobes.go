@@ -1,13 +1,15 @@
 package check
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // recordingConn keeps the first bytes the server sent, so that a failed
@@ -48,68 +50,34 @@ func (c *run) recordingDial(rec **recordingConn) func(ctx context.Context, netwo
 	}
 }
 
-// pgGSSENCRequest is the 8-byte GSSENCRequest packet.
-var pgGSSENCRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30}
-
-// pgSSLRequest is the 8-byte SSLRequest packet.
-var pgSSLRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
-
-// postgresAfterGSS repeats the PostgreSQL injection probe on the path a
-// libpq client with gssencmode=prefer takes: GSSENCRequest, 'N', then
-// SSLRequest with a StartupMessage in the same write. The server reaches
-// its SSL code a second time, with the GSS state set, and must still
-// refuse the plaintext it buffered (security catalogue §(a)2). It
-// returns the verdict and, when the startup message was executed, the
-// evidence.
-func (c *run) postgresAfterGSS(ctx context.Context) (verdict, evidence string) {
+// variantInjection runs the folder's command-injection variant v on a
+// fresh plaintext session; it returns the verdict and, when the
+// pipelined request was executed, the evidence.
+func (c *run) variantInjection(ctx context.Context, v *registry.InjectionVariant) (verdict, evidence string) {
 	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
 	defer cancel()
-	raw, err := c.dialTCP(ctx)
+	p, err := c.dialPlain(ctx)
 	if err != nil {
 		return "error: " + err.Error(), ""
 	}
-	defer raw.Close()
-	_ = raw.SetDeadline(time.Now().Add(c.o.Timeout))
-	one := func() (byte, error) {
-		var b [1]byte
-		_, err := io.ReadFull(raw, b[:])
-		return b[0], err
-	}
-	if _, err := raw.Write(pgGSSENCRequest); err != nil {
-		return "error: " + err.Error(), ""
-	}
-	switch b, err := one(); {
-	case err != nil:
-		return "n/a (GSSENCRequest: " + err.Error() + ")", ""
-	case b == 'G':
-		return "n/a (the server offers GSS encryption)", ""
-	case b != 'N':
-		// Servers before PostgreSQL 12 do not know GSSENCRequest.
-		return fmt.Sprintf("n/a (GSSENCRequest answered 0x%02x)", b), ""
-	}
-	probe := injectionProbes["postgres"]
-	if _, err := raw.Write(append(append([]byte{}, pgSSLRequest...), probe...)); err != nil {
-		return "error: " + err.Error(), ""
-	}
-	switch b, err := one(); {
-	case err != nil:
-		return "pass (" + err.Error() + " after SSLRequest)", ""
-	case b != 'S':
-		return fmt.Sprintf("pass (SSLRequest answered 0x%02x)", b), ""
-	}
-	tc := tls.Client(raw, c.clientConfig().TLSConfig)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return "pass (handshake: " + err.Error() + ")", ""
-	}
-	_ = tc.SetReadDeadline(time.Now().Add(min(injectionWait, c.o.Timeout)))
-	buf := make([]byte, 4096)
-	n, _ := io.ReadAtLeast(tc, buf, 1)
-	switch {
-	case n == 0:
-		return "pass", ""
-	case !binaryProbes["postgres"](buf[:n]):
-		return "pass (refused inside TLS: " + printable(buf[:min(n, 120)]) + ")", ""
-	}
-	return "fail", fmt.Sprintf("after GSSENCRequest answered 'N', sent SSLRequest and a StartupMessage in one write; inside TLS the server answered %d bytes: %s",
-		n, printable(buf[:min(n, 120)]))
+	defer p.Close()
+	return v.Run(p, func() (io.Reader, error) {
+		// What the session buffered goes to TLS first: a server waits
+		// for the ClientHello, so it is nothing, but it is not lost.
+		tc := tls.Client(bufferedConn{p.conn, p.br}, c.clientConfig().TLSConfig)
+		_ = tc.SetDeadline(time.Now().Add(c.o.Timeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, err
+		}
+		_ = tc.SetReadDeadline(time.Now().Add(min(injectionWait, c.o.Timeout)))
+		return tc, nil
+	})
 }
+
+// bufferedConn reads a connection through its session's buffer.
+type bufferedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (b bufferedConn) Read(p []byte) (int, error) { return b.br.Read(p) }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"github.com/starttls-go/starttls/internal/proto/imap"
+	"github.com/starttls-go/starttls/internal/proto/postgres"
 	"github.com/starttls-go/starttls/internal/proto/sieve"
 	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
@@ -13,4 +14,6 @@ var (
 	judgeSieveAuth = sieve.JudgeAuth
 	sieveStatus    = sieve.Status
 	judgeSMTPAuth  = smtp.LoginJudge
+	// pgGSSENCRequest is no judge, but moved with the probe that sends it.
+	pgGSSENCRequest = postgres.GSSENCRequest
 )

@@ -59,9 +59,9 @@ const injectionWait = 1500 * time.Millisecond
 
 func (c *run) commandInjection(ctx context.Context) {
 	c.commandInjectionOnce(ctx)
-	switch {
-	case c.info.Base == starttls.Postgres:
-		c.moreInjection("after GSSENCRequest", func() (string, string) { return c.postgresAfterGSS(ctx) })
+	switch v := registry.ConnProbesOf(string(c.info.Base)).Injection; {
+	case v != nil:
+		c.moreInjection(v.Label, func() (string, string) { return c.variantInjection(ctx, v) })
 	case partialProbes[c.info.Base] != "":
 		c.moreInjection("partial line", func() (string, string) { return c.partialLine(ctx) })
 	}

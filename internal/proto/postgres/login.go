@@ -12,7 +12,10 @@ import (
 )
 
 func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{Login: login}, "postgres")
+	registry.RegisterConnProbes(&registry.ConnProbes{
+		Login:     login,
+		Injection: &registry.InjectionVariant{Label: "after GSSENCRequest", Run: loginAfterGSS},
+	}, "postgres")
 }
 
 // loginMaxMessage bounds the answer the login probe reads.
@@ -80,4 +83,54 @@ func login(c registry.ProbeConn, user, _ string) registry.Login {
 	out.Reply = fmt.Sprintf("%q", hdr[0])
 	out.Note = fmt.Sprintf("%s answered message type %q", out.Sent, hdr[0])
 	return out
+}
+
+// loginAfterGSS repeats the injection probe on the path a libpq client
+// with gssencmode=prefer takes: GSSENCRequest, 'N', then SSLRequest with
+// a StartupMessage in the same write. The server reaches its SSL code a
+// second time, with the GSS state set, and must still refuse the
+// plaintext it buffered (security catalogue §(a)2). The pipelined message
+// and its judge are the ones this folder registered for the main probe.
+func loginAfterGSS(c registry.ProbeConn, startTLS func() (io.Reader, error)) (verdict, evidence string) {
+	one := func() (byte, error) {
+		var b [1]byte
+		_, err := io.ReadFull(c, b[:])
+		return b[0], err
+	}
+	if _, err := c.Write(GSSENCRequest); err != nil {
+		return "error: " + err.Error(), ""
+	}
+	switch b, err := one(); {
+	case err != nil:
+		return "n/a (GSSENCRequest: " + err.Error() + ")", ""
+	case b == 'G':
+		return "n/a (the server offers GSS encryption)", ""
+	case b != 'N':
+		// Servers before PostgreSQL 12 do not know GSSENCRequest.
+		return fmt.Sprintf("n/a (GSSENCRequest answered 0x%02x)", b), ""
+	}
+	probes := registry.Lookup("postgres").Probes
+	if _, err := c.Write(append(append([]byte{}, SSLRequest...), probes.Injection...)); err != nil {
+		return "error: " + err.Error(), ""
+	}
+	switch b, err := one(); {
+	case err != nil:
+		return "pass (" + err.Error() + " after SSLRequest)", ""
+	case b != 'S':
+		return fmt.Sprintf("pass (SSLRequest answered 0x%02x)", b), ""
+	}
+	tc, err := startTLS()
+	if err != nil {
+		return "pass (handshake: " + err.Error() + ")", ""
+	}
+	buf := make([]byte, 4096)
+	n, _ := io.ReadAtLeast(tc, buf, 1)
+	switch {
+	case n == 0:
+		return "pass", ""
+	case !probes.Executed(buf[:n]):
+		return "pass (refused inside TLS: " + wire.Dotted(buf[:min(n, 120)]) + ")", ""
+	}
+	return "fail", fmt.Sprintf("after GSSENCRequest answered 'N', sent SSLRequest and a StartupMessage in one write; inside TLS the server answered %d bytes: %s",
+		n, wire.Dotted(buf[:min(n, 120)]))
 }

@@ -38,6 +38,9 @@ const (
 // SSLRequest is the 8-byte SSLRequest packet.
 var SSLRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
 
+// GSSENCRequest is the 8-byte GSSENCRequest packet (PostgreSQL 12).
+var GSSENCRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30}
+
 // Error is a parsed ErrorResponse (or NoticeResponse) body.
 type Error struct {
 	Severity string // 'S' (localized) or 'V'

@@ -52,6 +52,22 @@ type ConnProbes struct {
 	// own; check runs those it knows by name and reports "n/a" for a
 	// name a protocol does not list.
 	Plain []PlainProbe
+	// Injection is a further command-injection probe on a session of its
+	// own (PostgreSQL's after GSSENCRequest); nil where there is none.
+	Injection *InjectionVariant
+}
+
+// InjectionVariant is a command-injection probe on another path to the
+// upgrade (ConnProbes.Injection). check folds its verdict into the
+// command-injection probe's.
+type InjectionVariant struct {
+	// Label names the variant in the verdict.
+	Label string
+	// Run speaks from the connection on and calls startTLS once the
+	// server agreed to TLS; startTLS returns the TLS session, its reads
+	// bounded by the wait for an answer to the pipelined request. Run
+	// returns the verdict and, with "fail", the finding's evidence.
+	Run func(c ProbeConn, startTLS func() (io.Reader, error)) (verdict, evidence string)
 }
 
 // PlainProbe is a probe check runs on a fresh plaintext session
