@@ -21,6 +21,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certinfo"
+	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // Depths of a check.
@@ -241,11 +242,11 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 		return
 	}
 	before := conn.CapabilitiesBefore
+	more := registry.ConnProbesOf(string(c.info.Base))
 	for _, kw := range []string{"AUTH", "AUTHINFO", "SASL", "mechanisms"} {
 		args, ok := before.Args(kw)
-		if kw == "AUTH" && c.info.Base == starttls.FTP {
-			// FTP's "AUTH TLS" is the upgrade itself, not a login.
-			args = withoutTLSMechs(args)
+		if kw == "AUTH" && more.AuthArgs != nil {
+			args = more.AuthArgs(args)
 			ok = len(args) > 0
 		}
 		if ok && (kw != "SASL" || len(args) > 0 && strings.Trim(strings.Join(args, ""), `"`) != "") {
@@ -256,11 +257,10 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 	if invited := probesOf(c.info.Base).LoginInvited; invited != nil {
 		c.loginAdvertised = invited(before.Has, before)
 	}
-	if c.info.Base == starttls.XMPP && before.Has("starttls") && !before.Has("starttls-required") {
-		// Without <required/> a client may go on with the stream in
-		// plaintext, and an attacker who strips <starttls/> leaves nothing
-		// for the client to notice (RFC 6120 §5.3.1).
-		c.add(newFinding("starttls-not-required", "the pre-TLS stream features offer <starttls/> without <required/>: "+strings.Join(before, ", ")))
+	if more.NotRequired != nil {
+		if why := more.NotRequired(before.Has, before); why != "" {
+			c.add(newFinding("starttls-not-required", why))
+		}
 	}
 	// IRC's "tls" capability is left out: InspIRCd 3 lists it inside TLS
 	// too (and refuses a second STARTTLS), and no rule that forbids the
@@ -271,21 +271,6 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 			break
 		}
 	}
-}
-
-// withoutTLSMechs drops FTP's security mechanisms (RFC 4217) from AUTH's arguments.
-func withoutTLSMechs(args []string) []string {
-	var out []string
-	for _, a := range args {
-		for _, m := range strings.Split(a, ";") {
-			switch strings.ToUpper(strings.TrimSpace(m)) {
-			case "TLS", "SSL", "TLS-C", "TLS-P", "":
-			default:
-				out = append(out, m)
-			}
-		}
-	}
-	return out
 }
 
 // certificateFindings judges the served chain (from the main session, or

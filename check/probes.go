@@ -146,8 +146,10 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 			return
 		}
 		after = fmt.Sprintf("before answering %q sent inside TLS", strings.TrimSpace(sentinels[c.info.Base]))
-	case c.info.Base == starttls.HTTP:
-		got = httpPipelinedAnswer(conn)
+	case more.OwnResponse != nil:
+		if more.OwnResponse(conn) == nil {
+			got = linesUntilDeadline(conn, nil)
+		}
 	default:
 		got = linesUntilDeadline(conn, unsolicitedAfterTLS[c.info.Base])
 	}
@@ -158,7 +160,7 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 	c.verdict("command-injection", "fail", time.Since(start))
 	if name, ok := upgradeNames[c.info.Base]; ok {
 		answer := strings.Join(got, " ")
-		if c.info.Base == starttls.HTTP {
+		if more.QuoteAnswer {
 			answer = fmt.Sprintf("%q", strings.Join(got, "\r\n"))
 		}
 		c.add(newFinding("command-injection", fmt.Sprintf("sent %s and %s in one write; inside TLS, %s, the server answered %s",

@@ -55,6 +55,28 @@ type ConnProbes struct {
 	// Injection is a further command-injection probe on a session of its
 	// own (PostgreSQL's after GSSENCRequest); nil where there is none.
 	Injection *InjectionVariant
+	// OwnResponse, for a protocol whose server answers the upgrade
+	// request again inside TLS (HTTP, RFC 2817 §3.3), reads past that
+	// answer, so that the command-injection probe sees only what follows;
+	// an error means nothing follows.
+	OwnResponse func(c LineReader) error
+	// QuoteAnswer shows the lines the command-injection probe read as one
+	// quoted string (CRLF-joined) in evidence, instead of space-joined.
+	QuoteAnswer bool
+	// NotRequired says why the capabilities a server advertised before
+	// TLS let a client go on without it ("" when they do not); has tests
+	// for one capability.
+	NotRequired func(has func(string) bool, caps []string) string
+	// AuthArgs drops from the arguments of a pre-TLS AUTH capability
+	// what is not a login (FTP's AUTH TLS is the upgrade itself).
+	AuthArgs func(args []string) []string
+}
+
+// LineReader is a TLS session as check's probes read it: lines without
+// their CRLF, or bytes, from one buffer, within the probe's deadline.
+type LineReader interface {
+	ReadLine() (string, error)
+	io.Reader
 }
 
 // InjectionVariant is a command-injection probe on another path to the
