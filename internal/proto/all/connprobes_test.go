@@ -1,0 +1,39 @@
+package all_test
+
+import (
+	"testing"
+
+	_ "github.com/starttls-go/starttls/internal/proto/all"
+	"github.com/starttls-go/starttls/internal/proto/registry"
+)
+
+// The check's probes registered apart from the descriptions fit them: a
+// partial line has its judge, a login is one kind or the other, and no
+// folder registers probes for a protocol nobody describes.
+func TestConnProbesFitTheirProtocol(t *testing.T) {
+	for _, name := range registry.Names() {
+		p, more := registry.Lookup(name).Probes, registry.ConnProbesOf(name)
+		if p.Partial != "" && more.PartialJudge == nil {
+			t.Errorf("%s: a partial-line probe without a judge (ConnProbes.PartialJudge)", name)
+		}
+		if p.Login != nil && more.Login != nil {
+			t.Errorf("%s: two login probes (Probes.Login and ConnProbes.Login)", name)
+		}
+		if more.LoginSkip != nil && more.Login == nil {
+			t.Errorf("%s: LoginSkip without ConnProbes.Login", name)
+		}
+		if more.PlaintextAnswer != nil && p.PipelinedName == "" {
+			t.Errorf("%s: a plaintext answer without PipelinedName for its evidence", name)
+		}
+		for _, pp := range more.Plain {
+			if pp.Name == "" || pp.Rounds < 1 || pp.Run == nil {
+				t.Errorf("%s: plain probe %q incomplete", name, pp.Name)
+			}
+		}
+	}
+	for _, name := range []string{"smtp", "submission", "mysql", "postgres"} {
+		if registry.ConnProbesOf(name).Login == nil {
+			t.Errorf("%s: no plaintext-login probe", name)
+		}
+	}
+}
