@@ -348,8 +348,8 @@ func (c *run) probes(ctx context.Context, conn *starttls.Conn) {
 			timed("plaintext-login", c.plaintextLogin)
 			timed("plaintext-mail-accepted", c.plainProbe("plaintext-mail-accepted"))
 			timed("starttls-argument-accepted", c.plainProbe("starttls-argument-accepted"))
-			timed("state-not-reset", c.stateReset)
-			timed("ftp-protection", c.ftpProtection)
+			timed("state-not-reset", c.sessionProbe("state-not-reset"))
+			timed("ftp-protection", c.sessionProbe("ftp-protection"))
 			if conn != nil {
 				timed("starttls-after-tls", func(ctx context.Context) { c.upgradeAgain(ctx, conn) })
 			}

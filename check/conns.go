@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
@@ -61,7 +62,14 @@ func (c *run) variantInjection(ctx context.Context, v *registry.InjectionVariant
 		return "error: " + err.Error(), ""
 	}
 	defer p.Close()
-	return v.Run(p, func() (io.Reader, error) {
+	return v.Run(p, c.startTLSOn(ctx, p, min(injectionWait, c.o.Timeout)))
+}
+
+// startTLSOn returns how a folder's probe starts TLS on the plaintext
+// session p once the server agreed: a handshake bounded by ctx and one
+// phase timeout, then every read of the TLS session bounded by wait.
+func (c *run) startTLSOn(ctx context.Context, p *plainConn, wait time.Duration) func() (registry.TLSConn, error) {
+	return func() (registry.TLSConn, error) {
 		// What the session buffered goes to TLS first: a server waits
 		// for the ClientHello, so it is nothing, but it is not lost.
 		tc := tls.Client(bufferedConn{p.conn, p.br}, c.clientConfig().TLSConfig)
@@ -69,9 +77,9 @@ func (c *run) variantInjection(ctx context.Context, v *registry.InjectionVariant
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, err
 		}
-		_ = tc.SetReadDeadline(time.Now().Add(min(injectionWait, c.o.Timeout)))
-		return tc, nil
-	})
+		return &plainConn{conn: tc, br: bufio.NewReaderSize(tc, maxPlainLine), timeout: wait,
+			stop: func() bool { return false }, localName: p.localName}, nil
+	}
 }
 
 // bufferedConn reads a connection through its session's buffer.
@@ -81,3 +89,80 @@ type bufferedConn struct {
 }
 
 func (b bufferedConn) Read(p []byte) (int, error) { return b.br.Read(p) }
+
+// sessionVerdicts are the verdict names of each session probe a folder
+// registered (registry.SessionProbe), so that a protocol without it
+// reports them "n/a".
+var sessionVerdicts = func() map[string][]string {
+	m := map[string][]string{}
+	for _, name := range registry.Names() {
+		for _, s := range registry.ConnProbesOf(name).Sessions {
+			m[s.Name] = s.Verdicts
+		}
+	}
+	return m
+}()
+
+// probeSession is the TLS session a folder's session probe gets.
+type probeSession struct {
+	*starttls.Conn
+	fresh func() (registry.ProbeConn, func() (registry.TLSConn, error), error)
+}
+
+func (s probeSession) Fresh() (registry.ProbeConn, func() (registry.TLSConn, error), error) {
+	return s.fresh()
+}
+
+// sessionProbe runs the session probe name of the protocol's folder
+// inside TLS, on a session upgraded with nothing sent after the upgrade,
+// or reports its verdicts "n/a" when the folder lists none of that name.
+func (c *run) sessionProbe(name string) func(context.Context) {
+	return func(ctx context.Context) {
+		start := time.Now()
+		sessions := registry.ConnProbesOf(string(c.info.Base)).Sessions
+		i := slices.IndexFunc(sessions, func(p registry.SessionProbe) bool { return p.Name == name })
+		if i < 0 {
+			for _, v := range sessionVerdicts[name] {
+				c.verdict(v, "n/a", 0)
+			}
+			return
+		}
+		probe := sessions[i]
+		cfg := c.clientConfig()
+		cfg.PipelineAfterUpgrade = []byte{} // no EHLO, PBSZ or PROT of its own inside TLS
+		conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
+		if err != nil {
+			for _, v := range probe.Verdicts {
+				c.verdict(v, "error: "+err.Error(), time.Since(start))
+			}
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(c.o.Timeout))
+		var opened []*plainConn
+		defer func() {
+			for _, p := range opened {
+				p.Close()
+			}
+		}()
+		fresh := func() (registry.ProbeConn, func() (registry.TLSConn, error), error) {
+			fctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
+			p, err := c.dialPlain(fctx)
+			if err != nil {
+				cancel()
+				return nil, nil, err
+			}
+			stop := p.stop
+			p.stop = func() bool { defer cancel(); return stop() }
+			opened = append(opened, p)
+			return p, c.startTLSOn(fctx, p, c.o.Timeout), nil
+		}
+		probe.Run(probeSession{conn, fresh}, func(v, verdict, evidence string) {
+			c.verdict(v, verdict, time.Since(start))
+			start = time.Now()
+			if evidence != "" {
+				c.add(newFinding(v, evidence))
+			}
+		})
+	}
+}

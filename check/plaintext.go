@@ -71,6 +71,9 @@ func (p *plainConn) line() (string, error) {
 // (registry.LineConn).
 func (p *plainConn) Line() (string, error) { return p.line() }
 
+// ReadLine is Line for a TLS session (registry.TLSConn).
+func (p *plainConn) ReadLine() (string, error) { return p.line() }
+
 // Read reads from the session's buffer (registry.ProbeConn).
 func (p *plainConn) Read(b []byte) (int, error) {
 	_ = p.conn.SetReadDeadline(time.Now().Add(p.timeout))

@@ -1,9 +1,7 @@
 package check
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +12,6 @@ import (
 	"github.com/starttls-go/starttls"
 	_ "github.com/starttls-go/starttls/internal/proto/all"
 	"github.com/starttls-go/starttls/internal/proto/registry"
-	"github.com/starttls-go/starttls/internal/proto/smtp"
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
@@ -275,108 +272,6 @@ func replyEnds(p starttls.Protocol, line string) bool {
 
 // printable shows binary evidence with its text parts readable.
 var printable = wire.Dotted
-
-// stateReset sends MAIL inside TLS without a new EHLO (SMTP family only).
-func (c *run) stateReset(ctx context.Context) {
-	start := time.Now()
-	switch c.info.Base {
-	case starttls.SMTP, starttls.Submission, starttls.LMTP:
-	default:
-		c.verdict("state-not-reset", "n/a", 0)
-		return
-	}
-	cfg := c.clientConfig()
-	cfg.PipelineAfterUpgrade = []byte{} // skip the post-TLS EHLO, send nothing extra
-	conn, err := starttls.Dial(ctx, c.t.Protocol, c.t.Addr(), cfg)
-	if err != nil {
-		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(c.o.Timeout))
-	const mail = "MAIL FROM:<starttls-check@example.invalid>"
-	if _, err := conn.Write([]byte(mail + "\r\n")); err != nil {
-		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	line, err := conn.ReadLine()
-	if err != nil {
-		c.verdict("state-not-reset", "error: "+err.Error(), time.Since(start))
-		return
-	}
-	code, _, _, perr := smtp.ParseLine(line)
-	_, _ = conn.Write([]byte("RSET\r\nQUIT\r\n"))
-	switch {
-	case perr != nil:
-		c.verdict("state-not-reset", "error: "+perr.Error(), time.Since(start))
-		return
-	case code != 250:
-		c.verdict("state-not-reset", "pass", time.Since(start))
-		return
-	}
-	// MAIL was accepted without a new EHLO. That proves the old EHLO was
-	// kept only if the server otherwise insists on one: Postfix, for one,
-	// never requires HELO (smtpd_helo_required = no).
-	fresh, err := c.mailWithoutAnyHello(ctx)
-	switch {
-	case err != nil:
-		c.verdict("state-not-reset", "inconclusive: MAIL accepted inside TLS without a new EHLO, and a session without any EHLO could not be tried: "+err.Error(), time.Since(start))
-	case fresh == 250:
-		c.verdict("state-not-reset", "n/a (the server accepts MAIL without any EHLO)", time.Since(start))
-	default:
-		c.verdict("state-not-reset", "fail", time.Since(start))
-		c.add(newFinding("state-not-reset", fmt.Sprintf("inside TLS, with no new EHLO, %q was answered %q, while a session that never sent EHLO gets %d", mail, line, fresh)))
-	}
-}
-
-// mailWithoutAnyHello opens a session that upgrades before any EHLO and
-// returns the code the server gives MAIL inside TLS.
-func (c *run) mailWithoutAnyHello(ctx context.Context) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*c.o.Timeout)
-	defer cancel()
-	raw, err := c.dialTCP(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer raw.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(dl)
-	}
-	br := bufio.NewReaderSize(raw, 4096)
-	reply := func() (int, error) {
-		for i := 0; i < 100; i++ {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return 0, err
-			}
-			code, more, _, err := smtp.ParseLine(strings.TrimRight(line, "\r\n"))
-			if err != nil || !more {
-				return code, err
-			}
-		}
-		return 0, fmt.Errorf("reply too long")
-	}
-	if code, err := reply(); err != nil || code != 220 {
-		return 0, fmt.Errorf("greeting %d: %v", code, err)
-	}
-	if _, err := raw.Write([]byte("STARTTLS\r\n")); err != nil {
-		return 0, err
-	}
-	if code, err := reply(); err != nil || code != 220 {
-		return 0, fmt.Errorf("STARTTLS before EHLO answered %d (%v)", code, err)
-	}
-	tc := tls.Client(raw, c.clientConfig().TLSConfig)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return 0, err
-	}
-	br = bufio.NewReaderSize(tc, 4096)
-	if _, err := tc.Write([]byte("MAIL FROM:<starttls-check@example.invalid>\r\n")); err != nil {
-		return 0, err
-	}
-	code, err := reply()
-	_, _ = tc.Write([]byte("QUIT\r\n"))
-	return code, err
-}
 
 // upgradeAgain asks for STARTTLS a second time inside TLS.
 func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {

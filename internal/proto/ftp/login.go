@@ -1,14 +1,25 @@
 package ftp
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/starttls-go/starttls/internal/proto/registry"
+	"github.com/starttls-go/starttls/internal/proto/smtp"
 )
 
-// check reads FTP's AUTH capability without its security mechanisms.
+// check reads FTP's AUTH capability without its security mechanisms,
+// and asks inside TLS for PROT before PBSZ and for CCC.
 func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{AuthArgs: loginWithoutTLSMechs}, "ftp")
+	registry.RegisterConnProbes(&registry.ConnProbes{
+		AuthArgs: loginWithoutTLSMechs,
+		Sessions: []registry.SessionProbe{{
+			Name:     "ftp-protection",
+			Verdicts: []string{"ftp-prot-before-pbsz", "ftp-ccc-accepted"},
+			Run:      loginProtection,
+		}},
+	}, "ftp")
 }
 
 // loginWithoutTLSMechs drops FTP's security mechanisms (RFC 4217) from
@@ -25,4 +36,62 @@ func loginWithoutTLSMechs(args []string) []string {
 		}
 	}
 	return out
+}
+
+// loginProtection asks, inside TLS and before anything else, for PROT P
+// without PBSZ (RFC 4217 §9: PBSZ must come first, 503 otherwise), then
+// for CCC, which drops the control channel back to plaintext where every
+// later command can be read and injected (RFC 4217 §6: servers should be
+// able to refuse it by policy).
+func loginProtection(s registry.ProbeSession, report func(name, verdict, evidence string)) {
+	ask := func(cmd string) (int, string, error) {
+		if _, err := s.Write([]byte(cmd + "\r\n")); err != nil {
+			return 0, "", err
+		}
+		var lines []string
+		for i := 0; i < 50; i++ {
+			line, err := s.ReadLine()
+			if err != nil {
+				return 0, "", err
+			}
+			lines = append(lines, line)
+			if smtp.ReplyEnds(line) {
+				code, _ := strconv.Atoi(line[:min(3, len(line))])
+				return code, strings.Join(lines, "\r\n"), nil
+			}
+		}
+		return 0, "", fmt.Errorf("reply to %s longer than 50 lines", cmd)
+	}
+
+	code, reply, err := ask("PROT P")
+	switch {
+	case err != nil:
+		report("ftp-prot-before-pbsz", "error: "+err.Error(), "")
+		return
+	case code >= 200 && code < 300:
+		report("ftp-prot-before-pbsz", "fail", fmt.Sprintf("inside TLS, before any PBSZ, %q was answered %q", "PROT P", reply))
+	case code == 530:
+		// vsftpd, for one, wants a login first: the order cannot be seen.
+		report("ftp-prot-before-pbsz", "inconclusive: "+reply, "")
+	default:
+		report("ftp-prot-before-pbsz", "pass", "")
+	}
+
+	if _, _, err := ask("PBSZ 0"); err != nil {
+		report("ftp-ccc-accepted", "error: "+err.Error(), "")
+		return
+	}
+	code, reply, err = ask("CCC")
+	switch {
+	case err != nil:
+		report("ftp-ccc-accepted", "error: "+err.Error(), "")
+	case code >= 200 && code < 300:
+		// The server now waits for our close_notify and plaintext; check
+		// closes the session instead.
+		report("ftp-ccc-accepted", "fail", fmt.Sprintf("inside TLS %q was answered %q", "CCC", reply))
+	case code == 530:
+		report("ftp-ccc-accepted", "inconclusive: "+reply, "")
+	default:
+		report("ftp-ccc-accepted", "pass", "")
+	}
 }

@@ -91,7 +91,7 @@ func login(c registry.ProbeConn, user, _ string) registry.Login {
 // second time, with the GSS state set, and must still refuse the
 // plaintext it buffered (security catalogue §(a)2). The pipelined message
 // and its judge are the ones this folder registered for the main probe.
-func loginAfterGSS(c registry.ProbeConn, startTLS func() (io.Reader, error)) (verdict, evidence string) {
+func loginAfterGSS(c registry.ProbeConn, startTLS func() (registry.TLSConn, error)) (verdict, evidence string) {
 	one := func() (byte, error) {
 		var b [1]byte
 		_, err := io.ReadFull(c, b[:])

@@ -70,9 +70,45 @@ type ConnProbes struct {
 	// AuthArgs drops from the arguments of a pre-TLS AUTH capability
 	// what is not a login (FTP's AUTH TLS is the upgrade itself).
 	AuthArgs func(args []string) []string
+	// Sessions are probes run inside TLS, each on a session of its own;
+	// check runs those it knows by name and reports "n/a" for the
+	// verdicts of one a protocol does not list.
+	Sessions []SessionProbe
 }
 
-// LineReader is a TLS session as check's probes read it: lines without
+// TLSConn is a TLS session as check's probes hold it: lines without
+// their CRLF, or bytes, from one buffer, and writes, all within the
+// probe's deadline.
+type TLSConn interface {
+	LineReader
+	io.Writer
+}
+
+// SessionProbe is a probe check runs inside TLS on a session of its own
+// (ConnProbes.Sessions), upgraded with nothing sent after the upgrade (no
+// EHLO, no PBSZ and PROT).
+type SessionProbe struct {
+	// Name is the probe's name in check's timings.
+	Name string
+	// Verdicts are the names of the verdicts it gives (each also the
+	// name of the finding it may raise): all "n/a" where the protocol
+	// lacks the probe, all "error: ..." when the session cannot be opened.
+	Verdicts []string
+	// Run speaks inside TLS and reports each verdict, timed from the
+	// previous one, with the finding's evidence ("" for none).
+	Run func(s ProbeSession, report func(name, verdict, evidence string))
+}
+
+// ProbeSession is the TLS session a SessionProbe gets.
+type ProbeSession interface {
+	TLSConn
+	// Fresh opens another plaintext session, and the way to start TLS on
+	// it once the server agreed, for a probe that compares with another
+	// path to the upgrade; check closes it after Run.
+	Fresh() (c ProbeConn, startTLS func() (TLSConn, error), err error)
+}
+
+// LineReader is how check's probes read a TLS session: lines without
 // their CRLF, or bytes, from one buffer, within the probe's deadline.
 type LineReader interface {
 	ReadLine() (string, error)
@@ -89,7 +125,7 @@ type InjectionVariant struct {
 	// server agreed to TLS; startTLS returns the TLS session, its reads
 	// bounded by the wait for an answer to the pipelined request. Run
 	// returns the verdict and, with "fail", the finding's evidence.
-	Run func(c ProbeConn, startTLS func() (io.Reader, error)) (verdict, evidence string)
+	Run func(c ProbeConn, startTLS func() (TLSConn, error)) (verdict, evidence string)
 }
 
 // PlainProbe is a probe check runs on a fresh plaintext session

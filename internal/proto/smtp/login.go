@@ -20,10 +20,12 @@ func init() {
 			{Name: "plaintext-mail-accepted", Rounds: 4, Run: loginMail},
 			{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument("EHLO")},
 		},
+		Sessions: []registry.SessionProbe{loginStateReset},
 	}, "smtp", "submission")
 	registry.RegisterConnProbes(&registry.ConnProbes{
 		PartialJudge: loginPartial,
 		Plain:        []registry.PlainProbe{{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument("LHLO")}},
+		Sessions:     []registry.SessionProbe{loginStateReset},
 	}, "lmtp")
 }
 
@@ -192,4 +194,74 @@ func loginArgument(hello string) func(c registry.ProbeConn) (verdict, evidence s
 		_ = c.Send("QUIT")
 		return fmt.Sprintf("pass (answered %q, not 501)", text), ""
 	}
+}
+
+// loginStateReset sends MAIL inside TLS without a new EHLO: a server
+// that accepts it kept the state of the EHLO before TLS (RFC 3207 §4.2).
+var loginStateReset = registry.SessionProbe{Name: "state-not-reset", Verdicts: []string{"state-not-reset"}, Run: loginNoNewHello}
+
+// loginTLSMail is the MAIL command the state-reset probe sends inside TLS.
+const loginTLSMail = "MAIL FROM:<starttls-check@example.invalid>"
+
+func loginNoNewHello(s registry.ProbeSession, report func(name, verdict, evidence string)) {
+	const name = "state-not-reset"
+	if _, err := s.Write([]byte(loginTLSMail + "\r\n")); err != nil {
+		report(name, "error: "+err.Error(), "")
+		return
+	}
+	line, err := s.ReadLine()
+	if err != nil {
+		report(name, "error: "+err.Error(), "")
+		return
+	}
+	code, _, _, perr := ParseLine(line)
+	_, _ = s.Write([]byte("RSET\r\nQUIT\r\n"))
+	switch {
+	case perr != nil:
+		report(name, "error: "+perr.Error(), "")
+		return
+	case code != 250:
+		report(name, "pass", "")
+		return
+	}
+	// MAIL was accepted without a new EHLO. That proves the old EHLO was
+	// kept only if the server otherwise insists on one: Postfix, for one,
+	// never requires HELO (smtpd_helo_required = no).
+	fresh, err := loginMailWithoutAnyHello(s)
+	switch {
+	case err != nil:
+		report(name, "inconclusive: MAIL accepted inside TLS without a new EHLO, and a session without any EHLO could not be tried: "+err.Error(), "")
+	case fresh == 250:
+		report(name, "n/a (the server accepts MAIL without any EHLO)", "")
+	default:
+		report(name, "fail", fmt.Sprintf("inside TLS, with no new EHLO, %q was answered %q, while a session that never sent EHLO gets %d", loginTLSMail, line, fresh))
+	}
+}
+
+// loginMailWithoutAnyHello opens a session that upgrades before any EHLO
+// and returns the code the server gives MAIL inside TLS.
+func loginMailWithoutAnyHello(s registry.ProbeSession) (int, error) {
+	c, startTLS, err := s.Fresh()
+	if err != nil {
+		return 0, err
+	}
+	if code, _, err := ReadReply(c.Line); err != nil || code != 220 {
+		return 0, fmt.Errorf("greeting %d: %v", code, err)
+	}
+	if err := c.Send("STARTTLS"); err != nil {
+		return 0, err
+	}
+	if code, _, err := ReadReply(c.Line); err != nil || code != 220 {
+		return 0, fmt.Errorf("STARTTLS before EHLO answered %d (%v)", code, err)
+	}
+	tc, err := startTLS()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tc.Write([]byte(loginTLSMail + "\r\n")); err != nil {
+		return 0, err
+	}
+	code, _, err := ReadReply(tc.ReadLine)
+	_, _ = tc.Write([]byte("QUIT\r\n"))
+	return code, err
 }
