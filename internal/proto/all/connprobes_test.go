@@ -1,6 +1,7 @@
 package all_test
 
 import (
+	"slices"
 	"testing"
 
 	_ "github.com/starttls-go/starttls/internal/proto/all"
@@ -11,6 +12,7 @@ import (
 // partial line has its judge, a login is one kind or the other, and no
 // folder registers probes for a protocol nobody describes.
 func TestConnProbesFitTheirProtocol(t *testing.T) {
+	verdicts := map[string][]string{}
 	for _, name := range registry.Names() {
 		p, more := registry.Lookup(name).Probes, registry.ConnProbesOf(name)
 		if p.Partial != "" && more.PartialJudge == nil {
@@ -24,6 +26,17 @@ func TestConnProbesFitTheirProtocol(t *testing.T) {
 		}
 		if more.PlaintextAnswer != nil && p.PipelinedName == "" {
 			t.Errorf("%s: a plaintext answer without PipelinedName for its evidence", name)
+		}
+		for _, sp := range more.Sessions {
+			if sp.Name == "" || len(sp.Verdicts) == 0 || sp.Run == nil {
+				t.Errorf("%s: session probe %q incomplete", name, sp.Name)
+			}
+			// check reports a session probe's verdicts "n/a" by its name
+			// alone, so one name has one list of verdicts.
+			if v, ok := verdicts[sp.Name]; ok && !slices.Equal(v, sp.Verdicts) {
+				t.Errorf("%s: session probe %q gives %v, elsewhere %v", name, sp.Name, sp.Verdicts, v)
+			}
+			verdicts[sp.Name] = sp.Verdicts
 		}
 		for _, pp := range more.Plain {
 			if pp.Name == "" || pp.Rounds < 1 || pp.Run == nil {

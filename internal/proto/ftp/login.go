@@ -64,34 +64,37 @@ func loginProtection(s registry.ProbeSession, report func(name, verdict, evidenc
 	}
 
 	code, reply, err := ask("PROT P")
-	switch {
-	case err != nil:
+	if err != nil {
 		report("ftp-prot-before-pbsz", "error: "+err.Error(), "")
 		return
-	case code >= 200 && code < 300:
-		report("ftp-prot-before-pbsz", "fail", fmt.Sprintf("inside TLS, before any PBSZ, %q was answered %q", "PROT P", reply))
-	case code == 530:
-		// vsftpd, for one, wants a login first: the order cannot be seen.
-		report("ftp-prot-before-pbsz", "inconclusive: "+reply, "")
-	default:
-		report("ftp-prot-before-pbsz", "pass", "")
 	}
+	loginJudgeReply(report, "ftp-prot-before-pbsz", code, reply, fmt.Sprintf("inside TLS, before any PBSZ, %q was answered %q", "PROT P", reply))
 
 	if _, _, err := ask("PBSZ 0"); err != nil {
 		report("ftp-ccc-accepted", "error: "+err.Error(), "")
 		return
 	}
 	code, reply, err = ask("CCC")
-	switch {
-	case err != nil:
+	if err != nil {
 		report("ftp-ccc-accepted", "error: "+err.Error(), "")
+		return
+	}
+	// After a 2xx the server waits for our close_notify and plaintext;
+	// check closes the session instead.
+	loginJudgeReply(report, "ftp-ccc-accepted", code, reply, fmt.Sprintf("inside TLS %q was answered %q", "CCC", reply))
+}
+
+// loginJudgeReply reports the answer to a command the server should
+// refuse: a 2xx accepted it (fail, with evidence); a 530 wants a login
+// first (vsftpd, for one), so the order cannot be seen; anything else
+// refused it.
+func loginJudgeReply(report func(name, verdict, evidence string), name string, code int, reply, evidence string) {
+	switch {
 	case code >= 200 && code < 300:
-		// The server now waits for our close_notify and plaintext; check
-		// closes the session instead.
-		report("ftp-ccc-accepted", "fail", fmt.Sprintf("inside TLS %q was answered %q", "CCC", reply))
+		report(name, "fail", evidence)
 	case code == 530:
-		report("ftp-ccc-accepted", "inconclusive: "+reply, "")
+		report(name, "inconclusive: "+reply, "")
 	default:
-		report("ftp-ccc-accepted", "pass", "")
+		report(name, "pass", "")
 	}
 }
