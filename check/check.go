@@ -21,7 +21,6 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certinfo"
-	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
 // Depths of a check.
@@ -242,7 +241,7 @@ func (c *run) capabilityFindings(conn *starttls.Conn) {
 		return
 	}
 	before := conn.CapabilitiesBefore
-	more := registry.ConnProbesOf(string(c.info.Base))
+	more := connProbesOf(c.info.Base)
 	for _, kw := range []string{"AUTH", "AUTHINFO", "SASL", "mechanisms"} {
 		args, ok := before.Args(kw)
 		if kw == "AUTH" && more.AuthArgs != nil {

@@ -96,7 +96,7 @@ func (b bufferedConn) Read(p []byte) (int, error) { return b.br.Read(p) }
 var sessionVerdicts = func() map[string][]string {
 	m := map[string][]string{}
 	for _, name := range registry.Names() {
-		for _, s := range registry.ConnProbesOf(name).Sessions {
+		for _, s := range connProbesOf(starttls.Protocol(name)).Sessions {
 			m[s.Name] = s.Verdicts
 		}
 	}
@@ -119,7 +119,7 @@ func (s probeSession) Fresh() (registry.ProbeConn, func() (registry.TLSConn, err
 func (c *run) sessionProbe(name string) func(context.Context) {
 	return func(ctx context.Context) {
 		start := time.Now()
-		sessions := registry.ConnProbesOf(string(c.info.Base)).Sessions
+		sessions := connProbesOf(c.info.Base).Sessions
 		i := slices.IndexFunc(sessions, func(p registry.SessionProbe) bool { return p.Name == name })
 		if i < 0 {
 			for _, v := range sessionVerdicts[name] {

@@ -24,7 +24,7 @@ var partialProbes = probeTable(func(p registry.Probes) (string, bool) { return p
 // when the fragment was kept, the evidence.
 func (c *run) partialLine(ctx context.Context) (verdict, evidence string) {
 	probe := partialProbes[c.info.Base]
-	judge := registry.ConnProbesOf(string(c.info.Base)).PartialJudge
+	judge := connProbesOf(c.info.Base).PartialJudge
 	if judge == nil {
 		return "error: no judge of the partial line", ""
 	}

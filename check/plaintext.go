@@ -129,7 +129,7 @@ func (c *run) plaintextLogin(ctx context.Context) {
 	var try func(*plainConn) loginOutcome
 	if login := probesOf(c.info.Base).Login; login != nil {
 		try = func(p *plainConn) loginOutcome { return fromLogin(login(p, probeUser, randomPassword())) }
-	} else if l := registry.ConnProbesOf(string(c.info.Base)); l.Login != nil {
+	} else if l := connProbesOf(c.info.Base); l.Login != nil {
 		if l.LoginSkip != nil {
 			if why := l.LoginSkip(c.r.StartTLS.CapabilitiesBefore, c.submission()); why != "" {
 				c.verdict("plaintext-login", "n/a ("+why+")", 0)
@@ -193,7 +193,7 @@ func (c *run) plaintextLoginFinding() {
 func (c *run) plainProbe(name string) func(context.Context) {
 	return func(ctx context.Context) {
 		start := time.Now()
-		plain := registry.ConnProbesOf(string(c.info.Base)).Plain
+		plain := connProbesOf(c.info.Base).Plain
 		i := slices.IndexFunc(plain, func(p registry.PlainProbe) bool { return p.Name == name })
 		if i < 0 {
 			c.verdict(name, "n/a", 0)

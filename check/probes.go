@@ -50,13 +50,22 @@ func probesOf(p starttls.Protocol) registry.Probes {
 	return registry.Probes{}
 }
 
+// connProbesOf returns what the folder of base protocol p registered for
+// check beyond the other probes (zero when nothing).
+func connProbesOf(p starttls.Protocol) registry.ConnProbes {
+	if more := probesOf(p).Conn; more != nil {
+		return *more
+	}
+	return registry.ConnProbes{}
+}
+
 // injectionWait is how long the probe waits for an answer inside TLS; a
 // vulnerable server answers at once, so this only bounds the clean case.
 const injectionWait = 1500 * time.Millisecond
 
 func (c *run) commandInjection(ctx context.Context) {
 	c.commandInjectionOnce(ctx)
-	switch v := registry.ConnProbesOf(string(c.info.Base)).Injection; {
+	switch v := connProbesOf(c.info.Base).Injection; {
 	case v != nil:
 		c.moreInjection(v.Label, func() (string, string) { return c.variantInjection(ctx, v) })
 	case partialProbes[c.info.Base] != "":
@@ -93,7 +102,7 @@ func (c *run) commandInjectionOnce(ctx context.Context) {
 	cfg := c.clientConfig()
 	cfg.PipelineAfterUpgrade = []byte(probe)
 	var rec *recordingConn
-	more := registry.ConnProbesOf(string(c.info.Base))
+	more := connProbesOf(c.info.Base)
 	if more.PlaintextAnswer != nil {
 		cfg.Dial = c.recordingDial(&rec)
 	}
@@ -276,7 +285,7 @@ var printable = wire.Dotted
 // upgradeAgain asks for STARTTLS a second time inside TLS.
 func (c *run) upgradeAgain(ctx context.Context, conn *starttls.Conn) {
 	start := time.Now()
-	if why := registry.ConnProbesOf(string(c.info.Base)).NoSecondUpgrade; why != "" {
+	if why := connProbesOf(c.info.Base).NoSecondUpgrade; why != "" {
 		c.verdict("starttls-after-tls", "n/a ("+why+")", 0)
 		return
 	}

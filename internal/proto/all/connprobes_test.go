@@ -14,7 +14,11 @@ import (
 func TestConnProbesFitTheirProtocol(t *testing.T) {
 	verdicts := map[string][]string{}
 	for _, name := range registry.Names() {
-		p, more := registry.Lookup(name).Probes, registry.ConnProbesOf(name)
+		p := registry.Lookup(name).Probes
+		var more registry.ConnProbes
+		if p.Conn != nil {
+			more = *p.Conn
+		}
 		if p.Partial != "" && more.PartialJudge == nil {
 			t.Errorf("%s: a partial-line probe without a judge (ConnProbes.PartialJudge)", name)
 		}
@@ -45,7 +49,7 @@ func TestConnProbesFitTheirProtocol(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"smtp", "submission", "mysql", "postgres"} {
-		if registry.ConnProbesOf(name).Login == nil {
+		if more := registry.Lookup(name).Probes.Conn; more == nil || more.Login == nil {
 			t.Errorf("%s: no plaintext-login probe", name)
 		}
 	}

@@ -11,15 +11,13 @@ import (
 
 // check reads FTP's AUTH capability without its security mechanisms,
 // and asks inside TLS for PROT before PBSZ and for CCC.
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{
-		AuthArgs: loginWithoutTLSMechs,
-		Sessions: []registry.SessionProbe{{
-			Name:     "ftp-protection",
-			Verdicts: []string{"ftp-prot-before-pbsz", "ftp-ccc-accepted"},
-			Run:      loginProtection,
-		}},
-	}, "ftp")
+var loginProbes = &registry.ConnProbes{
+	AuthArgs: loginWithoutTLSMechs,
+	Sessions: []registry.SessionProbe{{
+		Name:     "ftp-protection",
+		Verdicts: []string{"ftp-prot-before-pbsz", "ftp-ccc-accepted"},
+		Run:      loginProtection,
+	}},
 }
 
 // loginWithoutTLSMechs drops FTP's security mechanisms (RFC 4217) from

@@ -13,4 +13,5 @@ var probes = registry.Probes{
 	Sentinel:  "NOOP\r\n",
 	Judge:     registry.FirstReply(registry.Prefix("200"), registry.Prefix("211")),
 	ReplyEnds: smtp.ReplyEnds,
+	Conn:      loginProbes,
 }

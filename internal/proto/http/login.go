@@ -10,9 +10,7 @@ import (
 
 // An RFC 2817 server answers the OPTIONS request that asked for the
 // upgrade inside TLS; check reads past that answer.
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{OwnResponse: loginOwnResponse, QuoteAnswer: true}, "http")
-}
+var loginProbes = &registry.ConnProbes{OwnResponse: loginOwnResponse, QuoteAnswer: true}
 
 // loginOwnResponse reads what an RFC 2817 server sends first inside TLS,
 // by §3.3 its response to the OPTIONS request that asked for the upgrade:

@@ -9,4 +9,5 @@ var probes = registry.Probes{
 	Injection:     "OPTIONS * HTTP/1.1\r\nHost: starttls-check\r\n\r\n",
 	UpgradeName:   "OPTIONS * with Upgrade: TLS/1.0",
 	PipelinedName: "a second request (OPTIONS * with Host: starttls-check)",
+	Conn:          loginProbes,
 }

@@ -10,9 +10,7 @@ import (
 
 // IMAP judges the partial-line probe by the tags: our yy NOOP, or the
 // pipelined zz fragment joined to it.
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{PartialJudge: loginPartial}, "imap")
-}
+var loginProbes = &registry.ConnProbes{PartialJudge: loginPartial}
 
 // loginPartial judges a line read after the partial-line probe's
 // "yy NOOP": untagged data is skipped, yy answers it as sent, zz answers

@@ -13,4 +13,5 @@ var probes = registry.Probes{
 	Login:        login,
 	LoginInvited: loginInvited,
 	Judge:        registry.Marked(registry.Prefix("yy "), registry.Prefix("zz ")),
+	Conn:         loginProbes,
 }

@@ -10,15 +10,13 @@ import (
 
 // MySQL's login before TLS, how check reads a server that answers the
 // pipelined login in plaintext, and why a second upgrade tells nothing.
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{
-		Login:           login,
-		PlaintextAnswer: LoginPlaintextAnswer,
-		Describe:        Describe,
-		// An SSLRequest gets no answer even when it is honoured: silence
-		// cannot tell a refusal from a go-ahead.
-		NoSecondUpgrade: "MySQL has no go-ahead to observe",
-	}, "mysql")
+var loginProbes = &registry.ConnProbes{
+	Login:           login,
+	PlaintextAnswer: LoginPlaintextAnswer,
+	Describe:        Describe,
+	// An SSLRequest gets no answer even when it is honoured: silence
+	// cannot tell a refusal from a go-ahead.
+	NoSecondUpgrade: "MySQL has no go-ahead to observe",
 }
 
 // loginMaxPacket bounds a packet the login probe reads.

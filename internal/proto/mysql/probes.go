@@ -13,6 +13,7 @@ var probes = registry.Probes{
 	Executed:      executed,
 	UpgradeName:   "SSLRequest",
 	PipelinedName: "a plaintext HandshakeResponse (user starttls-check, no password, sequence id 2)",
+	Conn:          loginProbes,
 }
 
 // pipelinedLogin is a HandshakeResponse41 for starttls-check with an

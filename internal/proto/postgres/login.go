@@ -11,11 +11,9 @@ import (
 	"github.com/starttls-go/starttls/internal/wire"
 )
 
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{
-		Login:     login,
-		Injection: &registry.InjectionVariant{Label: "after GSSENCRequest", Run: loginAfterGSS},
-	}, "postgres")
+var loginProbes = &registry.ConnProbes{
+	Login:     login,
+	Injection: &registry.InjectionVariant{Label: "after GSSENCRequest", Run: loginAfterGSS},
 }
 
 // loginMaxMessage bounds the answer the login probe reads.

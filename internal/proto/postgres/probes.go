@@ -15,5 +15,6 @@ func probes() registry.Probes {
 		Executed:      func(b []byte) bool { return len(b) > 0 && b[0] != 'E' },
 		UpgradeName:   "SSLRequest",
 		PipelinedName: "a StartupMessage (user starttls-check)",
+		Conn:          loginProbes,
 	}
 }

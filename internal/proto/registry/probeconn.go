@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"fmt"
-	"io"
-)
+import "io"
 
 // ProbeConn is the bare plaintext session check's probes hold, for the
 // probes that need more than lines (ConnProbes): bytes for the
@@ -18,8 +15,9 @@ type ProbeConn interface {
 	LocalName() string
 }
 
-// ConnProbes is what check knows of one protocol beyond Probes, where a
-// probe needs a ProbeConn or judges what only that protocol sends. A zero
+// ConnProbes is what check knows of one protocol beyond the other fields
+// of Probes (Probes.Conn), where a probe needs a ProbeConn or a TLS
+// session of its own, or judges what only that protocol sends. A zero
 // field means the protocol needs nothing there.
 type ConnProbes struct {
 	// Login tries a login as user with password on a fresh plaintext
@@ -139,30 +137,4 @@ type PlainProbe struct {
 	// "fail", "inconclusive: ...", "error: ...") and, with "fail", the
 	// finding's evidence.
 	Run func(c ProbeConn) (verdict, evidence string)
-}
-
-// connProbes is filled by the protocol folders' init functions and only
-// read afterwards, so it needs no lock.
-var connProbes = map[string]*ConnProbes{}
-
-// RegisterConnProbes sets the ConnProbes of the base protocols names; a
-// folder calls it from an init of its own (login.go), so that it does
-// not depend on the order of the folder's init functions. A second one
-// for a name panics, as Register does.
-func RegisterConnProbes(p *ConnProbes, names ...string) {
-	for _, name := range names {
-		if _, dup := connProbes[name]; dup || name == "" {
-			panic(fmt.Sprintf("registry: probes of %q registered twice or unnamed", name))
-		}
-		connProbes[name] = p
-	}
-}
-
-// ConnProbesOf returns the ConnProbes of base protocol name (zero when
-// none are registered).
-func ConnProbesOf(name string) ConnProbes {
-	if p := connProbes[name]; p != nil {
-		return *p
-	}
-	return ConnProbes{}
 }

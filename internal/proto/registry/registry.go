@@ -78,6 +78,9 @@ type Probes struct {
 	// TLS invite a client to log in there ("" when they do not); has
 	// tests for one capability, case-insensitively.
 	LoginInvited func(has func(string) bool, caps []string) string
+	// Conn is what check needs beyond these fields (probeconn.go); nil
+	// where it needs nothing more.
+	Conn *ConnProbes
 }
 
 // How a server treated a login attempt made before TLS (Login.Result).

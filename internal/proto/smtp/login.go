@@ -8,25 +8,22 @@ import (
 	"github.com/starttls-go/starttls/internal/proto/registry"
 )
 
-// SMTP and submission try AUTH PLAIN and MAIL before TLS; LMTP takes no
-// login and no mail there. All three get STARTTLS with an argument and
-// judge the partial-line probe by the reply to our EHLO (LHLO).
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{
-		Login:        login,
-		LoginSkip:    loginSkip,
+// loginProbes is what check needs of SMTP and submission (hello EHLO)
+// and LMTP (LHLO) beyond Probes: SMTP and submission try AUTH PLAIN and
+// MAIL before TLS, LMTP takes no login and no mail there. All three get
+// STARTTLS with an argument and the state-reset probe, and judge the
+// partial-line probe by the reply to our hello.
+func loginProbes(hello string) *registry.ConnProbes {
+	p := &registry.ConnProbes{
 		PartialJudge: loginPartial,
-		Plain: []registry.PlainProbe{
-			{Name: "plaintext-mail-accepted", Rounds: 4, Run: loginMail},
-			{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument("EHLO")},
-		},
-		Sessions: []registry.SessionProbe{loginStateReset},
-	}, "smtp", "submission")
-	registry.RegisterConnProbes(&registry.ConnProbes{
-		PartialJudge: loginPartial,
-		Plain:        []registry.PlainProbe{{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument("LHLO")}},
+		Plain:        []registry.PlainProbe{{Name: "starttls-argument-accepted", Rounds: 3, Run: loginArgument(hello)}},
 		Sessions:     []registry.SessionProbe{loginStateReset},
-	}, "lmtp")
+	}
+	if hello == "EHLO" {
+		p.Login, p.LoginSkip = login, loginSkip
+		p.Plain = append([]registry.PlainProbe{{Name: "plaintext-mail-accepted", Rounds: 4, Run: loginMail}}, p.Plain...)
+	}
+	return p
 }
 
 // loginPartial judges a reply line read after the partial-line probe's

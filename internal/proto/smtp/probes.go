@@ -13,6 +13,7 @@ func probes(hello string) registry.Probes {
 		Sentinel:  hello + " starttls-check\r\n",
 		Judge:     registry.FirstReply(registry.Prefix("250-"), nil),
 		ReplyEnds: ReplyEnds,
+		Conn:      loginProbes(hello),
 	}
 }
 

@@ -7,9 +7,7 @@ import (
 )
 
 // check judges XMPP's pre-TLS stream features for <required/>.
-func init() {
-	registry.RegisterConnProbes(&registry.ConnProbes{NotRequired: loginNotRequired}, "xmpp")
-}
+var loginProbes = &registry.ConnProbes{NotRequired: loginNotRequired}
 
 // loginNotRequired: without <required/> a client may go on with the
 // stream in plaintext, and an attacker who strips <starttls/> leaves

@@ -11,4 +11,5 @@ import (
 var probes = registry.Probes{
 	Injection: "<iq type='get' id='starttls-check'><ping xmlns='urn:xmpp:ping'/></iq>",
 	Executed:  func(b []byte) bool { return bytes.Contains(b, []byte("<iq")) },
+	Conn:      loginProbes,
 }
