@@ -534,12 +534,7 @@ func TestXMPPServerBadHeaders(t *testing.T) {
 // Invariant 5 (server): limits and deadlines, each a typed error in time.
 func TestXMPPServerHostileClients(t *testing.T) {
 	pki := newPKI(t)
-	cases := []struct {
-		name   string
-		cfg    func(*starttls.ServerConfig)
-		script func(p *fakePeer)
-		class  error
-	}{
+	cases := []hostileClient{
 		{"silent", nil, func(p *fakePeer) { p.rest() }, starttls.ErrTimeout},
 		{"slowloris", nil, func(p *fakePeer) {
 			for i := 0; i < 40; i++ {
@@ -578,25 +573,7 @@ func TestXMPPServerHostileClients(t *testing.T) {
 			p.rest()
 		}, starttls.ErrTimeout},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := serverCfg(pki)
-			cfg.PhaseTimeout = 300 * time.Millisecond
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			p, res := acceptOne(t, starttls.XMPP, cfg)
-			start := time.Now()
-			go tc.script(p)
-			a := wait(t, res)
-			if a.err == nil || !errors.Is(a.err, tc.class) {
-				t.Fatalf("Accept: %v, want %v", a.err, tc.class)
-			}
-			if el := time.Since(start); el > 3*time.Second {
-				t.Errorf("took %v", el)
-			}
-		})
-	}
+	runHostileClients(t, pki, starttls.XMPP, cases, 3*time.Second)
 	for _, proto := range []starttls.Protocol{starttls.XMPPS, starttls.XMPPSServer} {
 		t.Run(string(proto)+"/rejects-plaintext", func(t *testing.T) {
 			p, res := acceptOne(t, proto, serverCfg(pki))
