@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/loopback"
+	"github.com/starttls-go/starttls/internal/peer"
 )
 
 // fakeLine is a hand-written line server: it sends replies[0] as the
@@ -163,24 +162,6 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// syncBuffer is written by a running command and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServe runs the serve command in-process until the test ends and
 // returns its address and what it printed on stderr by then.
 func startServe(t *testing.T, args ...string) (addr, stderr string) {
@@ -193,7 +174,7 @@ func startServe(t *testing.T, args ...string) (addr, stderr string) {
 // "listening on ADDR" line on stdout and what it printed on stderr by then.
 func startListening(t *testing.T, args ...string) (addr, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb peer.Buffer
 	rootCmd.SetIn(strings.NewReader(""))
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errb)

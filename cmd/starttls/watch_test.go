@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,27 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/scan/scantest"
 	"github.com/starttls-go/starttls/watch"
 	"github.com/starttls-go/starttls/watch/store"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -107,7 +90,7 @@ func TestWatchCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	var errb lockedBuffer
+	var errb peer.Buffer
 	rootCmd.SetErr(&errb)
 	defer resetFlags()
 	ctx, cancel := context.WithCancel(context.Background())
