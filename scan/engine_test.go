@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -393,15 +394,15 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// Every connection of a check comes from SourceIP, names resolve to its
-// family, and a literal address of the other family is refused without
-// a connection.
-func TestSourceIP(t *testing.T) {
+// refusingServer answers every connection with 554 and counts the
+// source addresses they came from, which sources returns.
+func refusingServer(t *testing.T) (port int, sources func() map[string]int) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	var mu sync.Mutex
 	from := map[string]int{}
 	go func() {
@@ -418,16 +419,26 @@ func TestSourceIP(t *testing.T) {
 			c.Close()
 		}
 	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(from)
+	}
+}
+
+// Every connection of a check comes from SourceIP, names resolve to its
+// family, and a literal address of the other family is refused without
+// a connection.
+func TestSourceIP(t *testing.T) {
+	port, sources := refusingServer(t)
 	in := fmt.Sprintf("smtp://127.0.0.1:%d\nsmtp://localhost:%d\nsmtp://[::1]:%d\n", port, port, port)
 	sink := &memSink{}
-	_, err = Run(context.Background(), strings.NewReader(in), "", sink,
+	_, err := Run(context.Background(), strings.NewReader(in), "", sink,
 		Options{Concurrency: 2, Timeout: 2 * time.Second, SourceIP: netip.MustParseAddr("127.0.0.7")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	from := sources()
 	if len(from) != 1 || from["127.0.0.7"] < 2 {
 		t.Errorf("connections came from %v, want only 127.0.0.7 (at least one per IPv4 target)", from)
 	}
