@@ -280,7 +280,8 @@ func TestServeCertKey(t *testing.T) {
 	}
 }
 
-// smtpApp answers the post-TLS EHLO, NOOP and QUIT.
+// smtpApp answers the post-TLS EHLO, NOOP and QUIT; any other command
+// gets a 250 that quotes it, so that a test sees which line arrived.
 func smtpApp(ctx context.Context, c *starttls.Conn) {
 	defer c.Close()
 	for i := 0; i < 20; i++ {
@@ -296,7 +297,7 @@ func smtpApp(ctx context.Context, c *starttls.Conn) {
 			_, _ = c.Write([]byte("221 2.0.0 Bye\r\n"))
 			return
 		default:
-			_, _ = c.Write([]byte("250 2.0.0 OK\r\n"))
+			_, _ = c.Write([]byte("250 2.0.0 OK " + line + "\r\n"))
 		}
 	}
 }
