@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/check"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/scan/scantest"
 )
 
@@ -398,28 +400,18 @@ func TestCancel(t *testing.T) {
 // source addresses they came from, which sources returns.
 func refusingServer(t *testing.T) (port int, sources func() map[string]int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var mu sync.Mutex
 	from := map[string]int{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			mu.Lock()
-			from[host]++
-			mu.Unlock()
-			_, _ = c.Write([]byte("554 5.3.2 not today\r\n"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port, func() map[string]int {
+	addr := loopback.Serve(t, 5*time.Second, func(c net.Conn) {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		mu.Lock()
+		from[host]++
+		mu.Unlock()
+		_, _ = c.Write([]byte("554 5.3.2 not today\r\n"))
+	})
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ = strconv.Atoi(p)
+	return port, func() map[string]int {
 		mu.Lock()
 		defer mu.Unlock()
 		return maps.Clone(from)
