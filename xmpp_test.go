@@ -58,17 +58,6 @@ func xmppToUpgrade(p *fakePeer) {
 	xmppUntil(p, xmppTLS)
 }
 
-func xmppDial(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls.Config) (*starttls.Conn, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := starttls.Dial(ctx, proto, addr, cfg)
-	if err == nil {
-		t.Cleanup(func() { c.Close() })
-	}
-	return c, err
-}
-
 // The whole client dialogue, byte for byte, for c2s and s2s: the stream
 // header names the domain (and for s2s our name), <starttls/> is sent
 // alone, the stream restarts inside TLS, and only the features read inside
@@ -110,7 +99,7 @@ func TestXMPPClientDialogue(t *testing.T) {
 			cfg := clientCfg(pki)
 			cfg.Domain, cfg.LocalName = "example.test", "client.test"
 			cfg.TLSConfig.ServerName = "localhost"
-			c, err := xmppDial(t, tc.proto, addr, cfg)
+			c, err := dialProto(t, tc.proto, addr, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +251,7 @@ func TestXMPPClientInvariants(t *testing.T) {
 			cfg.PhaseTimeout = 300 * time.Millisecond
 			cfg.MaxPreTLSBytes = 64 << 10
 			start := time.Now()
-			_, err := xmppDial(t, starttls.XMPP, addr, cfg)
+			_, err := dialProto(t, starttls.XMPP, addr, cfg)
 			wantErr(t, err, tc.class, tc.word)
 			var pe *starttls.ProtocolError
 			if !errors.As(err, &pe) {
@@ -298,7 +287,7 @@ func TestXMPPClientOpportunistic(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := fakeServer(t, func(p *fakePeer) { tc.script(p); p.rest() })
-			c, err := xmppDial(t, starttls.XMPP, addr, cfg)
+			c, err := dialProto(t, starttls.XMPP, addr, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +298,7 @@ func TestXMPPClientOpportunistic(t *testing.T) {
 	}
 	t.Run("injection-is-still-an-error", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) { xmppToUpgrade(p); p.send(xmppProceed + "<iq/>"); p.rest() })
-		_, err := xmppDial(t, starttls.XMPP, addr, cfg)
+		_, err := dialProto(t, starttls.XMPP, addr, cfg)
 		wantErr(t, err, starttls.ErrInjection, "injection")
 	})
 }
