@@ -129,6 +129,12 @@ func clientTLS(caFile string) (*tls.Config, error) {
 // ---- backend: greeting, EHLO, NOOP, QUIT; BULK n reads n bytes; BLOB n sends n bytes of lines.
 
 func runBackend(listen string) error {
+	return listenAndServe(listen, func(c net.Conn) { benchload.Serve(c, 10*time.Minute) })
+}
+
+// listenAndServe prints the address the scripts wait for and serves each
+// connection in its own goroutine until the listener fails.
+func listenAndServe(listen string, serve func(net.Conn)) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -139,7 +145,7 @@ func runBackend(listen string) error {
 		if err != nil {
 			return err
 		}
-		go benchload.Serve(c, 10*time.Minute)
+		go serve(c)
 	}
 }
 
