@@ -100,7 +100,7 @@ func TestConnectMinTLS(t *testing.T) {
 // 2 usage, 3 unreachable.
 func TestCheckExitCodes(t *testing.T) {
 	clean, ca := smtpFake(t, starttls.ServerConfig{})
-	closed := closedAddr(t)
+	closed := loopback.UnusedAddr(t)
 	cases := []struct {
 		name string
 		args []string
@@ -149,17 +149,6 @@ func TestCheckJSONDocument(t *testing.T) {
 	if dec.More() {
 		t.Errorf("more than one document on stdout:\n%s", out)
 	}
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // startServe runs the serve command in-process until the test ends and

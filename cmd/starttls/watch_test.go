@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,21 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/scan/scantest"
 	"github.com/starttls-go/starttls/watch"
 	"github.com/starttls-go/starttls/watch/store"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func fetch(addr, path string) string {
 	resp, err := http.Get("http://" + addr + path)
@@ -89,7 +79,7 @@ func TestWatchCLI(t *testing.T) {
 	if err := os.WriteFile(path, []byte(conf(f.Targets)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := loopback.UnusedAddr(t)
 	var errb peer.Buffer
 	rootCmd.SetErr(&errb)
 	defer resetFlags()
