@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -398,41 +397,13 @@ func TestDBMariaDBClientAgainstOurServer(t *testing.T) {
 // connection once stdin ends.
 func talkUntil(t *testing.T, want, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer in.Close()
+	out, _ := peer.Talk(t, 30*time.Second, func(_ context.Context, _ io.Writer, out *peer.Buffer) {
 		for i := 0; i < 200 && !strings.Contains(out.String(), want); i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
-	}()
-	_ = cmd.Wait()
-	return out.String()
+	}, name, args...)
+	return out
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // gnutls-cli --starttls-proto=postgres against our server half: SSLRequest,
 // 'S', a verified handshake, and the server's first bytes inside TLS.

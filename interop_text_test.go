@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -194,21 +191,7 @@ func TestInteropSieveConnectAgainstOurServer(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	run := func(pass, ca string) (string, error) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pr.Close()
-		go func() { _, _ = io.WriteString(pw, pass+"\n"); pw.Close() }()
-		cmd := exec.CommandContext(ctx, bins["sieve-connect"], "--server", "localhost", "--port", port, "--user", "user",
-			"--passwordfd", "3", "--tlscafile", ca, "--list", "--debug")
-		cmd.ExtraFiles = []*os.File{pr}
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		cmd.WaitDelay = 2 * time.Second
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		return peer.SieveConnectList(t, bins["sieve-connect"], port, ca, pass)
 	}
 	outcome := func() string {
 		t.Helper()

@@ -227,9 +227,16 @@ func clientCfg(pki *testPKI) *starttls.Config {
 
 func dial(t testing.TB, d dialect, addr string, cfg *starttls.Config) (*starttls.Conn, error) {
 	t.Helper()
+	return dialProto(t, d.proto, addr, cfg)
+}
+
+// dialProto dials addr as proto within 10 s and closes the Conn when the
+// test ends.
+func dialProto(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls.Config) (*starttls.Conn, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := starttls.Dial(ctx, d.proto, addr, cfg)
+	c, err := starttls.Dial(ctx, proto, addr, cfg)
 	if err == nil {
 		t.Cleanup(func() { c.Close() })
 	}

@@ -348,17 +348,46 @@ func TestServerDialogueRules(t *testing.T) {
 	})
 }
 
+// hostileClient is a client that misbehaves before TLS: script plays it
+// against a server configured by cfg, and Accept must fail with class.
+type hostileClient struct {
+	name   string
+	cfg    func(*starttls.ServerConfig)
+	script func(p *fakePeer)
+	class  error
+}
+
+// runHostileClients plays each case against Accept with a short phase
+// deadline and requires its typed error within limit.
+func runHostileClients(t *testing.T, pki *testPKI, proto starttls.Protocol, cases []hostileClient, limit time.Duration) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := serverCfg(pki)
+			cfg.PhaseTimeout = 300 * time.Millisecond
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			p, res := acceptOne(t, proto, cfg)
+			start := time.Now()
+			go tc.script(p)
+			a := wait(t, res)
+			if a.err == nil || !errors.Is(a.err, tc.class) {
+				t.Fatalf("Accept: %v, want %v", a.err, tc.class)
+			}
+			if el := time.Since(start); el > limit {
+				t.Errorf("took %v", el)
+			}
+		})
+	}
+}
+
 // Invariant 5 (server): limits and deadlines on what a client may do
 // before TLS, each a typed error within the deadline.
 func TestServerHostileClients(t *testing.T) {
 	pki := newPKI(t)
 	d := serverDialects[0]
-	cases := []struct {
-		name   string
-		cfg    func(*starttls.ServerConfig)
-		script func(p *fakePeer)
-		class  error
-	}{
+	cases := []hostileClient{
 		{"silent", nil, func(p *fakePeer) { p.rest() }, starttls.ErrTimeout},
 		{"slowloris", nil, func(p *fakePeer) {
 			p.line()
@@ -397,25 +426,7 @@ func TestServerHostileClients(t *testing.T) {
 		}, starttls.ErrTimeout},
 		{"quit", nil, func(p *fakePeer) { p.send("QUIT\r\n"); p.rest() }, starttls.ErrClosed},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := serverCfg(pki)
-			cfg.PhaseTimeout = 300 * time.Millisecond
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			p, res := acceptOne(t, d.proto, cfg)
-			start := time.Now()
-			go tc.script(p)
-			a := wait(t, res)
-			if a.err == nil || !errors.Is(a.err, tc.class) {
-				t.Fatalf("Accept: %v, want %v", a.err, tc.class)
-			}
-			if el := time.Since(start); el > 3*time.Second {
-				t.Errorf("took %v", el)
-			}
-		})
-	}
+	runHostileClients(t, pki, d.proto, cases, 3*time.Second)
 }
 
 // Implicit TLS variants accept only TLS from the first byte.

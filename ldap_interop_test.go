@@ -120,6 +120,34 @@ type ldapAppResult struct {
 	err      error
 }
 
+// ldapServeLoopback listens on loopback until the test ends and serves
+// one connection there with ldapServeOne, as proto with tlsCfg and a
+// generous phase deadline for slow tools.
+func ldapServeLoopback(t *testing.T, proto starttls.Protocol, tlsCfg *tls.Config) (string, <-chan ldapAppResult) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String(), ldapServeOne(l, proto, starttls.ServerConfig{TLSConfig: tlsCfg, PhaseTimeout: 10 * time.Second})
+}
+
+// ldapTool runs an LDAP or TLS client tool with env (nil: this process's)
+// and an empty stdin, whose EOF after the handshake ends the session,
+// within 30 s; it returns the combined output.
+func ldapTool(t *testing.T, env []string, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader("")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // ldapServeOne accepts one connection on l, runs Accept and then plays a
 // minimal directory inside TLS: binds and searches succeed (no entries),
 // an unbind or EOF ends it.
@@ -215,23 +243,13 @@ func TestInteropLDAPServerLdapsearch(t *testing.T) {
 		extra  []string
 	}{{starttls.LDAP, "ldap", []string{"-ZZ"}}, {starttls.LDAPS, "ldaps", nil}} {
 		t.Run(string(tc.proto), func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			res := ldapServeOne(l, tc.proto, starttls.ServerConfig{TLSConfig: pki.Server, PhaseTimeout: 10 * time.Second})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			args := append(tc.extra, "-H", tc.scheme+"://"+l.Addr().String(), "-x", "-b", "", "-s", "base", "-o", "nettimeout=10")
-			cmd := exec.CommandContext(ctx, bins["ldapsearch"], args...)
-			cmd.Env = ldapToolEnv(t, caFile)
-			cmd.WaitDelay = 5 * time.Second
-			out, err := cmd.CombinedOutput()
+			addr, res := ldapServeLoopback(t, tc.proto, pki.Server)
+			args := append(tc.extra, "-H", tc.scheme+"://"+addr, "-x", "-b", "", "-s", "base", "-o", "nettimeout=10")
+			out, err := ldapTool(t, ldapToolEnv(t, caFile), bins["ldapsearch"], args...)
 			if err != nil {
 				t.Errorf("ldapsearch %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
-			if !strings.Contains(string(out), "result: 0 Success") {
+			if !strings.Contains(out, "result: 0 Success") {
 				t.Errorf("ldapsearch output lacks the search result:\n%s", out)
 			}
 			r := ldapWaitApp(t, res)
@@ -247,18 +265,8 @@ func TestInteropLDAPServerLdapsearch(t *testing.T) {
 		// ldapsearch -ZZ must refuse a server whose certificate it cannot
 		// verify, and our server sees a failed handshake, never a search.
 		other := newPKI(t)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		res := ldapServeOne(l, starttls.LDAP, starttls.ServerConfig{TLSConfig: other.Server, PhaseTimeout: 10 * time.Second})
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bins["ldapsearch"], "-ZZ", "-H", "ldap://"+l.Addr().String(), "-x", "-b", "", "-s", "base", "-o", "nettimeout=10")
-		cmd.Env = ldapToolEnv(t, caFile)
-		cmd.WaitDelay = 5 * time.Second
-		if out, err := cmd.CombinedOutput(); err == nil {
+		addr, res := ldapServeLoopback(t, starttls.LDAP, other.Server)
+		if out, err := ldapTool(t, ldapToolEnv(t, caFile), bins["ldapsearch"], "-ZZ", "-H", "ldap://"+addr, "-x", "-b", "", "-s", "base", "-o", "nettimeout=10"); err == nil {
 			t.Errorf("ldapsearch accepted an untrusted certificate:\n%s", out)
 		}
 		if r := ldapWaitApp(t, res); r.err == nil || len(r.ops) != 0 {
@@ -280,23 +288,13 @@ func TestInteropLDAPServerOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	res := ldapServeOne(l, starttls.LDAP, starttls.ServerConfig{TLSConfig: pki.Server, PhaseTimeout: 10 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bins["openssl"], "s_client", "-starttls", "ldap", "-connect", l.Addr().String(),
+	addr, res := ldapServeLoopback(t, starttls.LDAP, pki.Server)
+	out, err := ldapTool(t, nil, bins["openssl"], "s_client", "-starttls", "ldap", "-connect", addr,
 		"-CAfile", caFile, "-verify_return_error", "-verify_hostname", "localhost", "-servername", "localhost")
-	cmd.Stdin = strings.NewReader("") // EOF after the handshake ends the session
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Errorf("openssl s_client: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "Verify return code: 0 (ok)") {
+	if !strings.Contains(out, "Verify return code: 0 (ok)") {
 		t.Errorf("s_client did not verify the handshake:\n%s", out)
 	}
 	if r := ldapWaitApp(t, res); r.err != nil || !r.upgraded {
@@ -314,20 +312,10 @@ func TestInteropLDAPServerGnuTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	res := ldapServeOne(l, starttls.LDAP, starttls.ServerConfig{TLSConfig: pki.Server, PhaseTimeout: 10 * time.Second})
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bins["gnutls-cli"], "--starttls-proto=ldap", "--x509cafile", caFile, "-p", port, "localhost")
-	cmd.Stdin = strings.NewReader("") // EOF after the handshake ends the session
-	cmd.WaitDelay = 5 * time.Second
-	out, _ := cmd.CombinedOutput()
-	if !strings.Contains(string(out), "Handshake was completed") || strings.Contains(string(out), "NOT trusted") {
+	addr, res := ldapServeLoopback(t, starttls.LDAP, pki.Server)
+	_, port, _ := net.SplitHostPort(addr)
+	out, _ := ldapTool(t, nil, bins["gnutls-cli"], "--starttls-proto=ldap", "--x509cafile", caFile, "-p", port, "localhost")
+	if !strings.Contains(out, "Handshake was completed") || strings.Contains(out, "NOT trusted") {
 		t.Errorf("gnutls-cli --starttls-proto=ldap:\n%s", out)
 	}
 	if r := ldapWaitApp(t, res); r.err != nil || !r.upgraded {

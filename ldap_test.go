@@ -131,17 +131,6 @@ func (p *fakePeer) expectStartTLS() {
 	}
 }
 
-func ldapDial(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls.Config) (*starttls.Conn, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := starttls.Dial(ctx, proto, addr, cfg)
-	if err == nil {
-		t.Cleanup(func() { c.Close() })
-	}
-	return c, err
-}
-
 func TestLDAPRegistered(t *testing.T) {
 	for _, tc := range []struct {
 		p        starttls.Protocol
@@ -198,7 +187,7 @@ func TestLDAPRoundTrip(t *testing.T) {
 				m, err := ldap.ParseMessage(raw)
 				done <- result{conn: c, unbind: m, err: err}
 			}()
-			c, err := ldapDial(t, p, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
+			c, err := dialProto(t, p, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}
@@ -244,7 +233,7 @@ func TestLDAPClientRefused(t *testing.T) {
 				p.send(string(ldapExtResp(1, tc.code, "no TLS for you", "")))
 				p.rest()
 			})
-			_, err := ldapDial(t, starttls.LDAP, addr, clientCfg(pki))
+			_, err := dialProto(t, starttls.LDAP, addr, clientCfg(pki))
 			wantErr(t, err, starttls.ErrRefused, tc.name)
 			if !strings.Contains(err.Error(), "no TLS for you") {
 				t.Errorf("error %q lacks the diagnostic message", err)
@@ -262,7 +251,7 @@ func TestLDAPClientRefused(t *testing.T) {
 		})
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
-		c, err := ldapDial(t, starttls.LDAP, addr, cfg)
+		c, err := dialProto(t, starttls.LDAP, addr, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +270,7 @@ func TestLDAPClientNoticeOfDisconnection(t *testing.T) {
 	})
 	cfg := clientCfg(pki)
 	cfg.Opportunistic = true // no plaintext fallback on a closed session either
-	_, err := ldapDial(t, starttls.LDAP, addr, cfg)
+	_, err := dialProto(t, starttls.LDAP, addr, cfg)
 	wantErr(t, err, starttls.ErrClosed, "notice of disconnection")
 	if !strings.Contains(err.Error(), "server shutting down") || !strings.Contains(err.Error(), "unavailable") {
 		t.Errorf("error %q lacks the notice's code or message", err)
@@ -305,7 +294,7 @@ func TestLDAPClientResponseInjection(t *testing.T) {
 			})
 			cfg := clientCfg(pki)
 			cfg.Opportunistic = true
-			_, err := ldapDial(t, starttls.LDAP, addr, cfg)
+			_, err := dialProto(t, starttls.LDAP, addr, cfg)
 			wantErr(t, err, starttls.ErrInjection, "injection")
 		})
 	}
@@ -363,7 +352,7 @@ func TestLDAPClientHostileServers(t *testing.T) {
 				cfg.PhaseTimeout = 5 * time.Second
 			}
 			start := time.Now()
-			_, err := ldapDial(t, starttls.LDAP, addr, cfg)
+			_, err := dialProto(t, starttls.LDAP, addr, cfg)
 			if d := time.Since(start); d > limit {
 				t.Errorf("took %v", d)
 			}
@@ -467,7 +456,7 @@ func TestLDAPPipelineProbeAgainstOurServer(t *testing.T) {
 	probe := ldapMsg(2, ber(0x77, ber(0x80, []byte("1.3.6.1.4.1.4203.1.11.3"))))
 	cfg := clientCfg(pki)
 	cfg.PipelineAfterUpgrade = probe
-	_, err = ldapDial(t, starttls.LDAP, l.Addr().String(), cfg)
+	_, err = dialProto(t, starttls.LDAP, l.Addr().String(), cfg)
 	wantErr(t, err, starttls.ErrClosed, "closed")
 	wantErr(t, <-done, starttls.ErrInjection, "injection")
 	if len(events) != 1 || !bytes.Equal(events[0].Data, probe) {
@@ -620,12 +609,7 @@ func TestLDAPServerDialogueRules(t *testing.T) {
 // Invariant 5 (server): limits and deadlines, typed errors in time.
 func TestLDAPServerHostileClients(t *testing.T) {
 	pki := newPKI(t)
-	cases := []struct {
-		name   string
-		cfg    func(*starttls.ServerConfig)
-		script func(p *fakePeer)
-		class  error
-	}{
+	cases := []hostileClient{
 		{"silent", nil, func(p *fakePeer) { p.rest() }, starttls.ErrTimeout},
 		{"stall-in-body", nil, func(p *fakePeer) { p.send(string(ldapStartTLSReq(1)[:10])); p.rest() }, starttls.ErrTimeout},
 		{"huge-length", nil, func(p *fakePeer) { p.send("\x30\x84\x7f\xff\xff\xff"); p.rest() }, starttls.ErrTooMuchData},
@@ -656,25 +640,7 @@ func TestLDAPServerHostileClients(t *testing.T) {
 			p.rest()
 		}, starttls.ErrHandshake},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := serverCfg(pki)
-			cfg.PhaseTimeout = 300 * time.Millisecond
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			p, res := acceptOne(t, starttls.LDAP, cfg)
-			start := time.Now()
-			go tc.script(p)
-			a := wait(t, res)
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("Accept took %v", d)
-			}
-			if a.err == nil || !errors.Is(a.err, tc.class) {
-				t.Errorf("error %v, want %v", a.err, tc.class)
-			}
-		})
-	}
+	runHostileClients(t, pki, starttls.LDAP, cases, 2*time.Second)
 }
 
 // The implicit variant refuses a plaintext client.

@@ -56,11 +56,6 @@ func (p *fakePeer) expectSSLRequest() bool {
 	return true
 }
 
-func pgDial(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls.Config) (*starttls.Conn, error) {
-	t.Helper()
-	return dial(t, dialect{proto: proto}, addr, cfg)
-}
-
 func TestPostgresRegistered(t *testing.T) {
 	for _, tc := range []struct {
 		p        starttls.Protocol
@@ -120,7 +115,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 				got <- b
 				errc <- nil
 			}()
-			c, err := pgDial(t, proto, l.Addr().String(), cli)
+			c, err := dialProto(t, proto, l.Addr().String(), cli)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +156,7 @@ func TestPostgresClientHandshakeWithFakeServer(t *testing.T) {
 		}
 		p.rest()
 	})
-	c, err := pgDial(t, starttls.Postgres, addr, clientCfg(pki))
+	c, err := dialProto(t, starttls.Postgres, addr, clientCfg(pki))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +205,7 @@ func TestPostgresClientRefused(t *testing.T) {
 				p.conn.(*net.TCPConn).CloseWrite()
 				after <- p.rest()
 			})
-			_, err := pgDial(t, starttls.Postgres, addr, clientCfg(pki))
+			_, err := dialProto(t, starttls.Postgres, addr, clientCfg(pki))
 			wantErr(t, err, tc.class, tc.word)
 			if rest := <-after; rest != "" {
 				t.Errorf("client sent %q after the refusal", rest)
@@ -226,7 +221,7 @@ func TestPostgresClientRefused(t *testing.T) {
 		})
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
-		c, err := pgDial(t, starttls.Postgres, addr, cfg)
+		c, err := dialProto(t, starttls.Postgres, addr, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +260,7 @@ func TestPostgresClientResponseInjection(t *testing.T) {
 				})
 				cfg := clientCfg(pki)
 				cfg.Opportunistic = opportunistic
-				_, err := pgDial(t, starttls.Postgres, addr, cfg)
+				_, err := dialProto(t, starttls.Postgres, addr, cfg)
 				wantErr(t, err, starttls.ErrInjection, "injection")
 				if rest := <-after; rest != "" {
 					t.Errorf("client sent %d bytes (a ClientHello?) after the injected 'S'", len(rest))
@@ -281,7 +276,7 @@ func TestPostgresClientResponseInjection(t *testing.T) {
 			p.send("SZ")
 			p.rest()
 		})
-		_, err := pgDial(t, starttls.Postgres, addr, clientCfg(pki))
+		_, err := dialProto(t, starttls.Postgres, addr, clientCfg(pki))
 		wantErr(t, err, starttls.ErrInjection, "injection")
 	})
 }
@@ -330,7 +325,7 @@ func TestPostgresClientHostile(t *testing.T) {
 			cfg := clientCfg(pki)
 			cfg.PhaseTimeout = 300 * time.Millisecond
 			start := time.Now()
-			_, err := pgDial(t, starttls.Postgres, addr, cfg)
+			_, err := dialProto(t, starttls.Postgres, addr, cfg)
 			wantErr(t, err, tc.class, tc.word)
 			if el := time.Since(start); el > 2*time.Second {
 				t.Errorf("took %v", el)

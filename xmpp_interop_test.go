@@ -203,21 +203,7 @@ func writeCAFile(t *testing.T, pki *testPKI) string {
 // stdin open until the output shows want (or 10 s pass).
 func xmppTalk(t *testing.T, want, stdin string, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out xmppSyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer in.Close()
+	out, _ := peer.Talk(t, 20*time.Second, func(_ context.Context, in io.Writer, out *peer.Buffer) {
 		for i := 0; i < 100 && !strings.Contains(out.String(), "erif") && !strings.Contains(out.String(), "Handshake was completed"); i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -232,23 +218,9 @@ func xmppTalk(t *testing.T, want, stdin string, name string, args ...string) str
 		// client exits.
 		_, _ = io.WriteString(in, "</stream:stream>\n")
 		time.Sleep(200 * time.Millisecond)
-	}()
-	_ = cmd.Wait()
-	return out.String()
+	}, name, args...)
+	return out
 }
-
-type xmppSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *xmppSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *xmppSyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 const xmppRestart = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>\n"
 

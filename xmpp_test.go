@@ -58,17 +58,6 @@ func xmppToUpgrade(p *fakePeer) {
 	xmppUntil(p, xmppTLS)
 }
 
-func xmppDial(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls.Config) (*starttls.Conn, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := starttls.Dial(ctx, proto, addr, cfg)
-	if err == nil {
-		t.Cleanup(func() { c.Close() })
-	}
-	return c, err
-}
-
 // The whole client dialogue, byte for byte, for c2s and s2s: the stream
 // header names the domain (and for s2s our name), <starttls/> is sent
 // alone, the stream restarts inside TLS, and only the features read inside
@@ -110,7 +99,7 @@ func TestXMPPClientDialogue(t *testing.T) {
 			cfg := clientCfg(pki)
 			cfg.Domain, cfg.LocalName = "example.test", "client.test"
 			cfg.TLSConfig.ServerName = "localhost"
-			c, err := xmppDial(t, tc.proto, addr, cfg)
+			c, err := dialProto(t, tc.proto, addr, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +251,7 @@ func TestXMPPClientInvariants(t *testing.T) {
 			cfg.PhaseTimeout = 300 * time.Millisecond
 			cfg.MaxPreTLSBytes = 64 << 10
 			start := time.Now()
-			_, err := xmppDial(t, starttls.XMPP, addr, cfg)
+			_, err := dialProto(t, starttls.XMPP, addr, cfg)
 			wantErr(t, err, tc.class, tc.word)
 			var pe *starttls.ProtocolError
 			if !errors.As(err, &pe) {
@@ -298,7 +287,7 @@ func TestXMPPClientOpportunistic(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := fakeServer(t, func(p *fakePeer) { tc.script(p); p.rest() })
-			c, err := xmppDial(t, starttls.XMPP, addr, cfg)
+			c, err := dialProto(t, starttls.XMPP, addr, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +298,7 @@ func TestXMPPClientOpportunistic(t *testing.T) {
 	}
 	t.Run("injection-is-still-an-error", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) { xmppToUpgrade(p); p.send(xmppProceed + "<iq/>"); p.rest() })
-		_, err := xmppDial(t, starttls.XMPP, addr, cfg)
+		_, err := dialProto(t, starttls.XMPP, addr, cfg)
 		wantErr(t, err, starttls.ErrInjection, "injection")
 	})
 }
@@ -534,12 +523,7 @@ func TestXMPPServerBadHeaders(t *testing.T) {
 // Invariant 5 (server): limits and deadlines, each a typed error in time.
 func TestXMPPServerHostileClients(t *testing.T) {
 	pki := newPKI(t)
-	cases := []struct {
-		name   string
-		cfg    func(*starttls.ServerConfig)
-		script func(p *fakePeer)
-		class  error
-	}{
+	cases := []hostileClient{
 		{"silent", nil, func(p *fakePeer) { p.rest() }, starttls.ErrTimeout},
 		{"slowloris", nil, func(p *fakePeer) {
 			for i := 0; i < 40; i++ {
@@ -578,25 +562,7 @@ func TestXMPPServerHostileClients(t *testing.T) {
 			p.rest()
 		}, starttls.ErrTimeout},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := serverCfg(pki)
-			cfg.PhaseTimeout = 300 * time.Millisecond
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			p, res := acceptOne(t, starttls.XMPP, cfg)
-			start := time.Now()
-			go tc.script(p)
-			a := wait(t, res)
-			if a.err == nil || !errors.Is(a.err, tc.class) {
-				t.Fatalf("Accept: %v, want %v", a.err, tc.class)
-			}
-			if el := time.Since(start); el > 3*time.Second {
-				t.Errorf("took %v", el)
-			}
-		})
-	}
+	runHostileClients(t, pki, starttls.XMPP, cases, 3*time.Second)
 	for _, proto := range []starttls.Protocol{starttls.XMPPS, starttls.XMPPSServer} {
 		t.Run(string(proto)+"/rejects-plaintext", func(t *testing.T) {
 			p, res := acceptOne(t, proto, serverCfg(pki))

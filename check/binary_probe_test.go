@@ -11,6 +11,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // fakePostgres answers SSLRequest with 'S' and then, inside TLS, either
@@ -26,70 +27,54 @@ func fakePostgres(t *testing.T, cfg *tls.Config, vulnerable bool) string {
 // without GSSAPI does; vulnAfterGSS is the flaw on that path alone.
 func fakePostgresGSS(t *testing.T, cfg *tls.Config, vulnerable, vulnAfterGSS bool) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for i := 0; i < 200; i++ {
-			c, err := l.Accept()
-			if err != nil {
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
+		req := make([]byte, 8)
+		if _, err := io.ReadFull(c, req); err != nil {
+			return
+		}
+		if binary.BigEndian.Uint32(req[4:]) == 3<<16 {
+			// A plaintext StartupMessage: asked for a password, in
+			// the clear, as a "host ... password" pg_hba line does.
+			rest := make([]byte, int(binary.BigEndian.Uint32(req))-8)
+			if _, err := io.ReadFull(c, rest); err == nil {
+				c.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 3})
+			}
+			return
+		}
+		vuln := vulnerable
+		if string(req) == string(pgGSSENCRequest) {
+			vuln = vulnAfterGSS
+			if _, err := c.Write([]byte{'N'}); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				req := make([]byte, 8)
-				if _, err := io.ReadFull(c, req); err != nil {
-					return
-				}
-				if binary.BigEndian.Uint32(req[4:]) == 3<<16 {
-					// A plaintext StartupMessage: asked for a password, in
-					// the clear, as a "host ... password" pg_hba line does.
-					rest := make([]byte, int(binary.BigEndian.Uint32(req))-8)
-					if _, err := io.ReadFull(c, rest); err == nil {
-						c.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 3})
-					}
-					return
-				}
-				vuln := vulnerable
-				if string(req) == string(pgGSSENCRequest) {
-					vuln = vulnAfterGSS
-					if _, err := c.Write([]byte{'N'}); err != nil {
-						return
-					}
-					if _, err := io.ReadFull(c, req); err != nil {
-						return
-					}
-				}
-				// Whatever followed SSLRequest in the same segment.
-				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-				extra := make([]byte, 512)
-				n, _ := c.Read(extra)
-				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.Write([]byte{'S'}); err != nil {
-					return
-				}
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil || n == 0 {
-					if tc != nil {
-						io.Copy(io.Discard, tc)
-					}
-					return
-				}
-				if vuln {
-					tc.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 0})
-				} else {
-					msg := "SFATAL\x00C08P01\x00Mreceived unencrypted data after SSL request\x00\x00"
-					l := len(msg) + 4
-					tc.Write(append([]byte{'E', byte(l >> 24), byte(l >> 16), byte(l >> 8), byte(l)}, msg...))
-				}
-				io.Copy(io.Discard, tc)
-			}()
+			if _, err := io.ReadFull(c, req); err != nil {
+				return
+			}
 		}
-	}()
-	return l.Addr().String()
+		// Whatever followed SSLRequest in the same segment.
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		extra := make([]byte, 512)
+		n, _ := c.Read(extra)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte{'S'}); err != nil {
+			return
+		}
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil || n == 0 {
+			if tc != nil {
+				io.Copy(io.Discard, tc)
+			}
+			return
+		}
+		if vuln {
+			tc.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, 0})
+		} else {
+			msg := "SFATAL\x00C08P01\x00Mreceived unencrypted data after SSL request\x00\x00"
+			l := len(msg) + 4
+			tc.Write(append([]byte{'E', byte(l >> 24), byte(l >> 16), byte(l >> 8), byte(l)}, msg...))
+		}
+		io.Copy(io.Discard, tc)
+	})
 }
 
 // The binary injection probe tells a server that executes the pipelined

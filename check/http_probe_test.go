@@ -12,6 +12,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/serve"
 )
 
@@ -22,11 +23,6 @@ import (
 // should have been dropped.
 func fakeHTTPUpgrade(t *testing.T, cfg *tls.Config, vulnerable bool) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	head := func(br *bufio.Reader) bool {
 		for i := 0; i < 50; i++ {
 			line, err := br.ReadString('\n')
@@ -39,37 +35,26 @@ func fakeHTTPUpgrade(t *testing.T, cfg *tls.Config, vulnerable bool) string {
 		}
 		return false
 	}
-	go func() {
-		for i := 0; i < 200; i++ {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				if !head(br) {
-					return
-				}
-				if _, err := io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0, HTTP/1.1\r\nConnection: Upgrade\r\n\r\n"); err != nil {
-					return
-				}
-				pending, _ := br.Peek(br.Buffered())
-				pending = append([]byte(nil), pending...)
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					return
-				}
-				_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nAllow: OPTIONS, GET\r\nContent-Length: 7\r\n\r\nhello\r\n")
-				if vulnerable && len(pending) > 0 && head(bufio.NewReader(strings.NewReader(string(pending)))) {
-					_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-				}
-				_, _ = io.Copy(io.Discard, tc)
-			}()
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if !head(br) {
+			return
 		}
-	}()
-	return l.Addr().String()
+		if _, err := io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: TLS/1.0, HTTP/1.1\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+			return
+		}
+		pending, _ := br.Peek(br.Buffered())
+		pending = append([]byte(nil), pending...)
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nAllow: OPTIONS, GET\r\nContent-Length: 7\r\n\r\nhello\r\n")
+		if vulnerable && len(pending) > 0 && head(bufio.NewReader(strings.NewReader(string(pending)))) {
+			_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+		_, _ = io.Copy(io.Discard, tc)
+	})
 }
 
 // TestHTTPInjection: a request pipelined behind the RFC 2817 upgrade

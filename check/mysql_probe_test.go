@@ -12,6 +12,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/internal/proto/mysql"
 )
 
@@ -54,11 +55,6 @@ func fakeMySQLHandshake() []byte {
 
 func fakeMySQL(t *testing.T, cfg *tls.Config, mode int) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	ok := []byte{7, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0} // OK packet, sequence id 3: logged in
 	packet := func(br *bufio.Reader) []byte {
 		hdr := make([]byte, 4)
@@ -71,49 +67,38 @@ func fakeMySQL(t *testing.T, cfg *tls.Config, mode int) string {
 		}
 		return append(hdr, body...)
 	}
-	go func() {
-		for i := 0; i < 200; i++ {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.Write(fakeMySQLHandshake()); err != nil {
-					return
-				}
-				br := bufio.NewReader(c)
-				switch req := packet(br); {
-				case len(req) > 36 && req[3] == 1 && req[4+1]&0x08 == 0:
-					// A plaintext login: an anonymous account lets anyone in.
-					_, _ = c.Write([]byte{7, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0})
-					time.Sleep(100 * time.Millisecond)
-					return
-				case len(req) != 36:
-					return
-				}
-				var pending []byte
-				if b, err := br.Peek(1); err == nil && b[0] != 0x16 {
-					pending = packet(br)
-				}
-				if pending != nil && mode == mysqlPlaintext {
-					_, _ = c.Write(ok)
-					time.Sleep(100 * time.Millisecond)
-					return
-				}
-				tc := tls.Server(&fakeBufConn{Conn: c, r: br}, cfg)
-				if tc.Handshake() != nil {
-					return
-				}
-				if pending != nil && mode == mysqlBuffered {
-					_, _ = tc.Write(ok)
-				}
-				_, _ = io.Copy(io.Discard, tc)
-			}()
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
+		if _, err := c.Write(fakeMySQLHandshake()); err != nil {
+			return
 		}
-	}()
-	return l.Addr().String()
+		br := bufio.NewReader(c)
+		switch req := packet(br); {
+		case len(req) > 36 && req[3] == 1 && req[4+1]&0x08 == 0:
+			// A plaintext login: an anonymous account lets anyone in.
+			_, _ = c.Write([]byte{7, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0})
+			time.Sleep(100 * time.Millisecond)
+			return
+		case len(req) != 36:
+			return
+		}
+		var pending []byte
+		if b, err := br.Peek(1); err == nil && b[0] != 0x16 {
+			pending = packet(br)
+		}
+		if pending != nil && mode == mysqlPlaintext {
+			_, _ = c.Write(ok)
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		tc := tls.Server(&fakeBufConn{Conn: c, r: br}, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		if pending != nil && mode == mysqlBuffered {
+			_, _ = tc.Write(ok)
+		}
+		_, _ = io.Copy(io.Discard, tc)
+	})
 }
 
 // TestMySQLInjection: a server that answers the HandshakeResponse sent in

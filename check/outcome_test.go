@@ -26,18 +26,6 @@ type discardWriter struct{}
 
 func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-// closedPort is a loopback port with nothing listening.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 var outcomeIDs = []string{"connect-failed", "no-greeting", "timeout", "protocol-error", "connection-closed"}
 
 // Every way the main session can fail without TLS is a finding with its
@@ -111,7 +99,7 @@ func TestOutcomeFindings(t *testing.T) {
 				}
 			})
 		}, "connection-closed", starttls.StatusClosed, "STARTTLS"},
-		{"refused connection", closedPort, "connect-failed", starttls.StatusConnectRefused, ""},
+		{"refused connection", func(t *testing.T) string { return loopback.UnusedAddr(t) }, "connect-failed", starttls.StatusConnectRefused, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

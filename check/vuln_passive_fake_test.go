@@ -5,13 +5,13 @@ import (
 	"io"
 	"net"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/tlsprobe"
 )
 
@@ -46,30 +46,7 @@ type clientHello struct {
 
 func (f *fakeTLS) start(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; i < 200; i++ { // bounded: a test makes a few dozen connections
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-				f.answer(conn)
-			}()
-		}
-	}()
-	return l.Addr().String()
+	return loopback.Serve(t, 5*time.Second, f.answer)
 }
 
 func (f *fakeTLS) answer(conn net.Conn) {

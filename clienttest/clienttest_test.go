@@ -23,20 +23,64 @@ func results(r *Report) string {
 	return b.String()
 }
 
+// dialNaive connects the way every naive client below does, with one
+// deadline for the whole exchange so that a stuck scenario cannot hang.
+func dialNaive(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn, nil
+}
+
+// naiveUpgrade is the flaw the injection scenarios catch: it trusts any
+// certificate and reads whatever the plaintext buffer still holds before
+// what arrives inside TLS.
+func naiveUpgrade(conn net.Conn, br *bufio.Reader) (io.Writer, *bufio.Reader, error) {
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		return nil, nil, err
+	}
+	left, _ := br.Peek(br.Buffered())
+	return tc, bufio.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), left...)), tc)), nil
+}
+
+// runScenarios runs a client through the scenarios opts names and requires
+// the control to pass, so that the failures it reports are the flaws'.
+func runScenarios(t *testing.T, limit time.Duration, opts Options) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	r, err := Run(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Counts {
+		t.Fatalf("control failed:\n%s", results(r))
+	}
+	return r
+}
+
+// wantFailures checks that each scenario named in want failed with
+// evidence mentioning its text.
+func wantFailures(t *testing.T, r *Report, want map[string]string) {
+	t.Helper()
+	for _, res := range r.Results {
+		if w, bad := want[res.Scenario.Name]; bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)) {
+			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
+		}
+	}
+	t.Logf("\n%s", results(r))
+}
+
 // Our own client passes every scenario of every protocol clienttest speaks.
 func TestLibraryClientPassesEveryScenario(t *testing.T) {
 	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.IMAP, starttls.POP3, starttls.FTP, starttls.NNTP, starttls.Sieve,
 		starttls.Postgres, starttls.MySQL, starttls.LDAP, starttls.XMPP, starttls.IRC, starttls.HTTP} {
 		t.Run(string(p), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			r, err := Run(ctx, Options{Protocol: p, Client: LibraryClient(p), Timeout: 10 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !r.Counts {
-				t.Fatalf("control failed:\n%s", results(r))
-			}
+			r := runScenarios(t, 2*time.Minute, Options{Protocol: p, Client: LibraryClient(p), Timeout: 10 * time.Second})
 			for _, res := range r.Results {
 				if res.Verdict != Pass {
 					t.Errorf("%s: %s — %s\ntranscript %+v", res.Scenario.Name, res.Verdict, res.Evidence, res.Transcript)
@@ -51,13 +95,11 @@ func TestLibraryClientPassesEveryScenario(t *testing.T) {
 // whether or not TLS happened, trusts any certificate, keeps reading from
 // its plaintext buffer after the upgrade and never asks EHLO again.
 func naiveSMTP(ctx context.Context, addr, _ string) error {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialNaive(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
 	readReply := func(r *bufio.Reader) (string, error) {
 		var all []string
@@ -88,14 +130,9 @@ func naiveSMTP(ctx context.Context, addr, _ string) error {
 		if l, err := readReply(br); err != nil || !strings.HasPrefix(l, "220") {
 			return fmt.Errorf("no go-ahead: %q", l)
 		}
-		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
-		if err := tc.Handshake(); err != nil {
+		if w, r, err = naiveUpgrade(conn, br); err != nil {
 			return err
 		}
-		w = tc
-		// The flaw: whatever the plaintext buffer still holds is read first.
-		left, _ := br.Peek(br.Buffered())
-		r = bufio.NewReader(io.MultiReader(bytes.NewReader(left), tc))
 		fmt.Fprint(w, "EHLO naive\r\n")
 		if _, err := readReply(r); err != nil {
 			return err
@@ -109,15 +146,7 @@ func naiveSMTP(ctx context.Context, addr, _ string) error {
 // The scenarios catch a naive client: each flaw is reported as a failure
 // with the evidence that proves it.
 func TestNaiveClientFails(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	r, err := Run(ctx, Options{Protocol: starttls.SMTP, Client: naiveSMTP, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Counts {
-		t.Fatalf("control failed:\n%s", results(r))
-	}
+	r := runScenarios(t, 2*time.Minute, Options{Protocol: starttls.SMTP, Client: naiveSMTP, Timeout: 10 * time.Second})
 	want := map[string]string{
 		"strip-capability":      "in plaintext",
 		"strip-mechanisms":      "in plaintext",
@@ -128,15 +157,11 @@ func TestNaiveClientFails(t *testing.T) {
 		"cert-expired":          "accepted",
 	}
 	for _, res := range r.Results {
-		w, bad := want[res.Scenario.Name]
-		switch {
-		case bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)):
-			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
-		case res.Scenario.Name == "control" && res.Verdict != Pass:
+		if res.Scenario.Name == "control" && res.Verdict != Pass {
 			t.Errorf("control: %s — %s", res.Verdict, res.Evidence)
 		}
 	}
-	t.Logf("\n%s", results(r))
+	wantFailures(t, r, want)
 }
 
 // followReferral is an IMAP client that obeys a greeting's REFERRAL and
@@ -192,13 +217,11 @@ func TestReferralFollowerFails(t *testing.T) {
 // goes on in plaintext after 'N', trusts any certificate and reads the
 // answer to its StartupMessage from the buffer that held the 'S'.
 func naivePostgres(ctx context.Context, addr, _ string) error {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialNaive(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
 		return err
 	}
@@ -210,12 +233,9 @@ func naivePostgres(ctx context.Context, addr, _ string) error {
 	var w io.Writer = conn
 	r := br
 	if answer == 'S' {
-		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
-		if err := tc.Handshake(); err != nil {
+		if w, r, err = naiveUpgrade(conn, br); err != nil {
 			return err
 		}
-		left, _ := br.Peek(br.Buffered())
-		w, r = tc, bufio.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), left...)), tc))
 	}
 	startup, _ := binaryLogin(starttls.Postgres)
 	if _, err := w.Write(startup); err != nil {
@@ -237,15 +257,7 @@ func naivePostgres(ctx context.Context, addr, _ string) error {
 // The PostgreSQL scenarios catch a naive client: it logs in after 'N',
 // acts on bytes injected after 'S' and accepts any certificate.
 func TestNaivePostgresFails(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r, err := Run(ctx, Options{Protocol: starttls.Postgres, Client: naivePostgres, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Counts {
-		t.Fatalf("control failed:\n%s", results(r))
-	}
+	r := runScenarios(t, time.Minute, Options{Protocol: starttls.Postgres, Client: naivePostgres, Timeout: 5 * time.Second})
 	want := map[string]string{
 		"strip-capability":      "sent \"StartupMessage user=user",
 		"inject-after-go-ahead": "acted on the injected answer",
@@ -254,24 +266,17 @@ func TestNaivePostgresFails(t *testing.T) {
 		"cert-wrong-name":       "accepted",
 		"cert-expired":          "accepted",
 	}
-	for _, res := range r.Results {
-		if w, bad := want[res.Scenario.Name]; bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)) {
-			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
-		}
-	}
-	t.Logf("\n%s", results(r))
+	wantFailures(t, r, want)
 }
 
 // echoPOP3 reports the server's refusal verbatim, the way a client that
 // shows it to its user would put the escapes on the screen.
 func echoPOP3(ctx context.Context, addr, _ string) error {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialNaive(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
 	if _, err := br.ReadString('\n'); err != nil {
 		return err
@@ -300,13 +305,11 @@ func TestSpoofEchoFails(t *testing.T) {
 // naiveIRC sends PASS whether or not TLS happened, trusts any
 // certificate and answers a PING it finds still buffered from before TLS.
 func naiveIRC(ctx context.Context, addr, _ string) error {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialNaive(ctx, addr)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(conn)
 	fmt.Fprint(conn, "CAP LS 302\r\n")
 	caps, err := br.ReadString('\n')
@@ -320,12 +323,9 @@ func naiveIRC(ctx context.Context, addr, _ string) error {
 		if l, err := br.ReadString('\n'); err != nil || !strings.Contains(l, " 670 ") {
 			return fmt.Errorf("no go-ahead: %q", l)
 		}
-		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true})
-		if err := tc.Handshake(); err != nil {
+		if w, r, err = naiveUpgrade(conn, br); err != nil {
 			return err
 		}
-		left, _ := br.Peek(br.Buffered())
-		w, r = tc, bufio.NewReader(io.MultiReader(bytes.NewReader(append([]byte(nil), left...)), tc))
 	}
 	fmt.Fprint(w, "PASS secret\r\nNICK naive\r\nUSER naive 0 * :naive\r\nCAP END\r\n")
 	for i := 0; i < 10; i++ {
@@ -346,24 +346,11 @@ func naiveIRC(ctx context.Context, addr, _ string) error {
 // The IRC scenarios catch a naive client; the injection one by the token
 // it echoes.
 func TestNaiveIRCFails(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	r, err := Run(ctx, Options{Protocol: starttls.IRC, Client: naiveIRC, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Counts {
-		t.Fatalf("control failed:\n%s", results(r))
-	}
+	r := runScenarios(t, time.Minute, Options{Protocol: starttls.IRC, Client: naiveIRC, Timeout: 5 * time.Second})
 	want := map[string]string{
 		"strip-capability":      `sent "PASS ***" in plaintext`,
 		"inject-after-go-ahead": "acted on the injected bytes: echoed their token clienttest-injected",
 		"cert-expired":          "accepted the expired certificate",
 	}
-	for _, res := range r.Results {
-		if w, bad := want[res.Scenario.Name]; bad && (res.Verdict != Fail || !strings.Contains(res.Evidence, w)) {
-			t.Errorf("%s: %s — %s; want a failure mentioning %q", res.Scenario.Name, res.Verdict, res.Evidence, w)
-		}
-	}
-	t.Logf("\n%s", results(r))
+	wantFailures(t, r, want)
 }

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/benchload"
 )
 
 // The benchmarks put the proxy and a plain crypto/tls relay (tls.Listen and
@@ -25,17 +25,12 @@ import (
 //
 // bench/proxy-vs-stunnel.sh is the same load across processes, with stunnel.
 
-// benchLine is what the benchmark backend sends and the client uploads: a
-// base64-like line that cannot start a reply or end a message.
-var benchLine = []byte(strings.Repeat("QUJDRGVm", 9) + "QUJD\r\n") // 78 bytes
-
 // benchChunk is one iteration's payload: whole lines, about 64 KiB.
-var benchChunk = bytes.Repeat(benchLine, (64<<10)/len(benchLine))
+var benchChunk = bytes.Repeat(benchload.Line, (64<<10)/len(benchload.Line))
 
-// startBenchBackend serves the SMTP-shaped load of bench/loadgen: greeting,
-// EHLO, DATA (a body read and dropped), BLOB N (N bytes of lines down),
-// QUIT. Unlike the test backend it neither records nor hashes, so that
-// the proxy's cost is what the benchmark sees.
+// startBenchBackend serves benchload's SMTP-shaped load, the one
+// bench/loadgen puts behind a proxy. Unlike the test backend it neither
+// records nor hashes, so that the proxy's cost is what the benchmark sees.
 func startBenchBackend(b testing.TB) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -50,67 +45,10 @@ func startBenchBackend(b testing.TB) string {
 			if err != nil {
 				return
 			}
-			wg.Go(func() { serveBench(c) })
+			wg.Go(func() { benchload.Serve(c, 5*time.Minute) })
 		}
 	})
 	return ln.Addr().String()
-}
-
-func serveBench(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
-	br := bufio.NewReaderSize(c, 64<<10)
-	bw := bufio.NewWriterSize(c, 64<<10)
-	bw.WriteString("220 bench.test ESMTP\r\n")
-	if bw.Flush() != nil {
-		return
-	}
-	for range 1 << 20 {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		switch strings.ToUpper(verb) {
-		case "EHLO":
-			bw.WriteString("250-bench.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
-		case "QUIT":
-			bw.WriteString("221 bye\r\n")
-			bw.Flush()
-			return
-		case "DATA":
-			bw.WriteString("354 go\r\n")
-			if bw.Flush() != nil {
-				return
-			}
-			for {
-				l, err := br.ReadSlice('\n')
-				if err == bufio.ErrBufferFull {
-					continue
-				}
-				if err != nil {
-					return
-				}
-				if len(l) == 3 && l[0] == '.' {
-					break
-				}
-			}
-			bw.WriteString("250 data done\r\n")
-		case "BLOB":
-			n, _ := strconv.ParseInt(arg, 10, 64)
-			for sent := int64(0); sent < n; sent += int64(len(benchChunk)) {
-				if _, err := bw.Write(benchChunk); err != nil {
-					return
-				}
-			}
-			bw.WriteString("250 blob done\r\n")
-		default:
-			bw.WriteString("250 ok\r\n")
-		}
-		if bw.Flush() != nil {
-			return
-		}
-	}
 }
 
 // startGoRelay is the baseline: implicit TLS in, io.Copy both ways.

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,44 +19,12 @@ import (
 // The proxy between real clients (openssl s_client, curl, swaks) and real
 // servers (Postfix, Dovecot) on loopback, verification on everywhere.
 
-// syncBuf collects a tool's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // tool runs a client, feeds it stdin lines one at a time (waiting for
 // the previous answer to arrive), and returns its output and exit error.
 // It never runs longer than 30 s.
 func tool(t *testing.T, stdin []string, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out syncBuf
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = 2 * time.Second
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer in.Close()
+	return peer.Talk(t, 30*time.Second, func(ctx context.Context, in io.Writer, _ *peer.Buffer) {
 		time.Sleep(500 * time.Millisecond)
 		for _, l := range stdin {
 			if _, err := io.WriteString(in, l+"\r\n"); err != nil {
@@ -67,9 +34,7 @@ func tool(t *testing.T, stdin []string, name string, args ...string) (string, er
 		}
 		// Keep stdin open until the tool is done or the deadline.
 		<-ctx.Done()
-	}()
-	err = cmd.Wait()
-	return out.String(), err
+	}, name, args...)
 }
 
 func mustContain(t *testing.T, what, out string, wants ...string) {

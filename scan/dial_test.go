@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,41 +84,19 @@ func TestWorkersFor(t *testing.T) {
 // With SourceRange the connections come from its addresses in turn; a
 // target of the other family is refused without a connection.
 func TestSourceRange(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	from := map[string]int{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			mu.Lock()
-			from[host]++
-			mu.Unlock()
-			_, _ = c.Write([]byte("554 5.3.2 not today\r\n"))
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port, sources := refusingServer(t)
 	var in strings.Builder
 	for range 4 { // the same target four times: four targets to the engine
 		fmt.Fprintf(&in, "smtp://127.0.0.1:%d\n", port)
 	}
 	fmt.Fprintf(&in, "smtp://[::1]:%d\n", port)
 	sink := &memSink{}
-	_, err = Run(context.Background(), strings.NewReader(in.String()), "", sink,
+	_, err := Run(context.Background(), strings.NewReader(in.String()), "", sink,
 		Options{Concurrency: 1, Timeout: 2 * time.Second, SourceRange: netip.MustParsePrefix("127.0.0.8/30")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	from := sources()
 	if len(from) != 2 || from["127.0.0.9"] == 0 || from["127.0.0.10"] == 0 {
 		t.Errorf("connections came from %v, want 127.0.0.9 and 127.0.0.10 in turn", from)
 	}

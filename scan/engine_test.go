@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/check"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/scan/scantest"
 )
 
@@ -393,41 +396,41 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// refusingServer answers every connection with 554 and counts the
+// source addresses they came from, which sources returns.
+func refusingServer(t *testing.T) (port int, sources func() map[string]int) {
+	t.Helper()
+	var mu sync.Mutex
+	from := map[string]int{}
+	addr := loopback.Serve(t, 5*time.Second, func(c net.Conn) {
+		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		mu.Lock()
+		from[host]++
+		mu.Unlock()
+		_, _ = c.Write([]byte("554 5.3.2 not today\r\n"))
+	})
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ = strconv.Atoi(p)
+	return port, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(from)
+	}
+}
+
 // Every connection of a check comes from SourceIP, names resolve to its
 // family, and a literal address of the other family is refused without
 // a connection.
 func TestSourceIP(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var mu sync.Mutex
-	from := map[string]int{}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			mu.Lock()
-			from[host]++
-			mu.Unlock()
-			_, _ = c.Write([]byte("554 5.3.2 not today\r\n"))
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port, sources := refusingServer(t)
 	in := fmt.Sprintf("smtp://127.0.0.1:%d\nsmtp://localhost:%d\nsmtp://[::1]:%d\n", port, port, port)
 	sink := &memSink{}
-	_, err = Run(context.Background(), strings.NewReader(in), "", sink,
+	_, err := Run(context.Background(), strings.NewReader(in), "", sink,
 		Options{Concurrency: 2, Timeout: 2 * time.Second, SourceIP: netip.MustParseAddr("127.0.0.7")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	from := sources()
 	if len(from) != 1 || from["127.0.0.7"] < 2 {
 		t.Errorf("connections came from %v, want only 127.0.0.7 (at least one per IPv4 target)", from)
 	}

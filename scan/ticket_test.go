@@ -15,6 +15,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/check"
+	"github.com/starttls-go/starttls/internal/loopback"
 	"github.com/starttls-go/starttls/serve"
 )
 
@@ -23,49 +24,34 @@ import (
 // (package serve clones its configuration per connection, and with it the
 // ticket keys).
 func ticketServer(t *testing.T, tc *tls.Config) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	t.Helper()
+	return loopback.Serve(t, 10*time.Second, func(c net.Conn) {
+		var rw io.ReadWriter = c
+		br := bufio.NewReader(rw)
+		_, _ = io.WriteString(rw, "220 localhost ESMTP\r\n")
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				var rw io.ReadWriter = c
-				br := bufio.NewReader(rw)
-				_, _ = io.WriteString(rw, "220 localhost ESMTP\r\n")
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch verb, _, _ := strings.Cut(strings.ToUpper(strings.TrimSpace(line)), " "); verb {
-					case "EHLO":
-						_, _ = io.WriteString(rw, "250-localhost\r\n250 STARTTLS\r\n")
-					case "STARTTLS":
-						_, _ = io.WriteString(rw, "220 go ahead\r\n")
-						s := tls.Server(c, tc)
-						if s.Handshake() != nil {
-							return
-						}
-						rw, br = s, bufio.NewReader(s)
-					case "QUIT":
-						_, _ = io.WriteString(rw, "221 bye\r\n")
-						return
-					default:
-						_, _ = io.WriteString(rw, "502 no\r\n")
-					}
+			switch verb, _, _ := strings.Cut(strings.ToUpper(strings.TrimSpace(line)), " "); verb {
+			case "EHLO":
+				_, _ = io.WriteString(rw, "250-localhost\r\n250 STARTTLS\r\n")
+			case "STARTTLS":
+				_, _ = io.WriteString(rw, "220 go ahead\r\n")
+				s := tls.Server(c, tc)
+				if s.Handshake() != nil {
+					return
 				}
-			}()
+				rw, br = s, bufio.NewReader(s)
+			case "QUIT":
+				_, _ = io.WriteString(rw, "221 bye\r\n")
+				return
+			default:
+				_, _ = io.WriteString(rw, "502 no\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // A scan never resumes a TLS session across targets, and it offers the

@@ -1,14 +1,11 @@
 package serve_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,21 +25,7 @@ import (
 // not hang up before the server's answer arrives.
 func talk(t *testing.T, want string, stdin []string, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer in.Close()
+	out, _ := peer.Talk(t, 20*time.Second, func(_ context.Context, in io.Writer, out *peer.Buffer) {
 		time.Sleep(300 * time.Millisecond) // let the dialogue and handshake finish
 		for _, l := range stdin {
 			if _, err := io.WriteString(in, l+"\n"); err != nil {
@@ -53,22 +36,9 @@ func talk(t *testing.T, want string, stdin []string, name string, args ...string
 		for i := 0; i < 100 && !strings.Contains(out.String(), want); i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
-	}()
-	_ = cmd.Wait()
-	return out.String()
+	}, name, args...)
+	return out
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 var postTLS = map[starttls.Protocol]struct {
 	cmds []string

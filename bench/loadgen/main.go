@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/starttls-go/starttls"
+	"github.com/starttls-go/starttls/internal/benchload"
 )
 
 func main() {
@@ -128,6 +129,12 @@ func clientTLS(caFile string) (*tls.Config, error) {
 // ---- backend: greeting, EHLO, NOOP, QUIT; BULK n reads n bytes; BLOB n sends n bytes of lines.
 
 func runBackend(listen string) error {
+	return listenAndServe(listen, func(c net.Conn) { benchload.Serve(c, 10*time.Minute) })
+}
+
+// listenAndServe prints the address the scripts wait for and serves each
+// connection in its own goroutine until the listener fails.
+func listenAndServe(listen string, serve func(net.Conn)) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -138,75 +145,7 @@ func runBackend(listen string) error {
 		if err != nil {
 			return err
 		}
-		go serveBackend(c)
-	}
-}
-
-var blobLine = []byte(strings.Repeat("QUJDRGVm", 9) + "QUJD\r\n") // 78 bytes
-
-func serveBackend(c net.Conn) {
-	defer c.Close()
-	br := bufio.NewReaderSize(c, 64<<10)
-	bw := bufio.NewWriterSize(c, 64<<10)
-	bw.WriteString("220 bench.test ESMTP\r\n")
-	bw.Flush()
-	buf := make([]byte, 64<<10)
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute))
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		verb, arg, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-		switch strings.ToUpper(verb) {
-		case "EHLO":
-			bw.WriteString("250-bench.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
-		case "QUIT":
-			bw.WriteString("221 bye\r\n")
-			bw.Flush()
-			return
-		case "BULK":
-			n, _ := strconv.ParseInt(arg, 10, 64)
-			bw.WriteString("354 go\r\n")
-			bw.Flush()
-			for n > 0 {
-				k, err := br.Read(buf[:min(int64(len(buf)), n)])
-				if err != nil {
-					return
-				}
-				n -= int64(k)
-			}
-			bw.WriteString("250 bulk done\r\n")
-		case "DATA":
-			bw.WriteString("354 go\r\n")
-			bw.Flush()
-			for {
-				l, err := br.ReadSlice('\n')
-				if err == bufio.ErrBufferFull {
-					continue
-				}
-				if err != nil {
-					return
-				}
-				if len(l) == 3 && l[0] == '.' {
-					break
-				}
-			}
-			bw.WriteString("250 data done\r\n")
-		case "BLOB":
-			n, _ := strconv.ParseInt(arg, 10, 64)
-			for sent := int64(0); sent < n; sent += int64(len(blobLine)) {
-				if _, err := bw.Write(blobLine); err != nil {
-					return
-				}
-			}
-			bw.WriteString("250 blob done\r\n")
-		default:
-			bw.WriteString("250 ok\r\n")
-		}
-		if err := bw.Flush(); err != nil {
-			return
-		}
+		go serve(c)
 	}
 }
 
@@ -429,12 +368,12 @@ func bulkUp(c net.Conn, br *bufio.Reader, total int64) error {
 	if err := expect(br, "354"); err != nil {
 		return err
 	}
-	chunk := bytes.Repeat(blobLine, (64<<10)/len(blobLine))
+	chunk := bytes.Repeat(benchload.Line, (64<<10)/len(benchload.Line))
 	for sent := int64(0); sent < total; {
 		k := min(int64(len(chunk)), total-sent)
-		k -= k % int64(len(blobLine)) // whole lines only
+		k -= k % int64(len(benchload.Line)) // whole lines only
 		if k == 0 {
-			k = int64(len(blobLine))
+			k = int64(len(benchload.Line))
 		}
 		if _, err := c.Write(chunk[:k]); err != nil {
 			return err

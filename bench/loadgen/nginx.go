@@ -33,20 +33,7 @@ import (
 
 var queued atomic.Int64
 
-func runSink(listen string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("listening=%s\n", ln.Addr())
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go serveSink(c)
-	}
-}
+func runSink(listen string) error { return listenAndServe(listen, serveSink) }
 
 func serveSink(c net.Conn) {
 	defer c.Close()

@@ -48,7 +48,7 @@ func TestCheckFailedSessionExit(t *testing.T) {
 		{"garbage greeting", garbage, "protocol-error", starttls.StatusProtocol, exitFindings, "S: SSH-2.0-OpenSSH_9.2"},
 		{"stall after greeting", hangUp, "timeout", starttls.StatusTimeout, exitFindings, "S: 220 fake.test ESMTP"},
 		{"close after greeting", closeAfterGreeting, "connection-closed", starttls.StatusClosed, exitFindings, "C: EHLO"},
-		{"connect refused", closedAddr(t), "connect-failed", starttls.StatusConnectRefused, exitConnect, "connect-failed"},
+		{"connect refused", loopback.UnusedAddr(t), "connect-failed", starttls.StatusConnectRefused, exitConnect, "connect-failed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,20 +2,16 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/internal/certs"
 )
 
 // runCLI runs the command line in-process and returns exit code, stdout
@@ -55,49 +51,12 @@ func resetFlags() {
 }
 
 // smtpFake serves the STARTTLS dialogue with the library and answers the
-// post-TLS EHLO, NOOP and QUIT like a mail server would.
+// post-TLS EHLO, NOOP and QUIT like a mail server would (smtpApp).
 func smtpFake(t *testing.T, cfg starttls.ServerConfig) (addr, caFile string) {
 	t.Helper()
-	ca, err := certs.NewCA("cli test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(certs.LeafOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	srv := &starttls.Server{Protocol: starttls.SMTP, Config: cfg, Handler: func(ctx context.Context, c *starttls.Conn) {
-		defer c.Close()
-		for i := 0; i < 20; i++ {
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err := c.ReadLine()
-			if err != nil {
-				return
-			}
-			switch strings.ToUpper(strings.Fields(line + " x")[0]) {
-			case "EHLO":
-				_, _ = c.Write([]byte("250-localhost\r\n250 AUTH PLAIN\r\n"))
-			case "QUIT":
-				_, _ = c.Write([]byte("221 2.0.0 Bye\r\n"))
-				return
-			default:
-				_, _ = c.Write([]byte("250 2.0.0 OK " + line + "\r\n"))
-			}
-		}
-	}}
-	go func() { _ = srv.Serve(ctx, l) }()
-	return l.Addr().String(), caFile
+	pki := newTestPKI(t, nil)
+	cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pki.leaf}}
+	return libServer(t, starttls.SMTP, cfg, smtpApp), pki.caFile
 }
 
 func TestConnectRelayAndQuit(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/loopback"
+	"github.com/starttls-go/starttls/internal/peer"
 )
 
 // fakeLine is a hand-written line server: it sends replies[0] as the
@@ -101,7 +100,7 @@ func TestConnectMinTLS(t *testing.T) {
 // 2 usage, 3 unreachable.
 func TestCheckExitCodes(t *testing.T) {
 	clean, ca := smtpFake(t, starttls.ServerConfig{})
-	closed := closedAddr(t)
+	closed := loopback.UnusedAddr(t)
 	cases := []struct {
 		name string
 		args []string
@@ -152,35 +151,6 @@ func TestCheckJSONDocument(t *testing.T) {
 	}
 }
 
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// syncBuffer is written by a running command and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServe runs the serve command in-process until the test ends and
 // returns its address and what it printed on stderr by then.
 func startServe(t *testing.T, args ...string) (addr, stderr string) {
@@ -193,7 +163,7 @@ func startServe(t *testing.T, args ...string) (addr, stderr string) {
 // "listening on ADDR" line on stdout and what it printed on stderr by then.
 func startListening(t *testing.T, args ...string) (addr, stderr string) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb peer.Buffer
 	rootCmd.SetIn(strings.NewReader(""))
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errb)
@@ -299,7 +269,8 @@ func TestServeCertKey(t *testing.T) {
 	}
 }
 
-// smtpApp answers the post-TLS EHLO, NOOP and QUIT.
+// smtpApp answers the post-TLS EHLO, NOOP and QUIT; any other command
+// gets a 250 that quotes it, so that a test sees which line arrived.
 func smtpApp(ctx context.Context, c *starttls.Conn) {
 	defer c.Close()
 	for i := 0; i < 20; i++ {
@@ -315,7 +286,7 @@ func smtpApp(ctx context.Context, c *starttls.Conn) {
 			_, _ = c.Write([]byte("221 2.0.0 Bye\r\n"))
 			return
 		default:
-			_, _ = c.Write([]byte("250 2.0.0 OK\r\n"))
+			_, _ = c.Write([]byte("250 2.0.0 OK " + line + "\r\n"))
 		}
 	}
 }

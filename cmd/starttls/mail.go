@@ -262,25 +262,7 @@ func printMailReport(w io.Writer, r *mail.Report) {
 		p.line("  every MX        %s", yesNo(p, r.RequireTLS))
 	}
 
-	p.section(fmt.Sprintf("Findings (%d)", len(r.Findings)))
-	if len(r.Findings) == 0 {
-		p.line("  none")
-	}
-	for _, f := range r.Findings {
-		sev := strings.ToUpper(f.Severity.String())
-		switch f.Severity {
-		case check.Critical, check.High:
-			sev = p.red(sev)
-		case check.Medium:
-			sev = p.yellow(sev)
-		}
-		p.line("  %-8s %s: %s", sev, p.bold(f.ID), f.Title)
-		p.line("           evidence: %s", f.Evidence)
-		p.line("           fix: %s", f.Fix)
-		if len(f.References) > 0 {
-			p.line("           see: %s", strings.Join(f.References, ", "))
-		}
-	}
+	p.findings(r.Findings)
 	fmt.Fprintln(w)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/check"
 	"github.com/starttls-go/starttls/internal/certinfo"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // perfItem is one perfdata item in the guidelines' syntax:
@@ -162,7 +163,7 @@ func TestCheckNagiosCLI(t *testing.T) {
 	good, ca := smtpFake(t, starttls.ServerConfig{})
 	pki := newTestPKI(t, func(c *x509.Certificate) { c.NotAfter = time.Now().Add(20*24*time.Hour + time.Hour) })
 	soon := libServer(t, starttls.SMTP, starttls.ServerConfig{TLSConfig: &tls.Config{Certificates: []tls.Certificate{pki.leaf}}}, smtpApp)
-	closed := closedAddr(t)
+	closed := loopback.UnusedAddr(t)
 	q := []string{"check", "--nagios", "--only", "quick", "--timeout", "3s"}
 	cases := []struct {
 		name string

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/starttls-go/starttls/check"
 )
 
 // printer writes human output, with color only on a terminal and never
@@ -301,4 +302,28 @@ func signalContext() (context.Context, context.CancelFunc) {
 // SIGTERM.
 func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+}
+
+// findings prints a check's or a mail report's findings, worst colour
+// first, the same way in both commands.
+func (p *printer) findings(fs []check.Finding) {
+	p.section(fmt.Sprintf("Findings (%d)", len(fs)))
+	if len(fs) == 0 {
+		p.line("  none")
+	}
+	for _, f := range fs {
+		sev := strings.ToUpper(f.Severity.String())
+		switch f.Severity {
+		case check.Critical, check.High:
+			sev = p.red(sev)
+		case check.Medium:
+			sev = p.yellow(sev)
+		}
+		p.line("  %-8s %s: %s", sev, p.bold(f.ID), f.Title)
+		p.line("           evidence: %s", f.Evidence)
+		p.line("           fix: %s", f.Fix)
+		if len(f.References) > 0 {
+			p.line("           see: %s", strings.Join(f.References, ", "))
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/certs"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 func TestProxyUsageErrors(t *testing.T) {
@@ -91,46 +92,25 @@ func (p *cliPKI) issue(t *testing.T) *big.Int {
 // be removed by the proxy), NOOP and QUIT.
 func plainSMTP(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
+	return loopback.Serve(t, 30*time.Second, func(c net.Conn) {
+		io.WriteString(c, "220 backend ESMTP\r\n")
+		br := bufio.NewReader(c)
+		for i := 0; i < 100; i++ {
+			l, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				io.WriteString(c, "220 backend ESMTP\r\n")
-				br := bufio.NewReader(c)
-				for i := 0; i < 100; i++ {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch strings.ToUpper(strings.Fields(l + " x")[0]) {
-					case "EHLO":
-						io.WriteString(c, "250-backend\r\n250-STARTTLS\r\n250 PIPELINING\r\n")
-					case "QUIT":
-						io.WriteString(c, "221 bye\r\n")
-						return
-					default:
-						io.WriteString(c, "250 ok\r\n")
-					}
-				}
-			}()
+			switch strings.ToUpper(strings.Fields(l + " x")[0]) {
+			case "EHLO":
+				io.WriteString(c, "250-backend\r\n250-STARTTLS\r\n250 PIPELINING\r\n")
+			case "QUIT":
+				io.WriteString(c, "221 bye\r\n")
+				return
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // proxyProc is a running `starttls proxy`.

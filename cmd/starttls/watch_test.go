@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,37 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starttls-go/starttls/internal/loopback"
+	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/scan/scantest"
 	"github.com/starttls-go/starttls/watch"
 	"github.com/starttls-go/starttls/watch/store"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func fetch(addr, path string) string {
 	resp, err := http.Get("http://" + addr + path)
@@ -106,8 +79,8 @@ func TestWatchCLI(t *testing.T) {
 	if err := os.WriteFile(path, []byte(conf(f.Targets)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	var errb lockedBuffer
+	addr := loopback.UnusedAddr(t)
+	var errb peer.Buffer
 	rootCmd.SetErr(&errb)
 	defer resetFlags()
 	ctx, cancel := context.WithCancel(context.Background())

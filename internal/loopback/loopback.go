@@ -68,3 +68,17 @@ func ServeListener(t testing.TB, l net.Listener, deadline time.Duration, handle 
 		}
 	}()
 }
+
+// UnusedAddr returns an address on 127.0.0.1 that nothing listens on: a
+// connection to it is refused, and a test may listen on it later (another
+// process could take the port first, which loopback tests accept).
+func UnusedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}

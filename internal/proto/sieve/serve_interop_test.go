@@ -1,13 +1,8 @@
 package sieve_test
 
 import (
-	"context"
-	"io"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
@@ -25,21 +20,7 @@ func TestSieveConnect(t *testing.T) {
 	s := servetest.Start(t, starttls.Sieve)
 	run := func(pass string) (string, error) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pr.Close()
-		go func() { _, _ = io.WriteString(pw, pass+"\n"); pw.Close() }()
-		cmd := exec.CommandContext(ctx, bins["sieve-connect"], "--server", "localhost", "--port", s.Port, "--user", "user",
-			"--passwordfd", "3", "--tlscafile", s.CA, "--list", "--debug")
-		cmd.ExtraFiles = []*os.File{pr}
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		cmd.WaitDelay = 2 * time.Second
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		return peer.SieveConnectList(t, bins["sieve-connect"], s.Port, s.CA, pass)
 	}
 	out, err := run("secret")
 	if err != nil {
