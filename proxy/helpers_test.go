@@ -210,6 +210,14 @@ func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader, lmtp bool) {
 			}
 			bw.WriteString("250 blob done\r\n")
 			bw.Flush()
+		case "TRICKLE": // TRICKLE N MS: N lines, one every MS milliseconds, then a reply
+			var n, ms int
+			fmt.Sscan(arg, &n, &ms)
+			for j := 0; j < n; j++ {
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				w(fmt.Sprintf("trickle %d\r\n", j))
+			}
+			w("250 trickle done\r\n")
 		case "SLOW": // answers late: a reply the proxy's own must wait for
 			time.Sleep(300 * time.Millisecond)
 			w("250 ok SLOW\r\n")

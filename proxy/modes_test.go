@@ -253,20 +253,32 @@ func TestTimeoutsAndGarbage(t *testing.T) {
 	t.Run("busy download is not idle", func(t *testing.T) {
 		c := dialProxy(t, starttls.SMTP, addr, pki)
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		// The client sends nothing for longer than the idle timeout while
-		// the backend streams: the session must survive.
-		for i := 0; i < 4; i++ {
+		// The client sends nothing for three idle timeouts while the
+		// backend sends a line every 100 ms: the session must survive.
+		start := time.Now()
+		io.WriteString(c, "TRICKLE 12 100\r\n")
+		for lines := 0; ; lines++ {
+			s, err := c.ReadLine()
+			if err != nil {
+				t.Fatalf("after %d lines and %s: %v", lines, time.Since(start).Round(time.Millisecond), err)
+			}
+			if s == "250 trickle done" {
+				break
+			}
+		}
+		// And a bulk download right after, then a silence shorter than the timeout.
+		for i := 0; i < 2; i++ {
 			io.WriteString(c, "BLOB 20000\r\n")
 			for {
 				s, err := c.ReadLine()
 				if err != nil {
-					t.Fatalf("round %d: %v", i, err)
+					t.Fatalf("blob %d: %v", i, err)
 				}
 				if s == "250 blob done" {
 					break
 				}
 			}
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 }
