@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -132,7 +131,7 @@ func TestSQLite(t *testing.T) {
 // verified), twice on one database to show the schema is idempotent.
 func TestPostgres(t *testing.T) {
 	p := peer.StartPostgres(t, peer.PostgresOptions{})
-	url := fmt.Sprintf("postgres://%s@%s/postgres?sslmode=verify-full&sslrootcert=%s", p.User, p.Addr, p.CAFile)
+	url := p.URL("postgres")
 	st, err := Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
