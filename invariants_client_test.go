@@ -243,6 +243,18 @@ func dialProto(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls
 	return c, err
 }
 
+// wantFallback checks that an opportunistic Dial succeeded in plaintext
+// and that Conn.Fallback names want as the reason.
+func wantFallback(t testing.TB, c *starttls.Conn, err, want error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upgraded() || !errors.Is(c.Fallback, want) {
+		t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
+	}
+}
+
 // wantErr checks the error's class and that its text names the condition.
 func wantErr(t testing.TB, err, class error, word string) {
 	t.Helper()
@@ -388,12 +400,7 @@ func TestClientOpportunistic(t *testing.T) {
 			p.rest()
 		})
 		c, err := dial(t, d, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrNotOffered) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrNotOffered)
 	})
 	t.Run("refused", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) {
@@ -402,12 +409,7 @@ func TestClientOpportunistic(t *testing.T) {
 			p.rest()
 		})
 		c, err := dial(t, d, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrRefused) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrRefused)
 	})
 	t.Run("injection-is-still-an-error", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) {

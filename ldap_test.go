@@ -252,12 +252,7 @@ func TestLDAPClientRefused(t *testing.T) {
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
 		c, err := dialProto(t, starttls.LDAP, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrRefused) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrRefused)
 	})
 }
 

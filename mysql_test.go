@@ -236,12 +236,7 @@ func TestMySQLClientRefusals(t *testing.T) {
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
 		c, err := myDial(t, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrNotOffered) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrNotOffered)
 	})
 }
 

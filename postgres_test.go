@@ -222,12 +222,7 @@ func TestPostgresClientRefused(t *testing.T) {
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
 		c, err := dialProto(t, starttls.Postgres, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrRefused) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrRefused)
 	})
 }
 
