@@ -293,18 +293,7 @@ func printFailedDialogue(p *printer, r *check.Report) {
 		return
 	}
 	p.line("  dialogue until the failure:")
-	for _, e := range s.Transcript {
-		dir := "S:"
-		if e.Sent {
-			dir = "C:"
-		}
-		if e.TLS {
-			dir += " [TLS]"
-		}
-		for _, l := range peerLines(e.Text) {
-			p.line("    %s %s", p.dim(dir), l)
-		}
-	}
+	p.transcript("    ", s.Transcript)
 }
 
 func verdictColor(p *printer, v string) string {
