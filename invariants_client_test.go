@@ -7,6 +7,7 @@ package starttls_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -252,6 +253,20 @@ func wantFallback(t testing.TB, c *starttls.Conn, err, want error) {
 	}
 	if c.Upgraded() || !errors.Is(c.Fallback, want) {
 		t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
+	}
+}
+
+// wantAppData writes data from the client side tc and checks that the
+// accepted Conn c reads exactly it: the application stream after TLS.
+func wantAppData(t testing.TB, tc io.Writer, c *starttls.Conn, data []byte) {
+	t.Helper()
+	if _, err := tc.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, len(data))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, b); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("application read %q, %v; want %q", b, err, data)
 	}
 }
 

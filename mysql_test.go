@@ -419,14 +419,7 @@ func TestMySQLServer(t *testing.T) {
 		if a.err != nil || !a.conn.Upgraded() || len(a.events) != 0 {
 			t.Fatalf("Accept: %v, events %+v", a.err, a.events)
 		}
-		if _, err := tc.Write([]byte("IN-TLS")); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 6)
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(a.conn, b); err != nil || string(b) != "IN-TLS" {
-			t.Errorf("application read %q, %v", b, err)
-		}
+		wantAppData(t, tc, a.conn, []byte("IN-TLS"))
 	})
 
 	t.Run("injection-close", func(t *testing.T) {
@@ -462,14 +455,7 @@ func TestMySQLServer(t *testing.T) {
 		if len(a.conn.Events) != 1 || len(a.events) != 1 {
 			t.Errorf("Conn.Events %+v, OnEvent %+v", a.conn.Events, a.events)
 		}
-		if _, err := tc.Write([]byte("IN-TLS")); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 6)
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(a.conn, b); err != nil || string(b) != "IN-TLS" {
-			t.Errorf("application read %q, %v", b, err)
-		}
+		wantAppData(t, tc, a.conn, []byte("IN-TLS"))
 	})
 
 	t.Run("plaintext-required", func(t *testing.T) {

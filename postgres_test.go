@@ -371,14 +371,7 @@ func TestPostgresServer(t *testing.T) {
 		if a.err != nil || !a.conn.Upgraded() {
 			t.Fatalf("Accept: %v", a.err)
 		}
-		if _, err := tc.Write(pgStartup("user", "bob")); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, len(pgStartup("user", "bob")))
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(a.conn, b); err != nil || !bytes.Equal(b, pgStartup("user", "bob")) {
-			t.Errorf("application read %q, %v", b, err)
-		}
+		wantAppData(t, tc, a.conn, pgStartup("user", "bob"))
 	})
 
 	t.Run("gssenc-then-ssl", func(t *testing.T) {
@@ -431,14 +424,7 @@ func TestPostgresServer(t *testing.T) {
 		if len(a.conn.Events) != 1 || a.conn.Events[0].Kind != starttls.EventCommandInjection || len(a.events) != 1 {
 			t.Errorf("Conn.Events %+v, OnEvent %+v", a.conn.Events, a.events)
 		}
-		if _, err := tc.Write(pgStartup("user", "alice")); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, len(pgStartup("user", "alice")))
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(a.conn, b); err != nil || !bytes.Equal(b, pgStartup("user", "alice")) {
-			t.Errorf("application read %q, %v; want the startup sent inside TLS", b, err)
-		}
+		wantAppData(t, tc, a.conn, pgStartup("user", "alice"))
 	})
 
 	t.Run("plaintext-startup-required", func(t *testing.T) {
