@@ -426,14 +426,7 @@ func TestMySQLServer(t *testing.T) {
 		p, res := acceptOne(t, starttls.MySQL, serverCfg(pki))
 		p.readServerHandshake()
 		p.send(string(mySSLRequest()) + string(myPacket(2, []byte("\x03select 1"))))
-		if rest := p.rest(); rest != "" {
-			t.Errorf("server answered %q to a pipelined SSLRequest", rest)
-		}
-		a := wait(t, res)
-		wantErr(t, a.err, starttls.ErrInjection, "injection")
-		if len(a.events) != 1 || a.events[0].Kind != starttls.EventCommandInjection || !bytes.Contains(a.events[0].Data, []byte("select 1")) {
-			t.Errorf("events %+v", a.events)
-		}
+		wantSSLRequestInjectionClosed(t, p, res, "select 1")
 	})
 	t.Run("injection-discard", func(t *testing.T) {
 		cfg := serverCfg(pki)

@@ -226,6 +226,21 @@ func TestPostgresClientRefused(t *testing.T) {
 	})
 }
 
+// wantSSLRequestInjectionClosed checks a server that got an SSLRequest
+// with more behind it (command injection, Close policy): it answers
+// nothing, Accept fails as injection, and one event carries what.
+func wantSSLRequestInjectionClosed(t *testing.T, p *fakePeer, res <-chan accepted, what string) {
+	t.Helper()
+	if rest := p.rest(); rest != "" {
+		t.Errorf("server answered %q to a pipelined SSLRequest", rest)
+	}
+	a := wait(t, res)
+	wantErr(t, a.err, starttls.ErrInjection, "injection")
+	if len(a.events) != 1 || a.events[0].Kind != starttls.EventCommandInjection || !bytes.Contains(a.events[0].Data, []byte(what)) {
+		t.Errorf("events %+v", a.events)
+	}
+}
+
 // CVE-2021-23222: bytes after 'S' in the same segment are a response
 // injection; the client never starts TLS on top of them, even when
 // opportunistic.
@@ -396,14 +411,7 @@ func TestPostgresServer(t *testing.T) {
 	t.Run("injection-close", func(t *testing.T) {
 		p, res := pgAccept(t, serverCfg(pki))
 		p.send(string(pgSSLRequest) + string(pgStartup("user", "mallory")))
-		if rest := p.rest(); rest != "" {
-			t.Errorf("server answered %q to a pipelined SSLRequest", rest)
-		}
-		a := wait(t, res)
-		wantErr(t, a.err, starttls.ErrInjection, "injection")
-		if len(a.events) != 1 || a.events[0].Kind != starttls.EventCommandInjection || !bytes.Contains(a.events[0].Data, []byte("mallory")) {
-			t.Errorf("events %+v", a.events)
-		}
+		wantSSLRequestInjectionClosed(t, p, res, "mallory")
 	})
 	t.Run("injection-discard", func(t *testing.T) {
 		cfg := serverCfg(pki)
