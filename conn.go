@@ -107,17 +107,7 @@ func (c *Conn) ReadLine() (string, error) {
 
 // Quit ends a client session politely (QUIT, LOGOUT, ...) and closes it.
 func (c *Conn) Quit(ctx context.Context) error {
-	defer c.Close()
-	s := c.session
-	if s == nil || s.sp.client.Quit == nil {
-		return nil
-	}
-	s.ctx = ctx
-	s.dl = wire.Bind(ctx, c.Conn, s.cfg.PhaseTimeout)
-	defer s.dl.Release()
-	s.conn = c.Conn
-	s.r = c.reader
-	return s.sp.client.Quit(s)
+	return c.quit(ctx, c.Conn, c.reader)
 }
 
 // Hangup ends a client session without waiting for the server: it sends
@@ -125,6 +115,15 @@ func (c *Conn) Quit(ctx context.Context) error {
 // without reading the answer, which tells a scanner nothing and costs a
 // round trip. The error is the write's, if it failed.
 func (c *Conn) Hangup(ctx context.Context) error {
+	w := &writeOnly{Conn: c.Conn}
+	_ = c.quit(ctx, w, wire.NewReader(w, 1, -1)) // fails reading the answer, by design
+	return w.err
+}
+
+// quit runs the protocol's goodbye over conn and r, under ctx and the
+// phase timeout on the connection, then closes c. A session without a
+// goodbye (no client session, or a protocol with none) is only closed.
+func (c *Conn) quit(ctx context.Context, conn net.Conn, r *wire.Reader) error {
 	defer c.Close()
 	s := c.session
 	if s == nil || s.sp.client.Quit == nil {
@@ -133,11 +132,9 @@ func (c *Conn) Hangup(ctx context.Context) error {
 	s.ctx = ctx
 	s.dl = wire.Bind(ctx, c.Conn, s.cfg.PhaseTimeout)
 	defer s.dl.Release()
-	w := &writeOnly{Conn: c.Conn}
-	s.conn = w
-	s.r = wire.NewReader(w, 1, -1)
-	_ = s.sp.client.Quit(s) // fails reading the answer, by design
-	return w.err
+	s.conn = conn
+	s.r = r
+	return s.sp.client.Quit(s)
 }
 
 // writeOnly passes writes on, remembering a failure, and reads nothing:

@@ -329,6 +329,27 @@ func fuzzPeer(t *testing.T, mode fuzzPeerMode, first bool, idle time.Duration, d
 	}
 }
 
+// fuzzScript is a seed of a dialogue fuzz target: the protocol's index in
+// fuzzSelect's table and the chunks the scripted peer sends or expects.
+type fuzzScript struct {
+	proto  int
+	chunks []string
+}
+
+// fuzzDialogue seeds f with every script in both peer modes (and an empty
+// input), then fuzzes run against the scripted peer that fuzzSelect decodes.
+func fuzzDialogue(f *testing.F, run func(*testing.T, starttls.Protocol, fuzzPeerMode, time.Duration, []byte) error, seeds []fuzzScript) {
+	for _, s := range seeds {
+		f.Add(fuzzSeed(s.proto, fuzzHalfClose, s.chunks...))
+		f.Add(fuzzSeed(s.proto, fuzzPipeClose, s.chunks...))
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		proto, mode, script := fuzzSelect(data)
+		run(t, proto, mode, fuzzIdle, script)
+	})
+}
+
 // FuzzClientDialogue runs the client against a scripted fake server (see
 // fuzzPeer). Whatever the script, the client must return in time, without
 // panicking, with a *ProtocolError, and never report success: it is not
@@ -336,10 +357,7 @@ func fuzzPeer(t *testing.T, mode fuzzPeerMode, first bool, idle time.Duration, d
 // certificate from a CA made for this run.
 func FuzzClientDialogue(f *testing.F) {
 	const smtp, imap, pop3 = 0, 1, 2
-	seeds := []struct {
-		proto  int
-		chunks []string
-	}{
+	fuzzDialogue(f, fuzzClientRun, []fuzzScript{
 		{smtp, []string{"220 mx ESMTP\r\n", "250-mx\r\n250 STARTTLS\r\n", "220 2.0.0 go ahead\r\n"}},
 		{smtp, []string{"220 mx ESMTP\r\n", "250-mx\r\n250 STARTTLS\r\n", "220 go\r\n", "\x16\x03\x03\x00\x05hello"}},
 		{smtp, []string{"220 mx ESMTP\r\n", "250-mx\r\n250 STARTTLS\r\n", "220 go\r\n", "\x15\x03\x03\x00\x02\x02\x28"}},
@@ -366,15 +384,6 @@ func FuzzClientDialogue(f *testing.F) {
 		{pop3, []string{"+OK ready\r\n", "-ERR no CAPA\r\n"}},
 		{pop3, []string{"-ERR busy\r\n"}},
 		{pop3, []string{"+OK ready\r\n", "+OK\r\nSTLS\r\n..dot\r\n.\r\n", "+OK\r\n+OK again\r\n"}},
-	}
-	for _, s := range seeds {
-		f.Add(fuzzSeed(s.proto, fuzzHalfClose, s.chunks...))
-		f.Add(fuzzSeed(s.proto, fuzzPipeClose, s.chunks...))
-	}
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		proto, mode, script := fuzzSelect(data)
-		fuzzClientRun(t, proto, mode, fuzzIdle, script)
 	})
 }
 
@@ -421,10 +430,7 @@ func fuzzClientRun(t *testing.T, proto starttls.Protocol, mode fuzzPeerMode, idl
 // without panicking.
 func FuzzServerDialogue(f *testing.F) {
 	const smtp, imap, pop3 = 0, 1, 2
-	seeds := []struct {
-		proto  int
-		chunks []string
-	}{
+	fuzzDialogue(f, fuzzServerRun, []fuzzScript{
 		{smtp, []string{"EHLO client\r\n", "STARTTLS\r\n"}},
 		{smtp, []string{"EHLO c\r\n", "STARTTLS\r\n", "\x16\x03\x01\x00\x04abcd"}},
 		{smtp, []string{"EHLO c\r\n", "STARTTLS\r\nMAIL FROM:<a@b>\r\n"}},
@@ -446,15 +452,6 @@ func FuzzServerDialogue(f *testing.F) {
 		{pop3, []string{"USER u\r\n", "PASS p\r\n"}},
 		{pop3, []string{"QUIT\r\n"}},
 		{pop3, []string{"STLS\r\n", "\x80\x2e\x01\x03\x01"}},
-	}
-	for _, s := range seeds {
-		f.Add(fuzzSeed(s.proto, fuzzHalfClose, s.chunks...))
-		f.Add(fuzzSeed(s.proto, fuzzPipeClose, s.chunks...))
-	}
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		proto, mode, script := fuzzSelect(data)
-		fuzzServerRun(t, proto, mode, fuzzIdle, script)
 	})
 }
 

@@ -7,6 +7,7 @@ package starttls_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -243,6 +244,32 @@ func dialProto(t testing.TB, proto starttls.Protocol, addr string, cfg *starttls
 	return c, err
 }
 
+// wantFallback checks that an opportunistic Dial succeeded in plaintext
+// and that Conn.Fallback names want as the reason.
+func wantFallback(t testing.TB, c *starttls.Conn, err, want error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upgraded() || !errors.Is(c.Fallback, want) {
+		t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
+	}
+}
+
+// wantAppData writes data from the client side tc and checks that the
+// accepted Conn c reads exactly it: the application stream after TLS.
+func wantAppData(t testing.TB, tc io.Writer, c *starttls.Conn, data []byte) {
+	t.Helper()
+	if _, err := tc.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, len(data))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, b); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("application read %q, %v; want %q", b, err, data)
+	}
+}
+
 // wantErr checks the error's class and that its text names the condition.
 func wantErr(t testing.TB, err, class error, word string) {
 	t.Helper()
@@ -388,12 +415,7 @@ func TestClientOpportunistic(t *testing.T) {
 			p.rest()
 		})
 		c, err := dial(t, d, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrNotOffered) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrNotOffered)
 	})
 	t.Run("refused", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) {
@@ -402,12 +424,7 @@ func TestClientOpportunistic(t *testing.T) {
 			p.rest()
 		})
 		c, err := dial(t, d, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrRefused) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrRefused)
 	})
 	t.Run("injection-is-still-an-error", func(t *testing.T) {
 		addr := fakeServer(t, func(p *fakePeer) {

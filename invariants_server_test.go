@@ -155,6 +155,24 @@ func wait(t *testing.T, ch <-chan accepted) accepted {
 	return accepted{}
 }
 
+// upgradeAccepted completes the client's TLS handshake over p, trusting
+// the test CA, and waits for the Accept behind res to end upgraded.
+func upgradeAccepted(t *testing.T, p *fakePeer, pki *testPKI, res <-chan accepted) (*tls.Conn, accepted) {
+	t.Helper()
+	tc := tls.Client(p.conn, &tls.Config{RootCAs: pki.CA.Pool(), ServerName: "localhost"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	a := wait(t, res)
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if !a.conn.Upgraded() {
+		t.Fatal("not upgraded")
+	}
+	return tc, a
+}
+
 // Invariant 2, Close policy (default): "STARTTLS\r\nNOOP\r\n" in one
 // segment closes the connection without a go-ahead and without answering
 // the NOOP, reports an injection error and an event.
@@ -190,17 +208,7 @@ func TestServerCommandInjectionDiscard(t *testing.T) {
 			d.greetAndHello(p)
 			p.send(d.upgrade + "\r\n" + d.inject + "\r\n")
 			p.expect(d.goAhead)
-			tc := tls.Client(p.conn, &tls.Config{RootCAs: pki.CA.Pool(), ServerName: "localhost"})
-			if err := tc.Handshake(); err != nil {
-				t.Fatal(err)
-			}
-			a := wait(t, res)
-			if a.err != nil {
-				t.Fatal(a.err)
-			}
-			if !a.conn.Upgraded() {
-				t.Fatal("not upgraded")
-			}
+			tc, a := upgradeAccepted(t, p, pki, res)
 			if len(a.conn.Events) != 1 || a.conn.Events[0].Kind != starttls.EventCommandInjection {
 				t.Errorf("Conn.Events %+v, want the injection", a.conn.Events)
 			}

@@ -252,12 +252,7 @@ func TestLDAPClientRefused(t *testing.T) {
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
 		c, err := dialProto(t, starttls.LDAP, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrRefused) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrRefused)
 	})
 }
 
@@ -479,17 +474,7 @@ func TestLDAPServerCommandInjectionDiscard(t *testing.T) {
 	if n := p.br.Buffered(); n != 0 {
 		t.Fatalf("%d bytes after the go-ahead", n)
 	}
-	tc := tls.Client(p.conn, &tls.Config{RootCAs: pki.CA.Pool(), ServerName: "localhost"})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	a := wait(t, res)
-	if a.err != nil {
-		t.Fatal(a.err)
-	}
-	if !a.conn.Upgraded() {
-		t.Fatal("not upgraded")
-	}
+	tc, a := upgradeAccepted(t, p, pki, res)
 	if len(a.conn.Events) != 1 || a.conn.Events[0].Kind != starttls.EventCommandInjection || len(a.events) != 1 {
 		t.Errorf("Conn.Events %+v, OnEvent %+v; want the injection once", a.conn.Events, a.events)
 	}

@@ -236,12 +236,7 @@ func TestMySQLClientRefusals(t *testing.T) {
 		cfg := clientCfg(pki)
 		cfg.Opportunistic = true
 		c, err := myDial(t, addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Upgraded() || !errors.Is(c.Fallback, starttls.ErrNotOffered) {
-			t.Fatalf("upgraded=%v fallback=%v", c.Upgraded(), c.Fallback)
-		}
+		wantFallback(t, c, err, starttls.ErrNotOffered)
 	})
 }
 
@@ -424,28 +419,14 @@ func TestMySQLServer(t *testing.T) {
 		if a.err != nil || !a.conn.Upgraded() || len(a.events) != 0 {
 			t.Fatalf("Accept: %v, events %+v", a.err, a.events)
 		}
-		if _, err := tc.Write([]byte("IN-TLS")); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 6)
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(a.conn, b); err != nil || string(b) != "IN-TLS" {
-			t.Errorf("application read %q, %v", b, err)
-		}
+		wantAppData(t, tc, a.conn, []byte("IN-TLS"))
 	})
 
 	t.Run("injection-close", func(t *testing.T) {
 		p, res := acceptOne(t, starttls.MySQL, serverCfg(pki))
 		p.readServerHandshake()
 		p.send(string(mySSLRequest()) + string(myPacket(2, []byte("\x03select 1"))))
-		if rest := p.rest(); rest != "" {
-			t.Errorf("server answered %q to a pipelined SSLRequest", rest)
-		}
-		a := wait(t, res)
-		wantErr(t, a.err, starttls.ErrInjection, "injection")
-		if len(a.events) != 1 || a.events[0].Kind != starttls.EventCommandInjection || !bytes.Contains(a.events[0].Data, []byte("select 1")) {
-			t.Errorf("events %+v", a.events)
-		}
+		wantSSLRequestInjectionClosed(t, p, res, "select 1")
 	})
 	t.Run("injection-discard", func(t *testing.T) {
 		cfg := serverCfg(pki)
@@ -467,14 +448,7 @@ func TestMySQLServer(t *testing.T) {
 		if len(a.conn.Events) != 1 || len(a.events) != 1 {
 			t.Errorf("Conn.Events %+v, OnEvent %+v", a.conn.Events, a.events)
 		}
-		if _, err := tc.Write([]byte("IN-TLS")); err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, 6)
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(a.conn, b); err != nil || string(b) != "IN-TLS" {
-			t.Errorf("application read %q, %v", b, err)
-		}
+		wantAppData(t, tc, a.conn, []byte("IN-TLS"))
 	})
 
 	t.Run("plaintext-required", func(t *testing.T) {

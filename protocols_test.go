@@ -71,27 +71,16 @@ func TestRoundTripMoreProtocols(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
 			done := make(chan error, 1)
-			go func() {
-				conn, err := l.Accept()
-				if err != nil {
-					done <- err
-					return
-				}
-				c, err := starttls.Accept(ctx, conn, p, &starttls.ServerConfig{TLSConfig: pki.Server, Capabilities: []string{"SASL PLAIN"}})
+			addr := acceptOnLoopback(t, ctx, p, &starttls.ServerConfig{TLSConfig: pki.Server, Capabilities: []string{"SASL PLAIN"}}, func(c *starttls.Conn, err error) {
 				done <- err
 				if err != nil {
 					return
 				}
 				defer c.Close()
 				postTLSApps[info.Base].serve(t, c)
-			}()
-			c, err := starttls.Dial(ctx, p, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
+			})
+			c, err := starttls.Dial(ctx, p, addr, &starttls.Config{TLSConfig: pki.Client})
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}

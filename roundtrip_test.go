@@ -72,25 +72,36 @@ func postTLSCaps(t testing.TB, c *starttls.Conn) {
 	}
 }
 
+// acceptOnLoopback listens on loopback until the test ends, accepts one
+// connection, runs Accept on it as proto with cfg and hands serve the
+// result, or the listener's error with a nil Conn. Each test signals its
+// end from serve at the point its assertions need.
+func acceptOnLoopback(t *testing.T, ctx context.Context, proto starttls.Protocol, cfg *starttls.ServerConfig, serve func(*starttls.Conn, error)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			serve(nil, err)
+			return
+		}
+		serve(starttls.Accept(ctx, conn, proto, cfg))
+	}()
+	return l.Addr().String()
+}
+
 func TestRoundTrip(t *testing.T) {
 	pki := newPKI(t)
 	for _, p := range []starttls.Protocol{starttls.SMTP, starttls.Submission, starttls.LMTP, starttls.IMAP, starttls.POP3, starttls.SMTPS, starttls.IMAPS, starttls.POP3S} {
 		t.Run(string(p), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
 			done := make(chan error, 1)
-			go func() {
-				conn, err := l.Accept()
-				if err != nil {
-					done <- err
-					return
-				}
-				c, err := starttls.Accept(ctx, conn, p, &starttls.ServerConfig{TLSConfig: pki.Server})
+			addr := acceptOnLoopback(t, ctx, p, &starttls.ServerConfig{TLSConfig: pki.Server}, func(c *starttls.Conn, err error) {
 				if err != nil {
 					done <- err
 					return
@@ -99,8 +110,8 @@ func TestRoundTrip(t *testing.T) {
 				done <- nil
 				time.Sleep(50 * time.Millisecond)
 				c.Close()
-			}()
-			c, err := starttls.Dial(ctx, p, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client})
+			})
+			c, err := starttls.Dial(ctx, p, addr, &starttls.Config{TLSConfig: pki.Client})
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}

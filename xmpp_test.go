@@ -597,19 +597,8 @@ func TestXMPPRoundTrip(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
 			done := make(chan error, 1)
-			go func() {
-				conn, err := l.Accept()
-				if err != nil {
-					done <- err
-					return
-				}
-				c, err := starttls.Accept(ctx, conn, proto, &starttls.ServerConfig{TLSConfig: pki.Server, Capabilities: []string{"AUTH PLAIN"}})
+			addr := acceptOnLoopback(t, ctx, proto, &starttls.ServerConfig{TLSConfig: pki.Server, Capabilities: []string{"AUTH PLAIN"}}, func(c *starttls.Conn, err error) {
 				if err != nil {
 					done <- err
 					return
@@ -618,8 +607,8 @@ func TestXMPPRoundTrip(t *testing.T) {
 				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 				xmppServerApp(t, c, ns)
 				done <- nil
-			}()
-			c, err := starttls.Dial(ctx, proto, l.Addr().String(), &starttls.Config{TLSConfig: pki.Client, Domain: "localhost"})
+			})
+			c, err := starttls.Dial(ctx, proto, addr, &starttls.Config{TLSConfig: pki.Client, Domain: "localhost"})
 			if err != nil {
 				t.Fatalf("dial: %v", err)
 			}

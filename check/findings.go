@@ -2,7 +2,8 @@ package check
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -197,12 +198,7 @@ var catalogue = map[string]kind{
 
 // FindingIDs lists every id the checker can report, sorted.
 func FindingIDs() []string {
-	ids := make([]string, 0, len(catalogue))
-	for id := range catalogue {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return slices.Sorted(maps.Keys(catalogue))
 }
 
 // newFinding builds a finding from the catalogue.

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"slices"
 	"time"
 
 	"github.com/starttls-go/starttls"
@@ -143,12 +144,7 @@ func (r *Report) Worst() Severity {
 
 // Has reports whether a finding with id is present.
 func (r *Report) Has(id string) bool {
-	for _, f := range r.Findings {
-		if f.ID == id {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Findings, func(f Finding) bool { return f.ID == id })
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

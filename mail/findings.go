@@ -1,7 +1,8 @@
 package mail
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/starttls-go/starttls/check"
 )
@@ -89,12 +90,7 @@ var catalogue = map[string]kind{
 
 // FindingIDs lists every id mail can report, sorted.
 func FindingIDs() []string {
-	ids := make([]string, 0, len(catalogue))
-	for id := range catalogue {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return slices.Sorted(maps.Keys(catalogue))
 }
 
 // newFinding builds a finding from the catalogue.

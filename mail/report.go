@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"slices"
 	"time"
 
 	"github.com/starttls-go/starttls/check"
@@ -145,12 +146,7 @@ func (r *Report) Worst() check.Severity {
 
 // Has reports whether a finding with id is present.
 func (r *Report) Has(id string) bool {
-	for _, f := range r.Findings {
-		if f.ID == id {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Findings, func(f Finding) bool { return f.ID == id })
 }
 
 // IDs lists the finding ids in order.

@@ -9,12 +9,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/benchload"
+	"github.com/starttls-go/starttls/internal/loopback"
 )
 
 // The benchmarks put the proxy and a plain crypto/tls relay (tls.Listen and
@@ -33,22 +33,7 @@ var benchChunk = bytes.Repeat(benchload.Line, (64<<10)/len(benchload.Line))
 // records nor hashes, so that the proxy's cost is what the benchmark sees.
 func startBenchBackend(b testing.TB) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() { benchload.Serve(c, 5*time.Minute) })
-		}
-	})
-	return ln.Addr().String()
+	return loopback.Serve(b, benchConnLife, func(c net.Conn) { benchload.Serve(c, 5*time.Minute) })
 }
 
 // startGoRelay is the baseline: implicit TLS in, io.Copy both ways.
@@ -62,31 +47,24 @@ func startGoRelay(b testing.TB, pki *testPKI, backend string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				be, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer be.Close()
-				done := make(chan struct{})
-				go func() { _, _ = io.Copy(be, c); _ = be.(*net.TCPConn).CloseWrite(); close(done) }()
-				_, _ = io.Copy(c, be)
-				_ = c.(*tls.Conn).CloseWrite()
-				<-done
-			})
+	loopback.ServeListener(b, ln, benchConnLife, func(c net.Conn) {
+		be, err := net.Dial("tcp", backend)
+		if err != nil {
+			return
 		}
+		defer be.Close()
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(be, c); _ = be.(*net.TCPConn).CloseWrite(); close(done) }()
+		_, _ = io.Copy(c, be)
+		_ = c.(*tls.Conn).CloseWrite()
+		<-done
 	})
 	return ln.Addr().String()
 }
+
+// benchConnLife bounds a benchmark connection's life (loopback sets it as
+// the deadline): far above any session a benchmark holds open.
+const benchConnLife = 30 * time.Minute
 
 // benchTarget is one contestant: an address and how a client opens a
 // session there (greeting read, EHLO answered, inside TLS where TLS is).

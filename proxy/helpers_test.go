@@ -158,18 +158,28 @@ func readProxyHeader(br *bufio.Reader) ([]byte, error) {
 	return append(h, rest...), nil
 }
 
+// readLine reads one command line, records it without its line ending
+// and returns it; false when the client is gone.
+func (b *fakeBackend) readLine(br *bufio.Reader) (string, bool) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", false
+	}
+	line = strings.TrimRight(line, "\r\n")
+	b.record(line)
+	return line, true
+}
+
 // smtp serves SMTP; with lmtp the message gets one reply per RCPT (apart).
 func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader, lmtp bool) {
 	w := func(s string) { _, _ = io.WriteString(c, s) }
 	w("220 backend.test ESMTP fake\r\n")
 	rcpts := 0
 	for i := 0; i < 10000; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil {
+		line, ok := b.readLine(br)
+		if !ok {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
-		b.record(line)
 		verb, arg, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
 		case "EHLO":
@@ -223,11 +233,9 @@ func (b *fakeBackend) smtp(c net.Conn, br *bufio.Reader, lmtp bool) {
 			w("250 ok SLOW\r\n")
 		case "AUTH": // one SASL response, recorded as a line
 			w("334 \r\n")
-			l, err := br.ReadString('\n')
-			if err != nil {
+			if _, ok := b.readLine(br); !ok {
 				return
 			}
-			b.record(strings.TrimRight(l, "\r\n"))
 			w("235 2.7.0 ok\r\n")
 		case "BDAT": // BDAT N [LAST]: the chunk is recorded as "chunk: ..."
 			var n int
@@ -257,12 +265,10 @@ func (b *fakeBackend) imap(c net.Conn, br *bufio.Reader) {
 	w := func(s string) { _, _ = io.WriteString(c, s) }
 	w("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED ID] backend ready\r\n")
 	for i := 0; i < 10000; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil {
+		line, ok := b.readLine(br)
+		if !ok {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
-		b.record(line)
 		if n, ok := imap.Literal(line); ok { // recorded as "literal: ..."
 			if !strings.HasSuffix(line, "+}") {
 				w("+ go ahead\r\n")
@@ -297,12 +303,10 @@ func (b *fakeBackend) pop3(c net.Conn, br *bufio.Reader) {
 	w := func(s string) { _, _ = io.WriteString(c, s) }
 	w("+OK backend ready\r\n")
 	for i := 0; i < 10000; i++ {
-		line, err := br.ReadString('\n')
-		if err != nil {
+		line, ok := b.readLine(br)
+		if !ok {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
-		b.record(line)
 		verb, _, _ := strings.Cut(line, " ")
 		switch strings.ToUpper(verb) {
 		case "SLOW":

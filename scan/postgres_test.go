@@ -12,12 +12,6 @@ import (
 	"github.com/starttls-go/starttls/internal/peer"
 )
 
-// pgURL is a libpq URL for database db of a test instance, over TLS
-// verified against its CA.
-func pgURL(p *peer.Postgres, db string) string {
-	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=verify-full&sslrootcert=%s", p.User, p.Addr, db, p.CAFile)
-}
-
 // rows lists "target status grade findings" of every result, sorted.
 func rows(t *testing.T, db *sql.DB) []string {
 	t.Helper()
@@ -48,16 +42,7 @@ func rows(t *testing.T, db *sql.DB) []string {
 func TestPostgresShards(t *testing.T) {
 	p := peer.StartPostgres(t, peer.PostgresOptions{})
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", pgURL(p, "postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	for _, db := range []string{"whole", "sharded"} {
-		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.CreateDatabases(t, "whole", "sharded")
 	f := startFleet(t, 3, 8)
 	in := list(f)
 	// Plus some hundreds of closed ports, so that every shard has work.
@@ -68,7 +53,7 @@ func TestPostgresShards(t *testing.T) {
 	in += more.String()
 	o := Options{Concurrency: 16, Timeout: 600 * time.Millisecond, BatchSize: 37}
 
-	whole, err := OpenPostgres(ctx, pgURL(p, "whole"))
+	whole, err := OpenPostgres(ctx, p.URL("whole"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +69,7 @@ func TestPostgresShards(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			s, err := OpenPostgres(ctx, pgURL(p, "sharded")) // its own connections, as a pod would
+			s, err := OpenPostgres(ctx, p.URL("sharded")) // its own connections, as a pod would
 			if err != nil {
 				errs[i] = err
 				return
@@ -106,7 +91,7 @@ func TestPostgresShards(t *testing.T) {
 		}
 		total += sums[i].Scanned
 	}
-	sharded, err := sql.Open("pgx", pgURL(p, "sharded"))
+	sharded, err := sql.Open("pgx", p.URL("sharded"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,18 +129,9 @@ func TestPostgresShards(t *testing.T) {
 func TestPostgresMX(t *testing.T) {
 	p := peer.StartPostgres(t, peer.PostgresOptions{})
 	ctx := context.Background()
-	admin, err := sql.Open("pgx", pgURL(p, "postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	for _, db := range []string{"mxwhole", "mxsharded"} {
-		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.CreateDatabases(t, "mxwhole", "mxsharded")
 	e := startMXEnv(t)
-	whole, err := OpenPostgres(ctx, pgURL(p, "mxwhole"))
+	whole, err := OpenPostgres(ctx, p.URL("mxwhole"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +149,7 @@ func TestPostgresMX(t *testing.T) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			s, err := OpenPostgres(ctx, pgURL(p, "mxsharded"))
+			s, err := OpenPostgres(ctx, p.URL("mxsharded"))
 			if err != nil {
 				errs[i] = err
 				return
@@ -190,7 +166,7 @@ func TestPostgresMX(t *testing.T) {
 			t.Fatalf("shard %d: %v", i, err)
 		}
 	}
-	sharded, err := OpenPostgres(ctx, pgURL(p, "mxsharded"))
+	sharded, err := OpenPostgres(ctx, p.URL("mxsharded"))
 	if err != nil {
 		t.Fatal(err)
 	}

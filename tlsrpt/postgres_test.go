@@ -2,8 +2,6 @@ package tlsrpt
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -15,19 +13,8 @@ import (
 // plus concurrent deliveries of one report: exactly one is stored.
 func TestStorePostgres(t *testing.T) {
 	p := peer.StartPostgres(t, peer.PostgresOptions{})
-	url := func(db string) string {
-		return fmt.Sprintf("postgres://%s@%s/%s?sslmode=verify-full&sslrootcert=%s", p.User, p.Addr, db, p.CAFile)
-	}
-	admin, err := sql.Open("pgx", url("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	for _, db := range []string{"tlsrpt_a", "tlsrpt_b"} {
-		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url := p.URL
+	p.CreateDatabases(t, "tlsrpt_a", "tlsrpt_b")
 	ctx := context.Background()
 	s, err := Open(ctx, url("tlsrpt_a"))
 	if err != nil {

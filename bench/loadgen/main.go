@@ -139,6 +139,11 @@ func listenAndServe(listen string, serve func(net.Conn)) error {
 	if err != nil {
 		return err
 	}
+	return announceAndServe(ln, serve)
+}
+
+// announceAndServe is listenAndServe on a listener of the caller's.
+func announceAndServe(ln net.Listener, serve func(net.Conn)) error {
 	fmt.Printf("listening=%s\n", ln.Addr())
 	for {
 		c, err := ln.Accept()
@@ -160,26 +165,19 @@ func runRelay(listen, backend, certFile, keyFile string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("listening=%s\n", ln.Addr())
-	for {
-		c, err := ln.Accept()
+	return announceAndServe(ln, func(c net.Conn) {
+		defer c.Close()
+		b, err := net.Dial("tcp", backend)
 		if err != nil {
-			return err
+			return
 		}
-		go func() {
-			defer c.Close()
-			b, err := net.Dial("tcp", backend)
-			if err != nil {
-				return
-			}
-			defer b.Close()
-			done := make(chan struct{})
-			go func() { _, _ = io.Copy(b, c); b.(*net.TCPConn).CloseWrite(); close(done) }()
-			_, _ = io.Copy(c, b)
-			_ = c.(*tls.Conn).CloseWrite()
-			<-done
-		}()
-	}
+		defer b.Close()
+		done := make(chan struct{})
+		go func() { _, _ = io.Copy(b, c); b.(*net.TCPConn).CloseWrite(); close(done) }()
+		_, _ = io.Copy(c, b)
+		_ = c.(*tls.Conn).CloseWrite()
+		<-done
+	})
 }
 
 // ---- clients

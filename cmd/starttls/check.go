@@ -45,12 +45,9 @@ a server could not be reached (connection refused, connect timeout, unknown host
   starttls check --xmpp-host example.org xmpp://xmpp.example.net`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			threshold, err := check.ParseSeverity(failOn)
+			threshold, err := parseFailOnAndDepth(failOn, depth)
 			if err != nil {
-				return exitWith(exitUsage, fmt.Errorf("--fail-on: %w", err))
-			}
-			if depth != check.Quick && depth != check.Full {
-				return exitWith(exitUsage, fmt.Errorf("--only %q: want quick or full", depth))
+				return err
 			}
 			var targets []starttls.Target
 			for _, a := range args {
@@ -293,18 +290,7 @@ func printFailedDialogue(p *printer, r *check.Report) {
 		return
 	}
 	p.line("  dialogue until the failure:")
-	for _, e := range s.Transcript {
-		dir := "S:"
-		if e.Sent {
-			dir = "C:"
-		}
-		if e.TLS {
-			dir += " [TLS]"
-		}
-		for _, l := range peerLines(e.Text) {
-			p.line("    %s %s", p.dim(dir), l)
-		}
-	}
+	p.transcript("    ", s.Transcript)
 }
 
 func verdictColor(p *printer, v string) string {
@@ -325,3 +311,16 @@ func firstLine(s string) string {
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
+
+// parseFailOnAndDepth reads --fail-on and checks --only, the flags check
+// and mail share; a bad value is a usage error.
+func parseFailOnAndDepth(failOn, depth string) (check.Severity, error) {
+	threshold, err := check.ParseSeverity(failOn)
+	if err != nil {
+		return 0, exitWith(exitUsage, fmt.Errorf("--fail-on: %w", err))
+	}
+	if depth != check.Quick && depth != check.Full {
+		return 0, exitWith(exitUsage, fmt.Errorf("--only %q: want quick or full", depth))
+	}
+	return threshold, nil
+}

@@ -300,18 +300,7 @@ func jsonTermSafe(b []byte) []byte {
 func printConnect(w io.Writer, r *ConnectReport, c *starttls.Conn) {
 	p := newPrinter(w)
 	p.section("Dialogue")
-	for _, e := range r.Transcript {
-		dir := "S:"
-		if e.Sent {
-			dir = "C:"
-		}
-		if e.TLS {
-			dir += " [TLS]"
-		}
-		for _, l := range peerLines(e.Text) {
-			p.line("  %s %s", p.dim(dir), l)
-		}
-	}
+	p.transcript("  ", r.Transcript)
 	if c.Fallback != nil {
 		p.line("  %s", p.red("stayed in plaintext: "+c.Fallback.Error()))
 		return

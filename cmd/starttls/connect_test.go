@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/starttls-go/starttls"
@@ -39,15 +40,20 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 // as Set would append its printed default "[]" to it.
 func resetFlags() {
 	for _, c := range rootCmd.Commands() {
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				_ = sv.Replace(nil)
-			} else {
-				_ = f.Value.Set(f.DefValue)
-			}
-			f.Changed = false
-		})
+		resetCommandFlags(c)
 	}
+}
+
+// resetCommandFlags puts c's own flags back to their defaults.
+func resetCommandFlags(c *cobra.Command) {
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			_ = sv.Replace(nil)
+		} else {
+			_ = f.Value.Set(f.DefValue)
+		}
+		f.Changed = false
+	})
 }
 
 // smtpFake serves the STARTTLS dialogue with the library and answers the

@@ -44,12 +44,9 @@ one does, 2 on usage errors, 3 when DNS failed or no MX host could be reached.`,
   starttls mail --resolver 127.0.0.1:5353 --ca testca.pem --smtp-port 2525 --https-port 8443 good.mail.test`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			threshold, err := check.ParseSeverity(failOn)
+			threshold, err := parseFailOnAndDepth(failOn, depth)
 			if err != nil {
-				return exitWith(exitUsage, fmt.Errorf("--fail-on: %w", err))
-			}
-			if depth != check.Quick && depth != check.Full {
-				return exitWith(exitUsage, fmt.Errorf("--only %q: want quick or full", depth))
+				return err
 			}
 			if smtpPort <= 0 || smtpPort > 65535 || httpsPort <= 0 || httpsPort > 65535 {
 				return exitWith(exitUsage, fmt.Errorf("--smtp-port and --https-port must be 1..65535"))

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/check"
 )
 
@@ -324,6 +325,23 @@ func (p *printer) findings(fs []check.Finding) {
 		p.line("           fix: %s", f.Fix)
 		if len(f.References) > 0 {
 			p.line("           see: %s", strings.Join(f.References, ", "))
+		}
+	}
+}
+
+// transcript prints a dialogue a line at a time, each marked S: or C:
+// (and [TLS] inside TLS); line escapes what the peer sent.
+func (p *printer) transcript(indent string, t []starttls.Exchange) {
+	for _, e := range t {
+		dir := "S:"
+		if e.Sent {
+			dir = "C:"
+		}
+		if e.TLS {
+			dir += " [TLS]"
+		}
+		for _, l := range peerLines(e.Text) {
+			p.line("%s%s %s", indent, p.dim(dir), l)
 		}
 	}
 }

@@ -199,19 +199,8 @@ func TestScanHelperProcess(t *testing.T) {
 // of one process without --shard: no duplicates, no gaps.
 func TestScanCLIShardProcesses(t *testing.T) {
 	p := peer.StartPostgres(t, peer.PostgresOptions{})
-	url := func(db string) string {
-		return fmt.Sprintf("postgres://%s@%s/%s?sslmode=verify-full&sslrootcert=%s", p.User, p.Addr, db, p.CAFile)
-	}
-	admin, err := sql.Open("pgx", url("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	for _, db := range []string{"whole", "sharded"} {
-		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
-			t.Fatal(err)
-		}
-	}
+	url := p.URL
+	p.CreateDatabases(t, "whole", "sharded")
 	f := scanFleet(t, 2)
 	dir := t.TempDir()
 	list, _ := f.WriteList(dir)

@@ -257,28 +257,23 @@ func newTLSRPTFetchCmd() *cobra.Command {
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}
-			ctx, stop := commandContext(cmd)
-			defer stop()
-			st, err := tlsrpt.Open(ctx, dbDSN)
-			if err != nil {
-				return exitWith(exitConnect, err)
-			}
-			defer st.Close()
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-			defer cancel()
-			stats, err := (&tlsrpt.Collector{Store: st, Alerts: alerter, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))}).Fetch(ctx, mb)
-			if asJSON {
-				if werr := writeJSON(cmd.OutOrStdout(), stats); werr != nil {
-					return werr
+			return withTLSRPTStore(cmd, dbDSN, func(ctx context.Context, st *tlsrpt.Store) error {
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+				defer cancel()
+				stats, err := (&tlsrpt.Collector{Store: st, Alerts: alerter, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))}).Fetch(ctx, mb)
+				if asJSON {
+					if werr := writeJSON(cmd.OutOrStdout(), stats); werr != nil {
+						return werr
+					}
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%d message(s): %d report(s) stored, %d duplicate(s), %d quarantined, %d not a report\n",
+						stats.Messages, stats.Stored, stats.Duplicates, stats.Quarantined, stats.NotReports)
 				}
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "%d message(s): %d report(s) stored, %d duplicate(s), %d quarantined, %d not a report\n",
-					stats.Messages, stats.Stored, stats.Duplicates, stats.Quarantined, stats.NotReports)
-			}
-			if err != nil {
-				return exitWith(exitConnect, err)
-			}
-			return nil
+				if err != nil {
+					return exitWith(exitConnect, err)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&dbDSN, "db", "tlsrpt.db", "SQLite file or postgres:// URL")
@@ -302,22 +297,17 @@ func newTLSRPTSummaryCmd() *cobra.Command {
 			if err != nil {
 				return exitWith(exitUsage, err)
 			}
-			ctx, stop := commandContext(cmd)
-			defer stop()
-			st, err := tlsrpt.Open(ctx, dbDSN)
-			if err != nil {
-				return exitWith(exitConnect, err)
-			}
-			defer st.Close()
-			s, err := tlsrpt.Summarize(ctx, st.DB, st.Dialect, domain, from)
-			if err != nil {
-				return exitWith(exitConnect, err)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), s)
-			}
-			printCollectorSummary(cmd.OutOrStdout(), s)
-			return nil
+			return withTLSRPTStore(cmd, dbDSN, func(ctx context.Context, st *tlsrpt.Store) error {
+				s, err := tlsrpt.Summarize(ctx, st.DB, st.Dialect, domain, from)
+				if err != nil {
+					return exitWith(exitConnect, err)
+				}
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), s)
+				}
+				printCollectorSummary(cmd.OutOrStdout(), s)
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -326,6 +316,19 @@ func newTLSRPTSummaryCmd() *cobra.Command {
 	fl.StringVar(&domain, "domain", "", "only this policy domain")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON document (schema "+tlsrpt.SummarySchema+")")
 	return cmd
+}
+
+// withTLSRPTStore runs fn with the command's context and the store at dsn
+// open, and closes it after; a store that does not open is exitConnect.
+func withTLSRPTStore(cmd *cobra.Command, dsn string, fn func(context.Context, *tlsrpt.Store) error) error {
+	ctx, stop := commandContext(cmd)
+	defer stop()
+	st, err := tlsrpt.Open(ctx, dsn)
+	if err != nil {
+		return exitWith(exitConnect, err)
+	}
+	defer st.Close()
+	return fn(ctx, st)
 }
 
 // parseSince reads "30d", "12h", "90m" or a date.

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"github.com/starttls-go/starttls/internal/certs"
 	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/tlsrpt"
@@ -37,14 +36,7 @@ func resetTLSRPTFlags() {
 		}
 	}
 	for _, c := range tc.Commands() {
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			if sv, ok := f.Value.(pflag.SliceValue); ok {
-				_ = sv.Replace(nil)
-			} else {
-				_ = f.Value.Set(f.DefValue)
-			}
-			f.Changed = false
-		})
+		resetCommandFlags(c)
 	}
 }
 

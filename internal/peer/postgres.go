@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -191,3 +192,26 @@ func (p *Postgres) Log() string { return tail(filepath.Join(p.Dir, "postgres.log
 
 // String names the instance in test output.
 func (p *Postgres) String() string { return fmt.Sprintf("%s at %s", p.Version, p.Addr) }
+
+// URL is the connection URL of database db on p as the project's stores
+// take it: as p.User, over TLS verified against p's CA.
+func (p *Postgres) URL(db string) string {
+	return fmt.Sprintf("postgres://%s@%s/%s?sslmode=verify-full&sslrootcert=%s", p.User, p.Addr, db, p.CAFile)
+}
+
+// CreateDatabases creates the databases dbs on p, failing t if one cannot
+// be. It talks through database/sql's "pgx" driver, which peer does not
+// import: the test's binary registers it (every PostgreSQL store does).
+func (p *Postgres) CreateDatabases(t testing.TB, dbs ...string) {
+	t.Helper()
+	admin, err := sql.Open("pgx", p.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, db := range dbs {
+		if _, err := admin.Exec("CREATE DATABASE " + db); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

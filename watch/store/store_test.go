@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -108,41 +107,31 @@ func exercise(t *testing.T, st *SQL) {
 }
 
 func TestSQLite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "w.db")
-	st, err := Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exercise(t, st)
-	st.Close()
-	// The schema is created once; opening again keeps the history (the
-	// one run left by pruning).
-	st, err = Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var n int
-	if err := st.DB().QueryRow(`SELECT count(*) FROM watch_runs`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("%d runs after reopening: %v", n, err)
-	}
+	exerciseReopen(t, filepath.Join(t.TempDir(), "w.db"), "sqlite")
 }
 
 // The same against a real PostgreSQL (internal/peer: TLS required,
 // verified), twice on one database to show the schema is idempotent.
 func TestPostgres(t *testing.T) {
 	p := peer.StartPostgres(t, peer.PostgresOptions{})
-	url := fmt.Sprintf("postgres://%s@%s/postgres?sslmode=verify-full&sslrootcert=%s", p.User, p.Addr, p.CAFile)
-	st, err := Open(context.Background(), url)
+	exerciseReopen(t, p.URL("postgres"), "postgres")
+}
+
+// exerciseReopen runs exercise on the store at dsn, then opens it again:
+// the schema is created once and the history kept (the one run left by
+// pruning).
+func exerciseReopen(t *testing.T, dsn, dialect string) {
+	t.Helper()
+	st, err := Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Dialect() != "postgres" {
+	if st.Dialect() != dialect {
 		t.Fatalf("dialect %s", st.Dialect())
 	}
 	exercise(t, st)
 	st.Close()
-	st, err = Open(context.Background(), url)
+	st, err = Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
