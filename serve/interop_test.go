@@ -11,7 +11,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
-	"github.com/starttls-go/starttls/serve/servetest"
+	"github.com/starttls-go/starttls/internal/servetest"
 )
 
 // Our server against real clients from Debian: each must complete the

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/serve/servetest"
+	"github.com/starttls-go/starttls/internal/servetest"
 )
 
 // The FTP application behind serve's upgrade against curl.

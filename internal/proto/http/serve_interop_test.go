@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/starttls-go/starttls"
-	"github.com/starttls-go/starttls/serve/servetest"
+	"github.com/starttls-go/starttls/internal/servetest"
 )
 
 // The HTTP application behind serve's implicit TLS against curl.

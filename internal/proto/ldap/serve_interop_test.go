@@ -14,7 +14,7 @@ import (
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/internal/proto/ldap"
-	"github.com/starttls-go/starttls/serve/servetest"
+	"github.com/starttls-go/starttls/internal/servetest"
 )
 
 // The LDAP application behind serve's upgrade, against the native Debian

@@ -11,7 +11,7 @@ import (
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
 	"github.com/starttls-go/starttls/internal/proto/mysql"
-	"github.com/starttls-go/starttls/serve/servetest"
+	"github.com/starttls-go/starttls/internal/servetest"
 )
 
 // The MySQL application behind serve's upgrade, against the mariadb

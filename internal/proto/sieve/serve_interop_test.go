@@ -6,7 +6,7 @@ import (
 
 	"github.com/starttls-go/starttls"
 	"github.com/starttls-go/starttls/internal/peer"
-	"github.com/starttls-go/starttls/serve/servetest"
+	"github.com/starttls-go/starttls/internal/servetest"
 )
 
 // The ManageSieve application behind serve's upgrade against
