@@ -36,9 +36,7 @@ func TestLintCacheKeyedByChain(t *testing.T) {
 			}
 		}
 	}
-	lintCache.Lock()
-	n := len(lintCache.m)
-	lintCache.Unlock()
+	n := lintCache.Len()
 	if n < 2 {
 		t.Errorf("%d cached chains after two distinct chains", n)
 	}

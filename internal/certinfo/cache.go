@@ -16,32 +16,66 @@ import (
 // check), bounded; when full they start again.
 const cacheSize = 4096
 
+// Memo remembers the results of a pure function by key, at most 4096 of
+// them: when full it starts again, which is crude and rare (a scan meets
+// few distinct certificates per minute). The function runs outside the
+// lock, so two goroutines may compute the same value once each.
+type Memo[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]V
+}
+
+// Get returns the remembered value for k, or computes, remembers and
+// returns it.
+func (c *Memo[K, V]) Get(k K, compute func() V) V {
+	c.mu.Lock()
+	v, hit := c.m[k]
+	c.mu.Unlock()
+	if hit {
+		return v
+	}
+	v = compute()
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= cacheSize {
+		c.m = make(map[K]V)
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
+}
+
+// Len is how many values are remembered.
+func (c *Memo[K, V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+// ChainKey identifies a chain by its certificates' bytes (each
+// length-prefixed, so that no two chains share a key by concatenation).
+func ChainKey(chain []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, c := range chain {
+		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
 type sigKey [2][sha256.Size]byte
 
-var sigCache = struct {
-	sync.Mutex
-	m map[sigKey]bool
-}{m: map[sigKey]bool{}}
+var sigCache Memo[sigKey, bool]
 
 // SignedBy reports whether parent's key signed child
 // (child.CheckSignatureFrom(parent) == nil), remembered by both
 // certificates' bytes.
 func SignedBy(child, parent *x509.Certificate) bool {
 	k := sigKey{sha256.Sum256(child.Raw), sha256.Sum256(parent.Raw)}
-	sigCache.Lock()
-	ok, hit := sigCache.m[k]
-	sigCache.Unlock()
-	if hit {
-		return ok
-	}
-	ok = child.CheckSignatureFrom(parent) == nil
-	sigCache.Lock()
-	if len(sigCache.m) >= cacheSize {
-		clear(sigCache.m)
-	}
-	sigCache.m[k] = ok
-	sigCache.Unlock()
-	return ok
+	return sigCache.Get(k, func() bool { return child.CheckSignatureFrom(parent) == nil })
 }
 
 type trustKey struct {
@@ -50,36 +84,15 @@ type trustKey struct {
 	at    int64 // Unix seconds: certificates' times have no finer grain
 }
 
-var trustCache = struct {
-	sync.Mutex
-	m map[trustKey]error
-}{m: map[trustKey]error{}}
+var trustCache Memo[trustKey, error]
 
 // verifyTrust is leaf.Verify(opts) for the chain, remembered by the
 // chain's bytes, the roots and opts.CurrentTime's second. opts must be
 // Verify's: the chain's intermediates, server auth, no name.
 func verifyTrust(chain []*x509.Certificate, opts x509.VerifyOptions) error {
-	h := sha256.New()
-	var n [8]byte
-	for _, c := range chain {
-		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
-		h.Write(n[:])
-		h.Write(c.Raw)
-	}
-	k := trustKey{roots: opts.Roots, at: opts.CurrentTime.Truncate(time.Second).Unix()}
-	h.Sum(k.chain[:0])
-	trustCache.Lock()
-	err, hit := trustCache.m[k]
-	trustCache.Unlock()
-	if hit {
+	k := trustKey{chain: ChainKey(chain), roots: opts.Roots, at: opts.CurrentTime.Truncate(time.Second).Unix()}
+	return trustCache.Get(k, func() error {
+		_, err := chain[0].Verify(opts)
 		return err
-	}
-	_, err = chain[0].Verify(opts)
-	trustCache.Lock()
-	if len(trustCache.m) >= cacheSize {
-		clear(trustCache.m)
-	}
-	trustCache.m[k] = err
-	trustCache.Unlock()
-	return err
+	})
 }
