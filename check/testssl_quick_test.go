@@ -160,7 +160,7 @@ func compareFields(server string, st, ts map[string]string, only ...string) (int
 // CCS injection (about 10-20 s), compared on the fields those cover.
 func TestTestsslQuickDiff(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts Postfix and runs testssl")
+		t.Skip("starts Postfix and runs testssl (10-20 s): not with -short")
 	}
 	peer.Require(t, "testssl", "jq")
 	s := peer.StartDiffSet(t, "postfix-legacy")[0]

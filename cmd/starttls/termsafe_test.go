@@ -221,7 +221,7 @@ func TestJSONTermSafe(t *testing.T) {
 // child process with a terminal as its stdout.
 func TestCLIProcess(t *testing.T) {
 	if os.Getenv("STARTTLS_TEST_CLI") != "1" {
-		t.Skip("helper process only")
+		t.Skip("helper process only: the terminal tests run it with STARTTLS_TEST_CLI=1")
 	}
 	args := os.Args
 	for i, a := range args {
